@@ -1,0 +1,225 @@
+//! The command line: `serve`, `check`, `validate`. Each command returns its exit code:
+//! 0 go/valid, 1 no-go, 2 cannot evaluate or bad usage/config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Config};
+use crate::decide::Decision;
+use crate::evaluate::Status;
+use crate::pack::ALL_PHASES;
+use crate::snapshot::Snapshot;
+use crate::source::PrometheusSource;
+
+const EXIT_NO_GO: u8 = 1;
+const EXIT_CANNOT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "upgrade-gate",
+    version,
+    about = "Go/no-go gate for Kubernetes upgrade phases, from Prometheus"
+)]
+pub struct Cli {
+    /// Log format (logs go to standard error).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: evaluate every interval and serve /gate, /signals, /metrics.
+    Serve {
+        /// Config file (YAML); the built-in default pack when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Evaluate once and print the verdict. Exit 0 go, 1 no-go, 2 cannot evaluate.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Phase to judge; every signal when absent.
+        #[arg(long)]
+        phase: Option<String>,
+        /// Evaluate at this time (RFC 3339) instead of now.
+        #[arg(long, value_parser = parse_rfc3339)]
+        at: Option<DateTime<Utc>>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Check config, signal files, thresholds and PromQL syntax. Exit 0 valid, 2 invalid.
+    Validate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z: {e}"))
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    crate::telemetry::init(cli.log_format);
+    let code = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Check {
+            config,
+            phase,
+            at,
+            output,
+        } => check(config, phase, at, output),
+        Command::Validate { config } => validate(config),
+    };
+    ExitCode::from(code)
+}
+
+fn load(path: Option<PathBuf>) -> Result<Config, u8> {
+    config::load(path.as_deref()).map_err(|e| {
+        eprint!("{e}");
+        EXIT_CANNOT
+    })
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+fn validate(path: Option<PathBuf>) -> u8 {
+    match load(path) {
+        Ok(c) => {
+            println!(
+                "valid: {} signals in {} phases ({})",
+                c.pack.signals.len(),
+                c.pack.phases.len(),
+                c.pack
+                    .phases
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+fn check(
+    path: Option<PathBuf>,
+    phase: Option<String>,
+    at: Option<DateTime<Utc>>,
+    output: Output,
+) -> u8 {
+    let mut config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let phase = phase.unwrap_or_else(|| ALL_PHASES.to_string());
+    if config.pack.phase(&phase).is_none() {
+        eprintln!(
+            "unknown phase {phase:?}; known phases: {}",
+            config.pack.phase_names().join(", ")
+        );
+        return EXIT_CANNOT;
+    }
+    // Only the phase's own signals need querying.
+    config.pack.signals.retain(|s| s.in_phase(&phase));
+    let source = match PrometheusSource::new(&config.prometheus) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT;
+        }
+    };
+    let at = at.unwrap_or_else(Utc::now).timestamp();
+    let snapshot = runtime().block_on(Snapshot::take(&config, &source, at));
+    let verdict = snapshot
+        .verdict(&phase)
+        .expect("the snapshot judges every known phase");
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(verdict).expect("a verdict serializes")
+        ),
+        Output::Text => print!("{}", crate::report::text(verdict)),
+    }
+    if verdict.signals.iter().any(|s| s.status == Status::Error) {
+        EXIT_CANNOT
+    } else if verdict.decision == Decision::Go {
+        0
+    } else {
+        EXIT_NO_GO
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> u8 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = runtime().block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        crate::serve::serve(config, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(error = %e, "upgrade-gate stopped");
+            EXIT_CANNOT
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,709 @@
+//! Configuration in two phases: raw values as written (YAML through the `config` crate, with
+//! `UPGRADE_GATE__SECTION__KEY` environment overrides), then a validated [`Config`].
+//!
+//! Validation collects every problem instead of stopping at the first, each naming the file, the
+//! signal and the key, because a pack is edited in bulk before an upgrade window and fixing one
+//! error per run is how thresholds end up wrong at 2 a.m.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Environment, File, FileFormat};
+use serde::Deserialize;
+
+use crate::pack::{NoDataPolicy, Pack, Phase, Signal, ALL_PHASES};
+use crate::threshold::Threshold;
+
+pub const DEFAULT_MIN_SCORE: f64 = 90.0;
+const DEFAULT_PROMETHEUS_URL: &str = "http://127.0.0.1:9090";
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const ENV_PREFIX: &str = "UPGRADE_GATE";
+
+/// The config used when no `--config` is given; its `signal_files` are replaced by [`DEFAULT_PACK`].
+const DEFAULT_CONFIG: (&str, &str) = (
+    "built-in deploy/upgrade-gate.yaml",
+    include_str!("../deploy/upgrade-gate.yaml"),
+);
+
+/// The default signal pack, compiled in so that the binary works without any file beside it.
+pub const DEFAULT_PACK: &[(&str, &str)] = &[
+    (
+        "built-in queries/precheck.yaml",
+        include_str!("../queries/precheck.yaml"),
+    ),
+    (
+        "built-in queries/karpenter.yaml",
+        include_str!("../queries/karpenter.yaml"),
+    ),
+    (
+        "built-in queries/istio.yaml",
+        include_str!("../queries/istio.yaml"),
+    ),
+    (
+        "built-in queries/addons.yaml",
+        include_str!("../queries/addons.yaml"),
+    ),
+    (
+        "built-in queries/control-plane.yaml",
+        include_str!("../queries/control-plane.yaml"),
+    ),
+    (
+        "built-in queries/nodes.yaml",
+        include_str!("../queries/nodes.yaml"),
+    ),
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    prometheus: RawPrometheus,
+    #[serde(default)]
+    evaluation: RawEvaluation,
+    #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
+    signal_files: Vec<String>,
+    #[serde(default)]
+    phases: Vec<RawPhase>,
+    #[serde(default)]
+    signals: Vec<RawSignal>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrometheus {
+    url: Option<String>,
+    timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEvaluation {
+    interval: Option<String>,
+    concurrency: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPhase {
+    name: Option<String>,
+    min_score: Option<f64>,
+    stable_for: Option<String>,
+}
+
+/// A signal file holds only signals; phases live in the main config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignalFile {
+    #[serde(default)]
+    signals: Vec<RawSignal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignal {
+    name: Option<String>,
+    description: Option<String>,
+    runbook: Option<String>,
+    query: Option<String>,
+    warn: Option<String>,
+    fail: Option<String>,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    weight: Option<f64>,
+    critical: Option<bool>,
+    no_data: Option<String>,
+    phases: Option<Vec<String>>,
+}
+
+/// Where the Prometheus API is and how long one query may take.
+#[derive(Debug, Clone)]
+pub struct PrometheusConfig {
+    pub url: String,
+    pub timeout: Duration,
+}
+
+/// How often the daemon evaluates, and how many queries may be in flight at once.
+#[derive(Debug, Clone)]
+pub struct EvaluationConfig {
+    /// Also the step of every range query, so `for` and `stable_for` are judged at this grain.
+    pub interval: Duration,
+    pub concurrency: usize,
+}
+
+/// The validated, ready-to-use configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub prometheus: PrometheusConfig,
+    pub evaluation: EvaluationConfig,
+    pub listen: SocketAddr,
+    pub pack: Pack,
+}
+
+/// One thing wrong with the configuration, located precisely enough to fix without searching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub signal: Option<String>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(signal) = &self.signal {
+            write!(f, ": signal {signal:?}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Every problem found while loading; never empty.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "invalid configuration ({n} problem{}):",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in &self.problems {
+            writeln!(f, "  - {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects problems while walking the raw config.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, file: &str, signal: Option<&str>, key: Option<&str>, message: String) {
+        self.0.push(Problem {
+            file: file.to_string(),
+            signal: signal.map(str::to_string),
+            key: key.map(str::to_string),
+            message,
+        });
+    }
+}
+
+/// Loads and validates the config at `path`, or the built-in default when `path` is `None`.
+/// Environment overrides apply in both cases.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let mut problems = Problems(Vec::new());
+    let (file_name, raw, signal_sources) = match path {
+        Some(path) => {
+            let name = path.display().to_string();
+            let raw = read_raw::<RawConfig>(
+                &name,
+                File::from(path).format(FileFormat::Yaml),
+                Some(env_overrides()),
+            )
+            .map_err(|p| ConfigError { problems: vec![p] })?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            let files = expand_signal_files(&name, base, &raw.signal_files, &mut problems);
+            (name, raw, SignalSources::Disk(files))
+        }
+        None => {
+            let (name, text) = DEFAULT_CONFIG;
+            let raw = read_raw::<RawConfig>(
+                name,
+                File::from_str(text, FileFormat::Yaml),
+                Some(env_overrides()),
+            )
+            .map_err(|p| ConfigError { problems: vec![p] })?;
+            (name.to_string(), raw, SignalSources::BuiltIn)
+        }
+    };
+    let config = validate(&file_name, raw, signal_sources, &mut problems);
+    if problems.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigError {
+            problems: problems.0,
+        })
+    }
+}
+
+enum SignalSources {
+    Disk(Vec<PathBuf>),
+    BuiltIn,
+}
+
+/// `UPGRADE_GATE__PROMETHEUS__URL` overrides `prometheus.url`, and so on for every key.
+fn env_overrides() -> Environment {
+    Environment::with_prefix(ENV_PREFIX)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+}
+
+fn read_raw<T: serde::de::DeserializeOwned>(
+    name: &str,
+    source: impl config::Source + Send + Sync + 'static,
+    env: Option<Environment>,
+) -> Result<T, Problem> {
+    let mut builder = config::Config::builder().add_source(source);
+    if let Some(env) = env {
+        builder = builder.add_source(env);
+    }
+    builder
+        .build()
+        .and_then(|c| c.try_deserialize::<T>())
+        .map_err(|e| config_problem(name, e))
+}
+
+fn config_problem(file: &str, e: config::ConfigError) -> Problem {
+    Problem {
+        file: file.to_string(),
+        signal: None,
+        key: None,
+        message: e.to_string(),
+    }
+}
+
+fn expand_signal_files(
+    config_file: &str,
+    base: &Path,
+    patterns: &[String],
+    problems: &mut Problems,
+) -> Vec<PathBuf> {
+    let mut files = BTreeSet::new();
+    for pattern in patterns {
+        let full = base.join(pattern);
+        let full = full.to_string_lossy();
+        match glob::glob(&full) {
+            Err(e) => problems.add(
+                config_file,
+                None,
+                Some("signal_files"),
+                format!("bad pattern {pattern:?}: {e}"),
+            ),
+            Ok(paths) => {
+                let before = files.len();
+                files.extend(paths.filter_map(Result::ok));
+                if files.len() == before {
+                    problems.add(
+                        config_file,
+                        None,
+                        Some("signal_files"),
+                        format!("pattern {pattern:?} matches no file (looked for {full})"),
+                    );
+                }
+            }
+        }
+    }
+    files.into_iter().collect()
+}
+
+fn validate(
+    file: &str,
+    raw: RawConfig,
+    signal_sources: SignalSources,
+    problems: &mut Problems,
+) -> Config {
+    let prometheus = PrometheusConfig {
+        url: validate_url(file, raw.prometheus.url, problems),
+        timeout: duration_or(
+            file,
+            None,
+            "prometheus.timeout",
+            raw.prometheus.timeout,
+            DEFAULT_TIMEOUT,
+            problems,
+        ),
+    };
+    if prometheus.timeout.is_zero() {
+        problems.add(
+            file,
+            None,
+            Some("prometheus.timeout"),
+            "must be more than 0".into(),
+        );
+    }
+    let interval = duration_or(
+        file,
+        None,
+        "evaluation.interval",
+        raw.evaluation.interval,
+        DEFAULT_INTERVAL,
+        problems,
+    );
+    if interval < Duration::from_secs(1) || interval.subsec_nanos() != 0 {
+        problems.add(
+            file,
+            None,
+            Some("evaluation.interval"),
+            format!(
+                "{} must be a whole number of seconds, at least 1s (it is the range query step)",
+                humantime::format_duration(interval)
+            ),
+        );
+    }
+    let concurrency = match raw.evaluation.concurrency {
+        None => DEFAULT_CONCURRENCY,
+        Some(n) if n >= 1 => n as usize,
+        Some(n) => {
+            problems.add(
+                file,
+                None,
+                Some("evaluation.concurrency"),
+                format!("{n} must be at least 1"),
+            );
+            DEFAULT_CONCURRENCY
+        }
+    };
+    let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen = listen_text.parse().unwrap_or_else(|e| {
+        problems.add(
+            file,
+            None,
+            Some("server.listen"),
+            format!("{listen_text:?} is not an address such as 127.0.0.1:8080: {e}"),
+        );
+        DEFAULT_LISTEN
+            .parse()
+            .expect("default listen address parses")
+    });
+
+    let phases = validate_phases(file, raw.phases, problems);
+    let phase_names: Vec<String> = phases.iter().map(|p| p.name.clone()).collect();
+
+    let mut raw_signals: Vec<(String, RawSignal)> = raw
+        .signals
+        .into_iter()
+        .map(|s| (file.to_string(), s))
+        .collect();
+    let sources: Vec<(String, Result<RawSignalFile, Problem>)> = match signal_sources {
+        SignalSources::Disk(paths) => paths
+            .iter()
+            .map(|p| {
+                let name = p.display().to_string();
+                let parsed = read_raw(
+                    &name,
+                    File::from(p.as_path()).format(FileFormat::Yaml),
+                    None,
+                );
+                (name, parsed)
+            })
+            .collect(),
+        SignalSources::BuiltIn => DEFAULT_PACK
+            .iter()
+            .map(|(name, text)| {
+                let parsed = read_raw(name, File::from_str(text, FileFormat::Yaml), None);
+                (name.to_string(), parsed)
+            })
+            .collect(),
+    };
+    for (name, parsed) in sources {
+        match parsed {
+            Ok(f) => raw_signals.extend(f.signals.into_iter().map(|s| (name.clone(), s))),
+            Err(p) => problems.0.push(p),
+        }
+    }
+
+    let mut seen: HashMap<String, String> = HashMap::new();
+    let mut signals = Vec::new();
+    for (index, (origin, raw)) in raw_signals.into_iter().enumerate() {
+        if let Some(signal) = validate_signal(&origin, index, raw, &phase_names, problems) {
+            if let Some(first) = seen.get(&signal.name) {
+                problems.add(
+                    &origin,
+                    Some(&signal.name),
+                    Some("name"),
+                    format!("duplicate signal name; first defined in {first}"),
+                );
+                continue;
+            }
+            seen.insert(signal.name.clone(), origin.clone());
+            signals.push(signal);
+        }
+    }
+    if signals.is_empty() && problems.0.is_empty() {
+        problems.add(
+            file,
+            None,
+            Some("signals"),
+            "no signal is defined (inline `signals` or `signal_files`); a gate with nothing to judge would always pass".into(),
+        );
+    }
+    for phase in &phases {
+        if !signals.iter().any(|s| s.in_phase(&phase.name)) && !signals.is_empty() {
+            problems.add(
+                file,
+                None,
+                Some("phases"),
+                format!(
+                    "phase {:?} has no signal; it would be go with nothing judged",
+                    phase.name
+                ),
+            );
+        }
+    }
+
+    Config {
+        prometheus,
+        evaluation: EvaluationConfig {
+            interval,
+            concurrency,
+        },
+        listen,
+        pack: Pack { phases, signals },
+    }
+}
+
+fn validate_url(file: &str, url: Option<String>, problems: &mut Problems) -> String {
+    let url = url.unwrap_or_else(|| DEFAULT_PROMETHEUS_URL.to_string());
+    match reqwest::Url::parse(&url) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+        // The URL may carry credentials; say what is wrong without echoing it.
+        Ok(_) => problems.add(
+            file,
+            None,
+            Some("prometheus.url"),
+            "must be an http:// or https:// URL".into(),
+        ),
+        Err(e) => problems.add(
+            file,
+            None,
+            Some("prometheus.url"),
+            format!("is not a URL: {e}"),
+        ),
+    }
+    url
+}
+
+fn validate_phases(file: &str, raw: Vec<RawPhase>, problems: &mut Problems) -> Vec<Phase> {
+    let mut phases: Vec<Phase> = Vec::new();
+    for (i, p) in raw.into_iter().enumerate() {
+        let key = |k: &str| format!("phases[{i}].{k}");
+        let Some(name) = p.name.filter(|n| !n.trim().is_empty()) else {
+            problems.add(file, None, Some(&key("name")), "missing phase name".into());
+            continue;
+        };
+        if !valid_name(&name) {
+            problems.add(
+                file,
+                None,
+                Some(&key("name")),
+                format!("{name:?} may only use letters, digits, '_', '-' and '.' (it is a URL path segment)"),
+            );
+        }
+        if name == ALL_PHASES {
+            problems.add(
+                file,
+                None,
+                Some(&key("name")),
+                format!("{ALL_PHASES:?} is reserved for the gate over every signal"),
+            );
+        }
+        if phases.iter().any(|q| q.name == name) {
+            problems.add(
+                file,
+                None,
+                Some(&key("name")),
+                format!("duplicate phase {name:?}"),
+            );
+        }
+        let min_score = p.min_score.unwrap_or(DEFAULT_MIN_SCORE);
+        if !(0.0..=100.0).contains(&min_score) {
+            problems.add(
+                file,
+                None,
+                Some(&key("min_score")),
+                format!("{min_score} must be between 0 and 100"),
+            );
+        }
+        let stable_for = duration_or(
+            file,
+            None,
+            &key("stable_for"),
+            p.stable_for,
+            Duration::ZERO,
+            problems,
+        );
+        phases.push(Phase {
+            name,
+            min_score,
+            stable_for,
+        });
+    }
+    phases
+}
+
+fn validate_signal(
+    origin: &str,
+    index: usize,
+    raw: RawSignal,
+    phase_names: &[String],
+    problems: &mut Problems,
+) -> Option<Signal> {
+    let Some(name) = raw.name.filter(|n| !n.trim().is_empty()) else {
+        problems.add(
+            origin,
+            Some(&format!("#{}", index + 1)),
+            Some("name"),
+            "missing signal name".into(),
+        );
+        return None;
+    };
+    // (key, message) pairs for this signal, reported together at the end.
+    let mut errors: Vec<(&str, String)> = Vec::new();
+    if !valid_name(&name) {
+        errors.push((
+            "name",
+            "may only use letters, digits, '_', '-' and '.'".into(),
+        ));
+    }
+    let query = raw.query.unwrap_or_default();
+    if query.trim().is_empty() {
+        errors.push(("query", "missing PromQL query".into()));
+    } else if let Err(e) = promql_parser::parser::parse(&query) {
+        errors.push(("query", format!("invalid PromQL: {}", e.trim())));
+    }
+    let mut threshold =
+        |key: &'static str, text: Option<String>| match text.map(|t| t.parse::<Threshold>()) {
+            None => (None, true),
+            Some(Ok(t)) => (Some(t), true),
+            Some(Err(e)) => {
+                errors.push((key, e.to_string()));
+                (None, false)
+            }
+        };
+    let (warn, warn_parsed) = threshold("warn", raw.warn);
+    let (fail, fail_parsed) = threshold("fail", raw.fail);
+    match (&warn, &fail) {
+        (None, None) if warn_parsed && fail_parsed => errors.push((
+            "fail",
+            "a signal needs a `warn` or a `fail` threshold, else it can never be unhealthy".into(),
+        )),
+        (Some(w), Some(f)) if !w.is_not_stricter_than(f) => errors.push((
+            "warn",
+            format!("warn {w} must point the same way as fail {f} and be reached first"),
+        )),
+        _ => {}
+    }
+    let weight = raw.weight.unwrap_or(1.0);
+    if !(weight.is_finite() && weight > 0.0) {
+        errors.push(("weight", format!("{weight} must be a number above 0")));
+    }
+    let no_data = match raw.no_data.as_deref() {
+        None | Some("fail") => NoDataPolicy::Fail,
+        Some("ok") => NoDataPolicy::Ok,
+        Some("warn") => NoDataPolicy::Warn,
+        Some(other) => {
+            errors.push(("no_data", format!("{other:?} is not one of ok, warn, fail")));
+            NoDataPolicy::Fail
+        }
+    };
+    let phases = match raw.phases {
+        None => phase_names.to_vec(),
+        Some(list) => {
+            if list.is_empty() {
+                errors.push((
+                    "phases",
+                    "empty list; leave the key out to put the signal in every phase".into(),
+                ));
+            }
+            for p in list.iter().filter(|p| !phase_names.contains(p)) {
+                let known = if phase_names.is_empty() {
+                    "no phase".to_string()
+                } else {
+                    phase_names.join(", ")
+                };
+                errors.push((
+                    "phases",
+                    format!("unknown phase {p:?}; the config defines {known}"),
+                ));
+            }
+            list
+        }
+    };
+    let for_ = match raw.for_.as_deref().map(parse_duration) {
+        None => Duration::ZERO,
+        Some(Ok(d)) => d,
+        Some(Err(message)) => {
+            errors.push(("for", message));
+            Duration::ZERO
+        }
+    };
+    if fail.is_none() && !for_.is_zero() {
+        errors.push((
+            "for",
+            "`for` applies to the fail threshold, but the signal has none".into(),
+        ));
+    }
+    for (key, message) in errors {
+        problems.add(origin, Some(&name), Some(key), message);
+    }
+    Some(Signal {
+        name,
+        description: raw.description,
+        runbook: raw.runbook,
+        query,
+        warn,
+        fail,
+        for_,
+        weight,
+        critical: raw.critical.unwrap_or(false),
+        no_data,
+        phases,
+        origin: origin.to_string(),
+    })
+}
+
+fn valid_name(name: &str) -> bool {
+    name.chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Parses a humantime duration such as `10m` or `1h30m`; `0` alone means zero.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 30s or 10m: {e}"))
+}
+
+fn duration_or(
+    file: &str,
+    signal: Option<&str>,
+    key: &str,
+    text: Option<String>,
+    default: Duration,
+    problems: &mut Problems,
+) -> Duration {
+    match text.as_deref().map(parse_duration) {
+        None => default,
+        Some(Ok(d)) => d,
+        Some(Err(message)) => {
+            problems.add(file, signal, Some(key), message);
+            default
+        }
+    }
+}

@@ -1,0 +1,525 @@
+//! Score and decision per phase: go only when no critical signal is failing, no query errored,
+//! the score reaches `min_score`, and all of that has held for `stable_for`.
+//!
+//! Pure: the stability window is judged from the signals' timelines, not from memory of earlier
+//! cycles, so a restarted daemon answers the same as one that has been running for hours.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Serialize, Serializer};
+
+use crate::evaluate::{Judgement, Offender, Status, Timeline};
+use crate::pack::{NoDataPolicy, Phase, Signal};
+use crate::source::Labels;
+use crate::threshold::Threshold;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Go,
+    NoGo,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Go => "go",
+            Decision::NoGo => "no_go",
+        }
+    }
+}
+
+/// One signal's latest result, as shown by `/signals`, `/gate` and `check`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SignalReport {
+    pub name: String,
+    pub status: Status,
+    pub value: Option<f64>,
+    pub warn: Option<Threshold>,
+    pub fail: Option<Threshold>,
+    #[serde(rename = "for", serialize_with = "humantime_str")]
+    pub for_: Duration,
+    pub weight: f64,
+    pub critical: bool,
+    pub no_data: NoDataPolicy,
+    pub offenders: Vec<Offender>,
+    pub offending_series: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runbook: Option<String>,
+    pub query: String,
+}
+
+impl SignalReport {
+    pub fn new(signal: &Signal, judgement: Judgement) -> Self {
+        SignalReport {
+            name: signal.name.clone(),
+            status: judgement.status,
+            value: judgement.value,
+            warn: signal.warn,
+            fail: signal.fail,
+            for_: signal.for_,
+            weight: signal.weight,
+            critical: signal.critical,
+            no_data: signal.no_data,
+            offenders: judgement.offenders,
+            offending_series: judgement.offending_series,
+            error: judgement.error,
+            description: signal.description.clone(),
+            runbook: signal.runbook.clone(),
+            query: signal.query.clone(),
+        }
+    }
+}
+
+/// The gate's answer for one phase at one time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub phase: String,
+    pub decision: Decision,
+    pub score: f64,
+    pub min_score: f64,
+    pub evaluated_at: DateTime<Utc>,
+    /// Start of the current healthy run, when the phase is healthy now. When the run reaches back
+    /// past the evaluated window this is the window's start: "at least since".
+    pub stable_since: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "humantime_str")]
+    pub stable_for: Duration,
+    /// Every cause of a no-go, one sentence each; empty when go.
+    pub reasons: Vec<String>,
+    /// The phase's signals, worst first.
+    pub signals: Vec<SignalReport>,
+}
+
+fn humantime_str<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+/// How much a signal in `status` contributes to the score (1 ok, 0.5 warn, 0 otherwise).
+fn credit(signal: &Signal, status: Status) -> f64 {
+    match (status, signal.no_data) {
+        (Status::Ok, _) | (Status::NoData, NoDataPolicy::Ok) => 1.0,
+        (Status::Warn, _) | (Status::NoData, NoDataPolicy::Warn) => 0.5,
+        _ => 0.0,
+    }
+}
+
+/// `100 × Σ(weight × credit) / Σ weight`; 0 for an empty set, which validation forbids anyway.
+pub fn score<'a>(members: impl IntoIterator<Item = (&'a Signal, Status)>) -> f64 {
+    let (earned, total) =
+        members
+            .into_iter()
+            .fold((0.0, 0.0), |(earned, total), (signal, status)| {
+                (
+                    earned + signal.weight * credit(signal, status),
+                    total + signal.weight,
+                )
+            });
+    if total > 0.0 {
+        100.0 * earned / total
+    } else {
+        0.0
+    }
+}
+
+/// A status that blocks the phase whatever the score: any query error (fail closed), or a
+/// critical signal failing or returning no data under `no_data: fail`.
+fn blocks(signal: &Signal, status: Status) -> bool {
+    match status {
+        Status::Error => true,
+        Status::Fail => signal.critical,
+        Status::NoData => signal.critical && signal.no_data == NoDataPolicy::Fail,
+        Status::Ok | Status::Warn => false,
+    }
+}
+
+/// Healthy at one instant: nothing blocks and the score reaches the bar.
+fn healthy<'a>(
+    phase: &Phase,
+    statuses: impl Iterator<Item = (&'a Signal, Status)> + Clone,
+) -> bool {
+    !statuses.clone().any(|(s, st)| blocks(s, st)) && score(statuses) >= phase.min_score
+}
+
+/// A phase's members: each signal with its timeline, all ending at the evaluated time.
+pub struct Member<'a> {
+    pub signal: &'a Signal,
+    pub timeline: &'a Timeline<'a>,
+}
+
+impl Member<'_> {
+    /// Status `back` steps before the end of the window.
+    fn status_back(&self, back: usize) -> Status {
+        let len = self.timeline.window().len();
+        if back < len {
+            self.timeline.status_at(len - 1 - back)
+        } else {
+            // Before the queried window nothing is known, which is never healthy.
+            Status::Error
+        }
+    }
+}
+
+/// Decides `phase` at the common end of the members' windows.
+pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64) -> Verdict {
+    let end = members.first().map_or(0, |m| m.timeline.window().end);
+    let evaluated_at = timestamp(end);
+    let steps_needed = phase.stable_for.as_secs().div_ceil(step_secs as u64) as usize;
+    let statuses_back = |back: usize| members.iter().map(move |m| (m.signal, m.status_back(back)));
+
+    let healthy_run = (0..=steps_needed)
+        .take_while(|&back| healthy(phase, statuses_back(back)))
+        .count();
+    let stable_since =
+        (healthy_run > 0).then(|| timestamp(end - (healthy_run as i64 - 1) * step_secs));
+    let stable_secs = (healthy_run as i64 - 1).max(0) * step_secs;
+    let go = healthy_run > 0 && stable_secs as u64 >= phase.stable_for.as_secs();
+
+    let reports: Vec<(&Signal, SignalReport)> = members
+        .iter()
+        .map(|m| {
+            let len = m.timeline.window().len();
+            (
+                m.signal,
+                SignalReport::new(m.signal, m.timeline.judgement_at(len - 1)),
+            )
+        })
+        .collect();
+    let current = score(reports.iter().map(|(s, r)| (*s, r.status)));
+
+    let mut reasons = Vec::new();
+    if !go {
+        reasons.extend(
+            reports
+                .iter()
+                .filter(|(s, r)| blocks(s, r.status))
+                .map(|(s, r)| explain(s, r)),
+        );
+        if current < phase.min_score {
+            reasons.push(format!(
+                "score {} is below min_score {}",
+                fmt_number(current),
+                fmt_number(phase.min_score)
+            ));
+            reasons.extend(
+                reports
+                    .iter()
+                    .filter(|(s, r)| !blocks(s, r.status) && credit(s, r.status) < 1.0)
+                    .map(|(s, r)| explain(s, r)),
+            );
+        }
+        if let Some(since) = stable_since {
+            reasons.push(format!(
+                "healthy for {} of the required stable_for {} (since {})",
+                humantime::format_duration(Duration::from_secs(stable_secs as u64)),
+                humantime::format_duration(phase.stable_for),
+                since.to_rfc3339(),
+            ));
+        }
+    }
+
+    let mut signals: Vec<SignalReport> = reports.into_iter().map(|(_, r)| r).collect();
+    signals.sort_by(|a, b| {
+        b.status
+            .cmp(&a.status)
+            .then(b.critical.cmp(&a.critical))
+            .then(b.weight.total_cmp(&a.weight))
+            .then(a.name.cmp(&b.name))
+    });
+
+    Verdict {
+        phase: phase.name.clone(),
+        decision: if go { Decision::Go } else { Decision::NoGo },
+        score: current,
+        min_score: phase.min_score,
+        evaluated_at,
+        stable_since,
+        stable_for: phase.stable_for,
+        reasons,
+        signals,
+    }
+}
+
+/// One sentence about a signal that is not healthy: what, which series, how bad, against what.
+fn explain(signal: &Signal, report: &SignalReport) -> String {
+    let who = if signal.critical {
+        format!("critical signal {:?}", signal.name)
+    } else {
+        format!("signal {:?}", signal.name)
+    };
+    let mut sentence = match report.status {
+        Status::Error => format!(
+            "{who} could not be evaluated: {}",
+            report.error.as_deref().unwrap_or("unknown error")
+        ),
+        Status::NoData => format!(
+            "{who} returned no data (no_data: {})",
+            match signal.no_data {
+                NoDataPolicy::Ok => "ok",
+                NoDataPolicy::Warn => "warn",
+                NoDataPolicy::Fail => "fail",
+            }
+        ),
+        Status::Fail | Status::Warn => {
+            let (threshold_name, threshold) = if report.status == Status::Fail {
+                ("fail", signal.fail)
+            } else if report
+                .offenders
+                .first()
+                .is_some_and(|o| signal.warn.is_none_or(|w| !w.breached_by(o.value)))
+            {
+                ("fail (pending `for`)", signal.fail)
+            } else {
+                ("warn", signal.warn)
+            };
+            let worst = report.offenders.first();
+            let series = worst.map_or_else(String::new, |o| format!("{} ", fmt_labels(&o.labels)));
+            let value = worst.map(|o| o.value).or(report.value);
+            let mut s = format!(
+                "{who} is {}: {series}= {} breaches {threshold_name} {}",
+                report.status.as_str(),
+                value.map_or("?".to_string(), fmt_number),
+                threshold.map_or("?".to_string(), |t| t.to_string()),
+            );
+            if report.status == Status::Fail && !signal.for_.is_zero() {
+                s.push_str(&format!(" for {}", humantime::format_duration(signal.for_)));
+            }
+            if report.offending_series > 1 {
+                s.push_str(&format!(
+                    " ({} series breach in all)",
+                    report.offending_series
+                ));
+            }
+            s
+        }
+        Status::Ok => format!("{who} is ok"),
+    };
+    if let Some(runbook) = &signal.runbook {
+        sentence.push_str(&format!(". Runbook: {runbook}"));
+    }
+    sentence
+}
+
+/// `{a="1", b="2"}` as PromQL writes it.
+pub fn fmt_labels(labels: &Labels) -> String {
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+/// A number short enough to read: at most four decimals, no trailing zeros.
+pub fn fmt_number(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+fn timestamp(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::judge;
+    use crate::source::{Series, SourceError, Window};
+
+    fn signal(name: &str, weight: f64, critical: bool, no_data: NoDataPolicy) -> Signal {
+        Signal {
+            name: name.into(),
+            description: None,
+            runbook: None,
+            query: "q".into(),
+            warn: Some("> 0.5".parse().unwrap()),
+            fail: Some("> 1".parse().unwrap()),
+            for_: Duration::ZERO,
+            weight,
+            critical,
+            no_data,
+            phases: vec![],
+            origin: "test".into(),
+        }
+    }
+
+    fn phase(min_score: f64, stable_secs: u64) -> Phase {
+        Phase {
+            name: "p".into(),
+            min_score,
+            stable_for: Duration::from_secs(stable_secs),
+        }
+    }
+
+    const STEP: i64 = 30;
+
+    fn window(steps_back: usize) -> Window {
+        Window::ending_at(10_000, STEP, steps_back)
+    }
+
+    /// One flat-valued series per step (oldest first); `None` leaves the step empty.
+    fn answer(w: Window, values: &[Option<f64>]) -> Result<Vec<Series>, SourceError> {
+        Ok(vec![Series {
+            labels: [("svc".to_string(), "a".to_string())].into(),
+            samples: values
+                .iter()
+                .enumerate()
+                .filter_map(|(i, v)| v.map(|v| (w.start + STEP * i as i64, v)))
+                .collect(),
+        }])
+    }
+
+    fn decide(
+        p: &Phase,
+        cases: &[(&Signal, Result<Vec<Series>, SourceError>)],
+        w: Window,
+    ) -> Verdict {
+        let timelines: Vec<_> = cases.iter().map(|(s, a)| judge(s, a, w)).collect();
+        let members: Vec<_> = cases
+            .iter()
+            .zip(&timelines)
+            .map(|((s, _), t)| Member {
+                signal: s,
+                timeline: t,
+            })
+            .collect();
+        verdict(p, &members, STEP)
+    }
+
+    #[test]
+    fn score_weights_ok_warn_and_fail() {
+        let a = signal("a", 2.0, false, NoDataPolicy::Fail);
+        let b = signal("b", 1.0, false, NoDataPolicy::Fail);
+        let c = signal("c", 1.0, false, NoDataPolicy::Fail);
+        // (2×1 + 1×0.5 + 1×0) / 4 = 62.5
+        assert_eq!(
+            score([(&a, Status::Ok), (&b, Status::Warn), (&c, Status::Fail)]),
+            62.5
+        );
+        assert_eq!(score([(&a, Status::Ok), (&b, Status::Ok)]), 100.0);
+        assert_eq!(score([(&a, Status::Error), (&b, Status::Ok)]), 100.0 / 3.0);
+    }
+
+    #[test]
+    fn no_data_scores_by_policy() {
+        let ok = signal("ok", 1.0, false, NoDataPolicy::Ok);
+        let warn = signal("warn", 1.0, false, NoDataPolicy::Warn);
+        let fail = signal("fail", 1.0, false, NoDataPolicy::Fail);
+        assert_eq!(score([(&ok, Status::NoData)]), 100.0);
+        assert_eq!(score([(&warn, Status::NoData)]), 50.0);
+        assert_eq!(score([(&fail, Status::NoData)]), 0.0);
+    }
+
+    #[test]
+    fn healthy_phase_is_go_with_no_reasons() {
+        let s = signal("a", 1.0, true, NoDataPolicy::Fail);
+        let w = window(0);
+        let v = decide(&phase(90.0, 0), &[(&s, answer(w, &[Some(0.1)]))], w);
+        assert_eq!(v.decision, Decision::Go);
+        assert_eq!(v.score, 100.0);
+        assert!(v.reasons.is_empty());
+        assert_eq!(v.stable_since, Some(timestamp(10_000)));
+    }
+
+    #[test]
+    fn critical_fail_is_no_go_whatever_the_score() {
+        let crit = signal("crit", 1.0, true, NoDataPolicy::Fail);
+        let heavy = signal("heavy", 100.0, false, NoDataPolicy::Fail);
+        let w = window(0);
+        let v = decide(
+            &phase(50.0, 0),
+            &[
+                (&crit, answer(w, &[Some(5.0)])),
+                (&heavy, answer(w, &[Some(0.0)])),
+            ],
+            w,
+        );
+        assert_eq!(v.decision, Decision::NoGo);
+        assert!(v.score > 50.0);
+        assert_eq!(v.reasons.len(), 1, "{:?}", v.reasons);
+        assert!(v.reasons[0].contains("critical signal \"crit\" is fail"));
+        assert!(v.reasons[0].contains("svc=\"a\""));
+        assert!(v.reasons[0].contains("= 5 breaches fail > 1"));
+        assert_eq!(v.signals[0].name, "crit", "worst first");
+    }
+
+    #[test]
+    fn low_score_names_the_score_and_each_contributor() {
+        let a = signal("a", 1.0, false, NoDataPolicy::Fail);
+        let b = signal("b", 1.0, false, NoDataPolicy::Fail);
+        let w = window(0);
+        let v = decide(
+            &phase(80.0, 0),
+            &[(&a, answer(w, &[Some(0.7)])), (&b, answer(w, &[Some(0.1)]))],
+            w,
+        );
+        assert_eq!(v.score, 75.0);
+        assert_eq!(v.decision, Decision::NoGo);
+        assert_eq!(v.reasons[0], "score 75 is below min_score 80");
+        assert!(v.reasons[1].contains("signal \"a\" is warn"));
+    }
+
+    #[test]
+    fn any_error_blocks_even_a_light_signal() {
+        let a = signal("a", 1.0, false, NoDataPolicy::Fail);
+        let b = signal("b", 1000.0, false, NoDataPolicy::Fail);
+        let w = window(0);
+        let v = decide(
+            &phase(0.0, 0),
+            &[
+                (&a, Err(SourceError::Timeout(Duration::from_secs(1)))),
+                (&b, answer(w, &[Some(0.0)])),
+            ],
+            w,
+        );
+        assert_eq!(v.decision, Decision::NoGo);
+        assert!(v.reasons[0].contains("could not be evaluated: query timed out"));
+    }
+
+    #[test]
+    fn critical_no_data_blocks_only_under_fail_policy() {
+        let strict = signal("strict", 1.0, true, NoDataPolicy::Fail);
+        let lenient = signal("lenient", 1.0, true, NoDataPolicy::Ok);
+        let w = window(0);
+        let v = decide(&phase(0.0, 0), &[(&strict, answer(w, &[None]))], w);
+        assert_eq!(v.decision, Decision::NoGo);
+        assert!(v.reasons[0].contains("returned no data (no_data: fail)"));
+        let v = decide(&phase(90.0, 0), &[(&lenient, answer(w, &[None]))], w);
+        assert_eq!(v.decision, Decision::Go);
+    }
+
+    #[test]
+    fn stable_for_counts_back_from_the_last_unhealthy_step() {
+        let s = signal("a", 1.0, true, NoDataPolicy::Fail);
+        // 10 steps back (5m at 30s); unhealthy until 3 steps ago.
+        let w = window(10);
+        let mut values = vec![Some(5.0); 8];
+        values.extend([Some(0.0); 3]);
+        let v = decide(&phase(90.0, 300), &[(&s, answer(w, &values))], w);
+        assert_eq!(v.decision, Decision::NoGo);
+        assert_eq!(v.stable_since, Some(timestamp(10_000 - 2 * STEP)));
+        assert_eq!(v.reasons.len(), 1);
+        assert!(v.reasons[0].starts_with("healthy for 1m of the required stable_for 5m"));
+
+        let values = vec![Some(0.0); 11];
+        let v = decide(&phase(90.0, 300), &[(&s, answer(w, &values))], w);
+        assert_eq!(v.decision, Decision::Go);
+        assert_eq!(v.stable_since, Some(timestamp(10_000 - 10 * STEP)));
+    }
+
+    #[test]
+    fn numbers_and_labels_read_well() {
+        assert_eq!(fmt_number(75.0), "75");
+        assert_eq!(fmt_number(83.33333), "83.3333");
+        assert_eq!(fmt_number(0.05), "0.05");
+        let labels: Labels = [("b".into(), "2".into()), ("a".into(), "1".into())].into();
+        assert_eq!(fmt_labels(&labels), "{a=\"1\", b=\"2\"}");
+    }
+}

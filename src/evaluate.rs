@@ -1,0 +1,377 @@
+//! Evaluation: turns one signal's range-query answer into a status at every step of the window.
+//!
+//! Pure functions of (signal, series, window), so a fresh process, a second replica and `replay`
+//! all reach the same answer from the same Prometheus data.
+
+use serde::Serialize;
+
+use crate::pack::Signal;
+use crate::source::{Labels, Series, SourceError, Window};
+
+/// Most offending series listed per signal; the rest are counted.
+pub const MAX_OFFENDERS: usize = 10;
+
+/// Health of one series or one signal at one step, ordered from best to worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Warn,
+    NoData,
+    Fail,
+    Error,
+}
+
+impl Status {
+    pub const ALL: [Status; 5] = [
+        Status::Ok,
+        Status::Warn,
+        Status::NoData,
+        Status::Fail,
+        Status::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::NoData => "no_data",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// A series that breaches warn or fail at the evaluated step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Offender {
+    pub labels: Labels,
+    pub value: f64,
+    pub status: Status,
+}
+
+/// One signal at one step: what the gate reports and scores.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    pub status: Status,
+    /// The worst series' value, by the signal's direction.
+    pub value: Option<f64>,
+    /// Breaching series, failing first, then worst value first; at most [`MAX_OFFENDERS`].
+    pub offenders: Vec<Offender>,
+    /// How many series breach in all, including those not listed.
+    pub offending_series: usize,
+    pub error: Option<String>,
+}
+
+/// One series on the window's grid: `None` where it has no finite sample.
+struct Track {
+    labels: Labels,
+    values: Vec<Option<f64>>,
+    /// For each step, whether the fail threshold held at every step of the `for` window ending there.
+    fail_held: Vec<bool>,
+}
+
+/// A signal judged over a whole window; ask it for any step.
+pub struct Timeline<'a> {
+    signal: &'a Signal,
+    window: Window,
+    outcome: Result<Vec<Track>, String>,
+}
+
+/// Puts the answer on the grid and precomputes the `for` condition for every series and step.
+pub fn judge<'a>(
+    signal: &'a Signal,
+    answer: &Result<Vec<Series>, SourceError>,
+    window: Window,
+) -> Timeline<'a> {
+    let steps = window.len();
+    let for_steps = signal.for_.as_secs().div_ceil(window.step as u64) as usize;
+    let outcome = answer.as_ref().map_err(|e| e.to_string()).map(|series| {
+        series
+            .iter()
+            .map(|s| {
+                let mut values = vec![None; steps];
+                for &(ts, v) in &s.samples {
+                    // NaN and ±Inf say nothing about health: they count as missing data.
+                    if let (Some(i), true) = (window.index_of(ts), v.is_finite()) {
+                        values[i] = Some(v);
+                    }
+                }
+                let fail_held = fail_held(signal, &values, for_steps);
+                Track {
+                    labels: s.labels.clone(),
+                    values,
+                    fail_held,
+                }
+            })
+            .collect()
+    });
+    Timeline {
+        signal,
+        window,
+        outcome,
+    }
+}
+
+/// `held[i]` is true when fail was breached at each of steps `i - for_steps ..= i`. Steps whose
+/// `for` window starts before the grid cannot be known to hold and are false, like a Prometheus
+/// alert that is still pending.
+fn fail_held(signal: &Signal, values: &[Option<f64>], for_steps: usize) -> Vec<bool> {
+    let Some(fail) = signal.fail else {
+        return vec![false; values.len()];
+    };
+    let mut run = 0usize;
+    values
+        .iter()
+        .map(|v| {
+            run = if v.is_some_and(|v| fail.breached_by(v)) {
+                run + 1
+            } else {
+                0
+            };
+            run > for_steps
+        })
+        .collect()
+}
+
+impl Timeline<'_> {
+    pub fn window(&self) -> Window {
+        self.window
+    }
+
+    /// Status at grid index `i`, without building the offender list.
+    pub fn status_at(&self, i: usize) -> Status {
+        match &self.outcome {
+            Err(_) => Status::Error,
+            Ok(tracks) => tracks
+                .iter()
+                .filter_map(|t| self.series_status(t, i))
+                .max()
+                .unwrap_or(Status::NoData),
+        }
+    }
+
+    /// Full judgement at grid index `i`.
+    pub fn judgement_at(&self, i: usize) -> Judgement {
+        let tracks = match &self.outcome {
+            Err(e) => {
+                return Judgement {
+                    status: Status::Error,
+                    value: None,
+                    offenders: Vec::new(),
+                    offending_series: 0,
+                    error: Some(e.clone()),
+                }
+            }
+            Ok(tracks) => tracks,
+        };
+        let direction = self.signal.direction();
+        let mut status: Option<Status> = None;
+        let mut value: Option<f64> = None;
+        let mut offenders = Vec::new();
+        for track in tracks {
+            let (Some(s), Some(v)) = (self.series_status(track, i), track.values[i]) else {
+                continue;
+            };
+            status = status.max(Some(s));
+            if value.is_none_or(|w| direction.worse(v, w)) {
+                value = Some(v);
+            }
+            if s != Status::Ok {
+                offenders.push(Offender {
+                    labels: track.labels.clone(),
+                    value: v,
+                    status: s,
+                });
+            }
+        }
+        offenders.sort_by(|a, b| {
+            b.status.cmp(&a.status).then_with(|| {
+                if direction.worse(a.value, b.value) {
+                    std::cmp::Ordering::Less
+                } else if direction.worse(b.value, a.value) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    a.labels.cmp(&b.labels)
+                }
+            })
+        });
+        let offending_series = offenders.len();
+        offenders.truncate(MAX_OFFENDERS);
+        Judgement {
+            status: status.unwrap_or(Status::NoData),
+            value,
+            offenders,
+            offending_series,
+            error: None,
+        }
+    }
+
+    /// A series is `fail` once fail has held for `for`, `warn` while it breaches warn or while a
+    /// fail breach is still pending, and `None` when it has no sample at this step.
+    fn series_status(&self, track: &Track, i: usize) -> Option<Status> {
+        let v = track.values[i]?;
+        let breaches = |t: Option<crate::threshold::Threshold>| t.is_some_and(|t| t.breached_by(v));
+        Some(if track.fail_held[i] {
+            Status::Fail
+        } else if breaches(self.signal.warn) || breaches(self.signal.fail) {
+            Status::Warn
+        } else {
+            Status::Ok
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::NoDataPolicy;
+    use std::time::Duration;
+
+    fn signal(warn: Option<&str>, fail: Option<&str>, for_secs: u64) -> Signal {
+        Signal {
+            name: "s".into(),
+            description: None,
+            runbook: None,
+            query: "q".into(),
+            warn: warn.map(|t| t.parse().unwrap()),
+            fail: fail.map(|t| t.parse().unwrap()),
+            for_: Duration::from_secs(for_secs),
+            weight: 1.0,
+            critical: false,
+            no_data: NoDataPolicy::Fail,
+            phases: vec![],
+            origin: "test".into(),
+        }
+    }
+
+    fn series(name: &str, w: Window, values: &[f64]) -> Series {
+        Series {
+            labels: [("svc".to_string(), name.to_string())].into(),
+            samples: values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (w.start + w.step * i as i64, *v))
+                .collect(),
+        }
+    }
+
+    const W: Window = Window {
+        start: 0,
+        end: 120,
+        step: 30,
+    };
+
+    #[test]
+    fn fail_needs_the_whole_for_window() {
+        let s = signal(None, Some("> 1"), 60);
+        // Breach at the last three steps: 60s at a 30s step needs three points in a row.
+        let answer = Ok(vec![series("a", W, &[0.0, 0.0, 2.0, 2.0, 2.0])]);
+        let t = judge(&s, &answer, W);
+        assert_eq!(t.status_at(2), Status::Warn, "pending, not fail");
+        assert_eq!(t.status_at(3), Status::Warn);
+        assert_eq!(t.status_at(4), Status::Fail);
+    }
+
+    #[test]
+    fn a_blip_shorter_than_for_never_fails() {
+        let s = signal(None, Some("> 1"), 60);
+        let answer = Ok(vec![series("a", W, &[0.0, 2.0, 2.0, 0.0, 0.0])]);
+        let t = judge(&s, &answer, W);
+        assert!((0..5).all(|i| t.status_at(i) != Status::Fail));
+        assert_eq!(t.status_at(4), Status::Ok);
+    }
+
+    #[test]
+    fn a_gap_in_the_data_restarts_the_for_window() {
+        let s = signal(None, Some("> 1"), 30);
+        let mut a = series("a", W, &[2.0, 2.0, 2.0, 2.0, 2.0]);
+        a.samples.remove(3);
+        let t = judge(&s, &Ok(vec![a]), W);
+        assert_eq!(t.status_at(2), Status::Fail);
+        assert_eq!(t.status_at(3), Status::NoData);
+        assert_eq!(t.status_at(4), Status::Warn);
+    }
+
+    #[test]
+    fn healthy_series_are_ok_not_no_data() {
+        let s = signal(Some("> 0.5"), Some("> 1"), 0);
+        let answer = Ok(vec![series("a", W, &[0.1; 5]), series("b", W, &[0.2; 5])]);
+        let j = judge(&s, &answer, W).judgement_at(4);
+        assert_eq!(j.status, Status::Ok);
+        assert_eq!(j.value, Some(0.2));
+        assert!(j.offenders.is_empty());
+    }
+
+    #[test]
+    fn worst_series_decides_and_offenders_are_ordered() {
+        let s = signal(Some("> 0.5"), Some("> 1"), 0);
+        let answer = Ok(vec![
+            series("ok", W, &[0.1; 5]),
+            series("warn-high", W, &[0.9; 5]),
+            series("warn-low", W, &[0.6; 5]),
+            series("fail", W, &[1.5; 5]),
+            series("fail-worst", W, &[3.0; 5]),
+        ]);
+        let j = judge(&s, &answer, W).judgement_at(4);
+        assert_eq!(j.status, Status::Fail);
+        assert_eq!(j.value, Some(3.0));
+        let order: Vec<_> = j
+            .offenders
+            .iter()
+            .map(|o| o.labels["svc"].as_str())
+            .collect();
+        assert_eq!(order, ["fail-worst", "fail", "warn-high", "warn-low"]);
+        assert_eq!(j.offending_series, 4);
+    }
+
+    #[test]
+    fn lower_is_worse_picks_the_lowest() {
+        let s = signal(Some("< 0.99"), Some("< 0.95"), 0);
+        let answer = Ok(vec![
+            series("good", W, &[1.0; 5]),
+            series("bad", W, &[0.9; 5]),
+            series("meh", W, &[0.97; 5]),
+        ]);
+        let j = judge(&s, &answer, W).judgement_at(4);
+        assert_eq!(j.status, Status::Fail);
+        assert_eq!(j.value, Some(0.9));
+        assert_eq!(j.offenders[0].labels["svc"], "bad");
+        assert_eq!(j.offenders[1].labels["svc"], "meh");
+    }
+
+    #[test]
+    fn offenders_are_capped_but_counted() {
+        let s = signal(None, Some("> 1"), 0);
+        let answer = Ok((0..15)
+            .map(|i| series(&format!("s{i:02}"), W, &[2.0 + i as f64; 5]))
+            .collect());
+        let j = judge(&s, &answer, W).judgement_at(4);
+        assert_eq!(j.offenders.len(), MAX_OFFENDERS);
+        assert_eq!(j.offending_series, 15);
+        assert_eq!(j.offenders[0].value, 16.0);
+    }
+
+    #[test]
+    fn nan_and_inf_are_missing_data() {
+        let s = signal(None, Some("> 1"), 0);
+        let answer = Ok(vec![
+            series("nan", W, &[f64::NAN; 5]),
+            series("inf", W, &[f64::INFINITY; 5]),
+        ]);
+        let t = judge(&s, &answer, W);
+        assert_eq!(t.status_at(4), Status::NoData);
+        assert_eq!(t.judgement_at(4).value, None);
+    }
+
+    #[test]
+    fn a_query_error_is_error_at_every_step() {
+        let s = signal(None, Some("> 1"), 0);
+        let answer = Err(SourceError::Unreachable("connection refused".into()));
+        let t = judge(&s, &answer, W);
+        assert_eq!(t.status_at(0), Status::Error);
+        let j = t.judgement_at(4);
+        assert_eq!(j.status, Status::Error);
+        assert!(j.error.unwrap().contains("connection refused"));
+    }
+}

@@ -1,0 +1,32 @@
+//! upgrade-gate decides, from Prometheus, whether a Kubernetes upgrade may move to its next phase.
+//!
+//! # Layout
+//! One module per box of the data flow:
+//!
+//! - [`config`]: YAML + environment → validated [`config::Config`] (every problem listed)
+//! - [`pack`] and [`threshold`]: the signal pack: [`pack::Signal`], [`pack::Phase`], [`threshold::Threshold`]
+//! - [`source`]: range queries against Prometheus, bounded and timed out
+//! - [`evaluate`]: series → per-step status of a signal (pure)
+//! - [`decide`]: score and go/no-go per phase, with reasons (pure)
+//! - [`snapshot`]: one evaluation of everything at one time
+//! - [`scheduler`], [`serve`], [`http`], [`metrics`]: the daemon
+//! - [`notify`]: health transitions and the notifier seam
+//! - [`cli`], [`report`], [`telemetry`]: the command line edge
+//! - [`demo_data`]: synthetic upgrade metrics for the demo and the tests
+
+pub mod cli;
+pub mod config;
+pub mod decide;
+// pub mod demo_data;
+pub mod evaluate;
+pub mod http;
+pub mod metrics;
+pub mod notify;
+pub mod pack;
+pub mod report;
+pub mod scheduler;
+pub mod serve;
+pub mod snapshot;
+pub mod source;
+pub mod telemetry;
+pub mod threshold;

@@ -1,0 +1,165 @@
+//! The `upgrade_gate_*` metrics: the gate's own state, exported for Grafana and for the alerting
+//! rules in `alerts/`. Names and labels are a contract with both.
+//!
+//! Handles are registered once at start-up; encoding needs only `&Registry`, so no lock is held
+//! across a scrape.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::decide::Decision;
+use crate::evaluate::Status;
+use crate::snapshot::Snapshot;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalLabels {
+    signal: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SignalStatusLabels {
+    signal: String,
+    status: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+pub struct Metrics {
+    registry: Registry,
+    score: Family<PhaseLabels, FloatGauge>,
+    decision: Family<PhaseLabels, Gauge>,
+    stable_seconds: Family<PhaseLabels, FloatGauge>,
+    signal_status: Family<SignalStatusLabels, Gauge>,
+    signal_value: Family<SignalLabels, FloatGauge>,
+    query_errors: Family<SignalLabels, Counter>,
+    evaluation_duration: Histogram,
+    last_evaluation: FloatGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            score: Family::default(),
+            decision: Family::default(),
+            stable_seconds: Family::default(),
+            signal_status: Family::default(),
+            signal_value: Family::default(),
+            query_errors: Family::default(),
+            evaluation_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            last_evaluation: FloatGauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "upgrade_gate_score",
+            "Health score of the phase, 0 to 100",
+            m.score.clone(),
+        );
+        registry.register(
+            "upgrade_gate_decision",
+            "1 when the phase is go, 0 when no-go",
+            m.decision.clone(),
+        );
+        registry.register(
+            "upgrade_gate_stable_seconds",
+            "How long the phase has been healthy without interruption (0 when unhealthy)",
+            m.stable_seconds.clone(),
+        );
+        registry.register(
+            "upgrade_gate_signal_status",
+            "1 for the signal's current status, 0 for the others",
+            m.signal_status.clone(),
+        );
+        registry.register(
+            "upgrade_gate_signal_value",
+            "Value of the signal's worst series (absent when it has no data)",
+            m.signal_value.clone(),
+        );
+        registry.register(
+            "upgrade_gate_query_errors",
+            "Queries of the signal that failed (error, timeout, unreachable Prometheus)",
+            m.query_errors.clone(),
+        );
+        registry.register(
+            "upgrade_gate_evaluation_duration_seconds",
+            "Time one evaluation of every signal took",
+            m.evaluation_duration.clone(),
+        );
+        registry.register(
+            "upgrade_gate_last_evaluation_timestamp_seconds",
+            "Unix time of the last finished evaluation",
+            m.last_evaluation.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// Publishes a finished evaluation.
+    pub fn observe(&self, snapshot: &Snapshot) {
+        for v in &snapshot.phases {
+            let labels = PhaseLabels {
+                phase: v.phase.clone(),
+            };
+            self.score.get_or_create(&labels).set(v.score);
+            self.decision
+                .get_or_create(&labels)
+                .set(i64::from(v.decision == Decision::Go));
+            let stable = v.stable_since.map_or(0.0, |since| {
+                (v.evaluated_at - since).num_seconds().max(0) as f64
+            });
+            self.stable_seconds.get_or_create(&labels).set(stable);
+        }
+        for s in &snapshot.signals {
+            for status in Status::ALL {
+                self.signal_status
+                    .get_or_create(&SignalStatusLabels {
+                        signal: s.name.clone(),
+                        status: status.as_str().to_string(),
+                    })
+                    .set(i64::from(s.status == status));
+            }
+            let labels = SignalLabels {
+                signal: s.name.clone(),
+            };
+            match s.value {
+                Some(v) => {
+                    self.signal_value.get_or_create(&labels).set(v);
+                }
+                None => {
+                    self.signal_value.remove(&labels);
+                }
+            }
+            if s.status == Status::Error {
+                self.query_errors.get_or_create(&labels).inc();
+            }
+        }
+        self.evaluation_duration
+            .observe(snapshot.took.as_secs_f64());
+        self.last_evaluation
+            .set(snapshot.evaluated_at.timestamp() as f64);
+    }
+
+    /// OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,95 @@
+//! The signal pack: validated signals and phases, ready for evaluation.
+//!
+//! Everything here has already passed `config` validation, so the evaluator never has to
+//! handle a half-parsed threshold or an unknown phase.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::threshold::{Direction, Threshold};
+
+/// Name of the pseudo-phase that judges every signal (`GET /gate`, `check` without `--phase`).
+pub const ALL_PHASES: &str = "all";
+
+/// What a signal that returns no series counts as. The status stays `no_data` so that a person
+/// sees the query matched nothing; the policy only decides how it is scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoDataPolicy {
+    Ok,
+    Warn,
+    Fail,
+}
+
+/// A named PromQL query with thresholds.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    pub name: String,
+    pub description: Option<String>,
+    pub runbook: Option<String>,
+    pub query: String,
+    pub warn: Option<Threshold>,
+    pub fail: Option<Threshold>,
+    /// The fail threshold must hold at every evaluation step of this window to count as `fail`.
+    pub for_: Duration,
+    pub weight: f64,
+    pub critical: bool,
+    pub no_data: NoDataPolicy,
+    /// Names of the phases this signal belongs to (already resolved: never empty).
+    pub phases: Vec<String>,
+    /// Where the signal was defined, for messages.
+    pub origin: String,
+}
+
+impl Signal {
+    /// The direction in which this signal's values get worse: the fail threshold's, else warn's.
+    pub fn direction(&self) -> Direction {
+        self.fail
+            .or(self.warn)
+            .map_or(Direction::HigherIsWorse, |t| t.direction())
+    }
+
+    pub fn in_phase(&self, phase: &str) -> bool {
+        phase == ALL_PHASES || self.phases.iter().any(|p| p == phase)
+    }
+}
+
+/// A named set of signals with its own bar and soak time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Phase {
+    pub name: String,
+    pub min_score: f64,
+    /// How long the phase must have been healthy before it is `go`.
+    pub stable_for: Duration,
+}
+
+/// The phases and signals the gate judges.
+#[derive(Debug, Clone)]
+pub struct Pack {
+    pub phases: Vec<Phase>,
+    pub signals: Vec<Signal>,
+}
+
+impl Pack {
+    /// The phase by name, including the `all` pseudo-phase (every signal, default bar, no soak).
+    pub fn phase(&self, name: &str) -> Option<Phase> {
+        if name == ALL_PHASES {
+            return Some(Phase {
+                name: ALL_PHASES.to_string(),
+                min_score: crate::config::DEFAULT_MIN_SCORE,
+                stable_for: Duration::ZERO,
+            });
+        }
+        self.phases.iter().find(|p| p.name == name).cloned()
+    }
+
+    /// Every phase a request may name, `all` last.
+    pub fn phase_names(&self) -> Vec<String> {
+        self.phases
+            .iter()
+            .map(|p| p.name.clone())
+            .chain(std::iter::once(ALL_PHASES.to_string()))
+            .collect()
+    }
+}

@@ -1,0 +1,77 @@
+//! How a verdict reads in a terminal: the decision first, then why, then the signals worst first.
+
+use std::fmt::Write;
+
+use crate::decide::{fmt_labels, fmt_number, Decision, Verdict};
+
+pub fn text(v: &Verdict) -> String {
+    let mut out = String::new();
+    let decision = match v.decision {
+        Decision::Go => "GO",
+        Decision::NoGo => "NO-GO",
+    };
+    let stable = v.stable_since.map_or("not healthy".to_string(), |s| {
+        format!("healthy since {}", s.to_rfc3339())
+    });
+    let _ = writeln!(
+        out,
+        "phase {}: {decision}  score {} (min {})  at {}  {stable}",
+        v.phase,
+        fmt_number(v.score),
+        fmt_number(v.min_score),
+        v.evaluated_at.to_rfc3339(),
+    );
+    for r in &v.reasons {
+        let _ = writeln!(out, "  - {r}");
+    }
+    let rows: Vec<[String; 6]> = v
+        .signals
+        .iter()
+        .map(|s| {
+            [
+                format!("{}{}", s.name, if s.critical { " *" } else { "" }),
+                s.status.as_str().to_string(),
+                s.value.map_or("-".to_string(), fmt_number),
+                s.warn.map_or("-".to_string(), |t| t.to_string()),
+                s.fail.map_or("-".to_string(), |t| t.to_string()),
+                match (&s.error, s.offenders.first()) {
+                    (Some(e), _) => e.clone(),
+                    (None, Some(o)) => fmt_labels(&o.labels),
+                    (None, None) => String::new(),
+                },
+            ]
+        })
+        .collect();
+    let header = [
+        "SIGNAL",
+        "STATUS",
+        "VALUE",
+        "WARN",
+        "FAIL",
+        "WORST SERIES / ERROR",
+    ];
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let _ = writeln!(out);
+    for row in std::iter::once(header.map(str::to_string)).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            match widths.get(i) {
+                Some(w) => {
+                    let _ = write!(line, "{cell:<w$}  ");
+                }
+                None => line.push_str(cell),
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    let _ = writeln!(out, "(* critical)");
+    out
+}

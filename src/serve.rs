@@ -1,0 +1,83 @@
+//! The daemon: the evaluation loop and the HTTP server, sharing one shutdown token.
+//!
+//! Takes an already-bound listener so that tests can bind port 0 and learn the address.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+use crate::metrics::Metrics;
+use crate::notify::LogNotifier;
+use crate::scheduler::Scheduler;
+use crate::source::{PrometheusSource, SourceError};
+
+/// How long the evaluation loop may take to stop after the server has.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("HTTP server failed: {0}")]
+    Http(#[from] std::io::Error),
+}
+
+/// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests and
+/// stops the evaluation loop.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let config = Arc::new(config);
+    let source = PrometheusSource::new(&config.prometheus)?;
+    let metrics = Arc::new(Metrics::new());
+    let (publish, snapshot) = watch::channel(None);
+    let token = CancellationToken::new();
+
+    let scheduler = Scheduler {
+        config: config.clone(),
+        source,
+        metrics: metrics.clone(),
+        notifier: Arc::new(LogNotifier),
+        publish,
+    };
+    let evaluation = tokio::spawn(scheduler.run(token.clone()));
+
+    let state = AppState {
+        snapshot,
+        metrics,
+        phases: Arc::new(config.pack.phase_names()),
+    };
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        signals = config.pack.signals.len(),
+        phases = config.pack.phases.len(),
+        interval = %humantime::format_duration(config.evaluation.interval),
+        "upgrade-gate serving"
+    );
+    let server_token = token.clone();
+    let result = axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = server_token.cancelled() => {}
+            }
+            tracing::info!("shutting down");
+        })
+        .await;
+    token.cancel();
+    if tokio::time::timeout(DRAIN_DEADLINE, evaluation)
+        .await
+        .is_err()
+    {
+        tracing::warn!("evaluation loop did not stop in time");
+    }
+    result.map_err(ServeError::from)
+}

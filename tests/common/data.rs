@@ -1,0 +1,70 @@
+//! OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`, built from functions of
+//! time so each test states its scenario as "value at t".
+
+use std::collections::BTreeMap;
+
+/// Gauge families, each a list of sample lines, rendered grouped as OpenMetrics requires.
+#[derive(Default)]
+pub struct OpenMetrics {
+    families: BTreeMap<String, Vec<String>>,
+}
+
+impl OpenMetrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One gauge series `name{labels}` sampled every `step` seconds over `[from, to]`;
+    /// `value(t)` returning `None` leaves a gap.
+    pub fn gauge(
+        &mut self,
+        name: &str,
+        labels: &str,
+        (from, to, step): (i64, i64, i64),
+        value: impl Fn(i64) -> Option<f64>,
+    ) -> &mut Self {
+        let lines = self.families.entry(name.to_string()).or_default();
+        let mut t = from;
+        while t <= to {
+            if let Some(v) = value(t) {
+                let v = if v.is_nan() {
+                    "NaN".to_string()
+                } else if v.is_infinite() {
+                    if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+                } else {
+                    v.to_string()
+                };
+                lines.push(format!("{name}{{{labels}}} {v} {t}"));
+            }
+            t += step;
+        }
+        self
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for (name, lines) in &self.families {
+            out.push_str(&format!("# TYPE {name} gauge\n"));
+            for line in lines {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out.push_str("# EOF\n");
+        out
+    }
+}
+
+/// Now, rounded down to a multiple of 30 s so that sample times and evaluation steps line up.
+pub fn now() -> i64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    t - t % 30
+}
+
+/// A window of sample times around `now`: two hours back, one hour ahead, every 15 s.
+pub fn around(now: i64) -> (i64, i64, i64) {
+    (now - 2 * 3600, now + 3600, 15)
+}
