@@ -329,7 +329,6 @@ fn validate(
         url: validate_url(file, raw.prometheus.url, problems),
         timeout: duration_or(
             file,
-            None,
             "prometheus.timeout",
             raw.prometheus.timeout,
             DEFAULT_TIMEOUT,
@@ -346,7 +345,6 @@ fn validate(
     }
     let interval = duration_or(
         file,
-        None,
         "evaluation.interval",
         raw.evaluation.interval,
         DEFAULT_INTERVAL,
@@ -539,7 +537,6 @@ fn validate_phases(file: &str, raw: Vec<RawPhase>, problems: &mut Problems) -> V
         }
         let stable_for = duration_or(
             file,
-            None,
             &key("stable_for"),
             p.stable_for,
             Duration::ZERO,
@@ -692,7 +689,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn duration_or(
     file: &str,
-    signal: Option<&str>,
     key: &str,
     text: Option<String>,
     default: Duration,
@@ -702,7 +698,7 @@ fn duration_or(
         None => default,
         Some(Ok(d)) => d,
         Some(Err(message)) => {
-            problems.add(file, signal, Some(key), message);
+            problems.add(file, None, Some(key), message);
             default
         }
     }

@@ -57,7 +57,8 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
-        let m = Metrics {
+        let metrics = Metrics {
+            registry: Registry::default(),
             score: Family::default(),
             decision: Family::default(),
             stable_seconds: Family::default(),
@@ -66,49 +67,53 @@ impl Metrics {
             query_errors: Family::default(),
             evaluation_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             last_evaluation: FloatGauge::default(),
-            registry: Registry::default(),
         };
+        // Families are cheap handles onto shared state: the registry encodes the clones that the
+        // struct keeps updating.
         registry.register(
             "upgrade_gate_score",
             "Health score of the phase, 0 to 100",
-            m.score.clone(),
+            metrics.score.clone(),
         );
         registry.register(
             "upgrade_gate_decision",
             "1 when the phase is go, 0 when no-go",
-            m.decision.clone(),
+            metrics.decision.clone(),
         );
         registry.register(
             "upgrade_gate_stable_seconds",
             "How long the phase has been healthy without interruption (0 when unhealthy)",
-            m.stable_seconds.clone(),
+            metrics.stable_seconds.clone(),
         );
         registry.register(
             "upgrade_gate_signal_status",
             "1 for the signal's current status, 0 for the others",
-            m.signal_status.clone(),
+            metrics.signal_status.clone(),
         );
         registry.register(
             "upgrade_gate_signal_value",
             "Value of the signal's worst series (absent when it has no data)",
-            m.signal_value.clone(),
+            metrics.signal_value.clone(),
         );
         registry.register(
             "upgrade_gate_query_errors",
             "Queries of the signal that failed (error, timeout, unreachable Prometheus)",
-            m.query_errors.clone(),
+            metrics.query_errors.clone(),
         );
         registry.register(
             "upgrade_gate_evaluation_duration_seconds",
             "Time one evaluation of every signal took",
-            m.evaluation_duration.clone(),
+            metrics.evaluation_duration.clone(),
         );
         registry.register(
             "upgrade_gate_last_evaluation_timestamp_seconds",
             "Unix time of the last finished evaluation",
-            m.last_evaluation.clone(),
+            metrics.last_evaluation.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics {
+            registry,
+            ..metrics
+        }
     }
 
     /// Publishes a finished evaluation.
@@ -146,8 +151,10 @@ impl Metrics {
                     self.signal_value.remove(&labels);
                 }
             }
+            // Created at 0 on the first evaluation so that `increase()` sees the first error.
+            let errors = self.query_errors.get_or_create(&labels);
             if s.status == Status::Error {
-                self.query_errors.get_or_create(&labels).inc();
+                errors.inc();
             }
         }
         self.evaluation_duration

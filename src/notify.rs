@@ -91,3 +91,109 @@ pub fn transitions(prev: Option<&Snapshot>, next: &Snapshot) -> Vec<Transition> 
     });
     phases.chain(signals).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{SignalReport, Verdict};
+    use crate::pack::NoDataPolicy;
+    use std::time::Duration;
+
+    fn snapshot(decision: Decision, statuses: &[(&str, Status)]) -> Snapshot {
+        let signals: Vec<SignalReport> = statuses
+            .iter()
+            .map(|(name, status)| SignalReport {
+                name: name.to_string(),
+                status: *status,
+                value: None,
+                warn: None,
+                fail: None,
+                for_: Duration::ZERO,
+                weight: 1.0,
+                critical: false,
+                no_data: NoDataPolicy::Fail,
+                offenders: vec![],
+                offending_series: 0,
+                error: None,
+                description: None,
+                runbook: None,
+                query: "q".into(),
+            })
+            .collect();
+        Snapshot {
+            evaluated_at: chrono::DateTime::UNIX_EPOCH,
+            took: Duration::ZERO,
+            phases: vec![Verdict {
+                phase: "istio".into(),
+                decision,
+                score: 50.0,
+                min_score: 90.0,
+                evaluated_at: chrono::DateTime::UNIX_EPOCH,
+                stable_since: None,
+                stable_for: Duration::ZERO,
+                reasons: vec!["why".into()],
+                signals: signals.clone(),
+            }],
+            signals,
+        }
+    }
+
+    #[test]
+    fn the_first_evaluation_announces_nothing() {
+        let next = snapshot(Decision::NoGo, &[("a", Status::Fail)]);
+        assert!(transitions(None, &next).is_empty());
+    }
+
+    #[test]
+    fn decision_flips_and_fail_or_error_edges_are_announced() {
+        let prev = snapshot(
+            Decision::Go,
+            &[
+                ("a", Status::Ok),
+                ("b", Status::Fail),
+                ("c", Status::Ok),
+                ("d", Status::Ok),
+            ],
+        );
+        let next = snapshot(
+            Decision::NoGo,
+            &[
+                ("a", Status::Fail),
+                ("b", Status::Ok),
+                ("c", Status::Warn),
+                ("d", Status::Error),
+            ],
+        );
+        let got = transitions(Some(&prev), &next);
+        assert_eq!(
+            got[0],
+            Transition::Phase {
+                phase: "istio".into(),
+                from: Decision::Go,
+                to: Decision::NoGo,
+                score: 50.0,
+                reasons: vec!["why".into()],
+            }
+        );
+        let signals: Vec<_> = got[1..]
+            .iter()
+            .map(|t| match t {
+                Transition::Signal { signal, from, to } => (signal.as_str(), *from, *to),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            signals,
+            [
+                ("a", Status::Ok, Status::Fail),
+                ("b", Status::Fail, Status::Ok),
+                ("d", Status::Ok, Status::Error)
+            ],
+            "ok -> warn is not announced"
+        );
+        assert!(
+            transitions(Some(&next), &next).is_empty(),
+            "no change, nothing to say"
+        );
+    }
+}

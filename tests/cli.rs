@@ -1,0 +1,350 @@
+//! The `upgrade-gate` binary as a pipeline runs it: exit codes, output formats, config errors.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::data::{around, now, OpenMetrics};
+use common::prometheus::TestPrometheus;
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_upgrade-gate"));
+    // The tests decide the environment; a developer's own overrides must not leak in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("UPGRADE_GATE__") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("the binary runs");
+    (
+        status.code().expect("exited, not killed"),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Failing `mesh_5xx` for the last 10 minutes on one service; healthy before.
+fn breach_data(t: i64) -> String {
+    OpenMetrics::new()
+        .gauge(
+            "mesh_5xx",
+            r#"destination_service="reviews""#,
+            around(t),
+            |ts| Some(if ts >= t - 600 { 2.5 } else { 0.1 }),
+        )
+        .gauge("ok_metric", r#"job="x""#, around(t), |_| Some(0.0))
+        .render()
+}
+
+const PACK: &str = r#"
+evaluation: {interval: 30s}
+phases:
+  - {name: istio, min_score: 90}
+  - {name: addons, min_score: 90}
+signals:
+  - name: mesh_5xx
+    query: mesh_5xx
+    warn: "> 0.5"
+    fail: "> 1"
+    for: 2m
+    critical: true
+    phases: [istio]
+    runbook: "relabel namespaces to the old revision"
+  - {name: steady, query: ok_metric, fail: "> 1", phases: [addons, istio]}
+"#;
+
+fn gate_config(dir: &Path, url: &str) -> std::path::PathBuf {
+    write(
+        dir,
+        "gate.yaml",
+        &format!("prometheus: {{url: \"{url}\", timeout: 2s}}\n{PACK}"),
+    )
+}
+
+#[test]
+fn check_exit_codes_follow_the_decision() {
+    let t = now();
+    let prom = TestPrometheus::start(&breach_data(t));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gate_config(dir.path(), prom.url());
+    let at = chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+
+    let (code, out, err) = run(bin()
+        .args(["check", "--phase", "addons", "--at", &at, "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("phase addons: GO"), "{out}");
+
+    let (code, out, _) = run(bin()
+        .args(["check", "--phase", "istio", "--at", &at, "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("phase istio: NO-GO"), "{out}");
+    assert!(
+        out.contains("critical signal \"mesh_5xx\" is fail"),
+        "{out}"
+    );
+    assert!(out.contains("Runbook: relabel namespaces"), "{out}");
+    // The table: header, then the worst signal first.
+    let table: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("SIGNAL"))
+        .collect();
+    assert!(
+        table[1].starts_with("mesh_5xx *") && table[1].contains("fail"),
+        "{out}"
+    );
+    assert!(
+        table[1].contains("destination_service=\"reviews\"}"),
+        "{out}"
+    );
+
+    // Half an hour earlier the same phase was healthy: `--at` evaluates the past.
+    let before = chrono::DateTime::from_timestamp(t - 1800, 0)
+        .unwrap()
+        .to_rfc3339();
+    let (code, out, _) = run(bin()
+        .args(["check", "--phase", "istio", "--at", &before, "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn check_json_has_the_documented_shape() {
+    let t = now();
+    let prom = TestPrometheus::start(&breach_data(t));
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gate_config(dir.path(), prom.url());
+    let at = chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339();
+    let (code, out, err) = run(bin()
+        .args([
+            "check", "--phase", "istio", "--output", "json", "--at", &at, "--config",
+        ])
+        .arg(&cfg));
+    assert_eq!(code, 1, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["phase"], "istio");
+    assert_eq!(v["decision"], "no_go");
+    assert_eq!(v["score"], 50.0);
+    assert_eq!(v["min_score"], 90.0);
+    assert_eq!(v["evaluated_at"], at.replace("+00:00", "Z"));
+    assert!(v["stable_since"].is_null());
+    assert!(v["reasons"][0].as_str().unwrap().contains("mesh_5xx"));
+    let s = &v["signals"][0];
+    assert_eq!(s["name"], "mesh_5xx");
+    assert_eq!(s["status"], "fail");
+    assert_eq!(s["value"], 2.5);
+    assert_eq!(s["warn"], "> 0.5");
+    assert_eq!(s["fail"], "> 1");
+    assert_eq!(s["query"], "mesh_5xx");
+    assert_eq!(
+        s["offenders"][0]["labels"]["destination_service"],
+        "reviews"
+    );
+    assert_eq!(s["offenders"][0]["value"], 2.5);
+    assert_eq!(v["signals"][1]["name"], "steady");
+    assert_eq!(v["signals"][1]["status"], "ok");
+}
+
+#[test]
+fn check_cannot_evaluate_exits_2_and_says_no_go() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gate_config(dir.path(), &format!("http://127.0.0.1:{port}"));
+    let (code, out, _) = run(bin()
+        .args(["check", "--phase", "istio", "--output", "json", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 2);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["decision"], "no_go");
+    assert_eq!(v["signals"][0]["status"], "error");
+
+    let (code, _, err) = run(bin()
+        .args(["check", "--phase", "nope", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown phase \"nope\"; known phases: istio, addons, all"),
+        "{err}"
+    );
+
+    let (code, _, err) = run(bin().args(["check", "--output", "xml"]));
+    assert_eq!(code, 2, "bad usage");
+    assert!(err.contains("xml"), "{err}");
+    let (code, _, err) = run(bin().args(["check", "--at", "yesterday"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("not an RFC 3339 time"), "{err}");
+}
+
+#[test]
+fn environment_overrides_the_config_file() {
+    let t = now();
+    let prom = TestPrometheus::start(&breach_data(t));
+    let dir = tempfile::tempdir().unwrap();
+    // The file points at nothing; the environment points at the real Prometheus.
+    let cfg = gate_config(dir.path(), "http://127.0.0.1:9");
+    let (code, out, err) = run(bin()
+        .env("UPGRADE_GATE__PROMETHEUS__URL", prom.url())
+        .args(["check", "--phase", "addons", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, _, err) = run(bin()
+        .env("UPGRADE_GATE__EVALUATION__CONCURRENCY", "many")
+        .args(["validate", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 2);
+    assert!(err.contains("evaluation.concurrency"), "{err}");
+}
+
+#[test]
+fn validate_accepts_the_default_pack_and_the_example_config() {
+    let (code, out, err) = run(bin().arg("validate"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("valid: "), "{out}");
+    assert!(
+        out.contains("precheck, karpenter, istio, addons, control-plane, nodes"),
+        "{out}"
+    );
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/upgrade-gate.yaml");
+    let (code, out2, err) = run(bin().arg("validate").arg("--config").arg(example));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, out2, "the built-in pack is the example config's pack");
+}
+
+#[test]
+fn validate_lists_every_problem_with_file_signal_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "sig/typo.yaml",
+        "signals:\n  - {name: e, query: up, fail: \"> 1\", fial: \"> 2\"}\n",
+    );
+    write(
+        d,
+        "sig/type.yaml",
+        "signals:\n  - {name: f, query: up, fail: \"> 1\", weight: heavy}\n",
+    );
+    write(
+        d,
+        "sig/dup.yaml",
+        "signals:\n  - {name: a, query: up, fail: \"> 1\"}\n",
+    );
+    let cfg = write(
+        d,
+        "bad.yaml",
+        r#"
+prometheus: {url: "ftp://x", timeout: 10x}
+evaluation: {interval: 500ms, concurrency: 0}
+server: {listen: nowhere}
+signal_files: ["missing/*.yaml", "sig/*.yaml"]
+phases:
+  - {name: istio, min_score: 120, stable_for: soon}
+  - {name: istio}
+  - {name: empty, min_score: 50}
+  - {name: all}
+  - {name: "a b"}
+signals:
+  - {name: a, query: 'sum(rate(x[5m])', fail: "> 1", phases: [istio]}
+  - {name: b, query: up, warn: "> 2", fail: "> 1", weight: -1, no_data: maybe, phases: [nope], for: 5 parsecs}
+  - {name: c, query: up, phases: [istio]}
+  - {name: d, query: up, fail: "1", phases: [istio]}
+  - {query: up, fail: "> 1"}
+  - {name: g, query: up, warn: "< 1", fail: "> 1", phases: [istio]}
+  - {name: h, query: up, fail: "> NaN", phases: [istio]}
+  - {name: i, query: up, warn: "> 1", for: 1m, phases: [istio]}
+  - {name: j, fail: "> 1", phases: []}
+"#,
+    );
+    let (code, out, err) = run(bin().arg("validate").arg("--config").arg(&cfg));
+    assert_eq!(code, 2, "{out}");
+    let bad = cfg.display().to_string();
+    let sig = |f: &str| d.join("sig").join(f).display().to_string();
+    let expected = [
+        format!("{bad}: key `signal_files`: pattern \"missing/*.yaml\" matches no file"),
+        format!("{bad}: key `prometheus.url`: must be an http:// or https:// URL"),
+        format!("{bad}: key `prometheus.timeout`: \"10x\" is not a duration"),
+        format!("{bad}: key `evaluation.interval`: 500ms must be a whole number of seconds"),
+        format!("{bad}: key `evaluation.concurrency`: 0 must be at least 1"),
+        format!("{bad}: key `server.listen`: \"nowhere\" is not an address"),
+        format!("{bad}: key `phases[0].min_score`: 120 must be between 0 and 100"),
+        format!("{bad}: key `phases[0].stable_for`: \"soon\" is not a duration"),
+        format!("{bad}: key `phases[1].name`: duplicate phase \"istio\""),
+        format!("{bad}: key `phases[3].name`: \"all\" is reserved"),
+        format!("{bad}: key `phases[4].name`: \"a b\" may only use letters"),
+        format!("{bad}: key `phases`: phase \"empty\" has no signal"),
+        format!("{bad}: key `phases`: phase \"a b\" has no signal"),
+        format!("{}: unknown field `fial`", sig("typo.yaml")),
+        format!("{}: invalid type: string \"heavy\", expected a floating point", sig("type.yaml")),
+        format!("{bad}: signal \"a\": key `query`: invalid PromQL: unclosed left parenthesis"),
+        format!("{bad}: signal \"b\": key `warn`: warn > 2 must point the same way as fail > 1 and be reached first"),
+        format!("{bad}: signal \"b\": key `weight`: -1 must be a number above 0"),
+        format!("{bad}: signal \"b\": key `no_data`: \"maybe\" is not one of ok, warn, fail"),
+        format!("{bad}: signal \"b\": key `phases`: unknown phase \"nope\""),
+        format!("{bad}: signal \"b\": key `for`: \"5 parsecs\" is not a duration"),
+        format!("{bad}: signal \"c\": key `fail`: a signal needs a `warn` or a `fail` threshold"),
+        format!("{bad}: signal \"d\": key `fail`: \"1\" does not start with one of the operators"),
+        format!("{bad}: signal \"#5\": key `name`: missing signal name"),
+        format!("{bad}: signal \"g\": key `warn`: warn < 1 must point the same way as fail > 1"),
+        format!("{bad}: signal \"h\": key `fail`: \"NaN\" is not a finite number"),
+        format!("{bad}: signal \"i\": key `for`: `for` applies to the fail threshold, but the signal has none"),
+        format!("{bad}: signal \"j\": key `query`: missing PromQL query"),
+        format!("{bad}: signal \"j\": key `phases`: empty list"),
+        format!("{}: signal \"a\": key `name`: duplicate signal name; first defined in {bad}", sig("dup.yaml")),
+    ];
+    for e in &expected {
+        assert!(err.contains(e.as_str()), "missing {e:?} in:\n{err}");
+    }
+    assert!(
+        err.starts_with(&format!(
+            "invalid configuration ({} problems):",
+            expected.len()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_reports_unreadable_files_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = write(dir.path(), "broken.yaml", "prometheus: [\n");
+    let (code, _, err) = run(bin().arg("validate").arg("--config").arg(&broken));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(&format!("{}: while parsing", broken.display())),
+        "{err}"
+    );
+    assert!(err.contains("line 2"), "{err}");
+
+    let missing = dir.path().join("nope.yaml");
+    let (code, _, err) = run(bin().arg("validate").arg("--config").arg(&missing));
+    assert_eq!(code, 2);
+    assert!(err.contains("not found"), "{err}");
+
+    let empty = write(dir.path(), "empty.yaml", "phases: [{name: p}]\n");
+    let (code, _, err) = run(bin().arg("validate").arg("--config").arg(&empty));
+    assert_eq!(code, 2);
+    assert!(err.contains("no signal is defined"), "{err}");
+}
