@@ -1,14 +1,16 @@
-//! The command line: `serve`, `check`, `validate`. Each command returns its exit code:
+//! The command line: `serve`, `check`, `validate`, `simulate`. Each command returns its exit code:
 //! 0 go/valid, 1 no-go, 2 cannot evaluate or bad usage/config.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Config};
 use crate::decide::Decision;
+use crate::demo_data::{openmetrics, Scenario};
 use crate::evaluate::Status;
 use crate::pack::ALL_PHASES;
 use crate::snapshot::Snapshot;
@@ -58,8 +60,8 @@ pub enum Command {
         /// Phase to judge; every signal when absent.
         #[arg(long)]
         phase: Option<String>,
-        /// Evaluate at this time (RFC 3339) instead of now.
-        #[arg(long, value_parser = parse_rfc3339)]
+        /// Evaluate at this time instead of now: RFC 3339, or `now-2h`-style.
+        #[arg(long, value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
@@ -69,12 +71,54 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write synthetic upgrade metrics as OpenMetrics, for `promtool tsdb create-blocks-from openmetrics`.
+    Simulate {
+        #[arg(long, value_enum)]
+        scenario: Scenario,
+        /// File to write.
+        #[arg(long)]
+        openmetrics: PathBuf,
+        /// First sample time: RFC 3339, or `now-2h`-style.
+        #[arg(long, value_parser = parse_time)]
+        from: DateTime<Utc>,
+        /// Last sample time: RFC 3339, or `now+10m`-style.
+        #[arg(long, value_parser = parse_time)]
+        to: DateTime<Utc>,
+        /// Time between samples.
+        #[arg(long, default_value = "30s", value_parser = parse_step)]
+        step: Duration,
+    },
 }
 
-fn parse_rfc3339(s: &str) -> Result<DateTime<Utc>, String> {
+/// An RFC 3339 time, or `now` optionally followed by `+` or `-` and a duration (`now-2h`).
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Some(offset) = s.strip_prefix("now") {
+        let now = Utc::now();
+        let shift = |d: &str| {
+            config::parse_duration(d)
+                .and_then(|d| chrono::Duration::from_std(d).map_err(|e| e.to_string()))
+        };
+        return match offset.chars().next() {
+            None => Ok(now),
+            Some('+') => Ok(now + shift(&offset[1..])?),
+            Some('-') => Ok(now - shift(&offset[1..])?),
+            Some(_) => Err(format!("{s:?}: expected now, now+D or now-D")),
+        };
+    }
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z: {e}"))
+        .map_err(|e| {
+            format!("{s:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z, nor now-1h: {e}")
+        })
+}
+
+fn parse_step(s: &str) -> Result<Duration, String> {
+    match config::parse_duration(s)? {
+        d if d.as_secs() >= 1 && d.subsec_nanos() == 0 => Ok(d),
+        _ => Err(format!(
+            "{s:?} must be a whole number of seconds, at least 1s"
+        )),
+    }
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -88,6 +132,13 @@ pub fn run(cli: Cli) -> ExitCode {
             output,
         } => check(config, phase, at, output),
         Command::Validate { config } => validate(config),
+        Command::Simulate {
+            scenario,
+            openmetrics,
+            from,
+            to,
+            step,
+        } => simulate(scenario, &openmetrics, from, to, step),
     };
     ExitCode::from(code)
 }
@@ -123,6 +174,32 @@ fn validate(path: Option<PathBuf>) -> u8 {
             0
         }
         Err(code) => code,
+    }
+}
+
+fn simulate(
+    scenario: Scenario,
+    path: &std::path::Path,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Duration,
+) -> u8 {
+    if to < from {
+        eprintln!("--to {to} is before --from {from}");
+        return EXIT_CANNOT;
+    }
+    let text = openmetrics(
+        scenario,
+        from.timestamp(),
+        to.timestamp(),
+        step.as_secs() as i64,
+    );
+    match std::fs::write(path, text) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("cannot write {}: {e}", path.display());
+            EXIT_CANNOT
+        }
     }
 }
 

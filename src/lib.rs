@@ -17,7 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod decide;
-// pub mod demo_data;
+pub mod demo_data;
 pub mod evaluate;
 pub mod http;
 pub mod metrics;

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::decide::{verdict, Member, SignalReport, Verdict};
 use crate::evaluate::judge;
 use crate::pack::{Signal, ALL_PHASES};
-use crate::source::{PrometheusSource, Window};
+use crate::source::{PrometheusSource, Series, SourceError, Window};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -30,30 +30,40 @@ impl Snapshot {
     /// Queries every signal once over the window its phases need, then judges every phase.
     pub async fn take(config: &Config, source: &PrometheusSource, at: i64) -> Snapshot {
         let started = Instant::now();
-        let step = config.evaluation.interval.as_secs() as i64;
-        let pack = &config.pack;
-        let windows: Vec<Window> = pack
-            .signals
-            .iter()
-            .map(|s| Window::ending_at(at, step, steps_back(config, s)))
-            .collect();
+        let windows = windows(config, at);
         let answers = source
             .range_all(
-                pack.signals
+                config
+                    .pack
+                    .signals
                     .iter()
                     .map(|s| s.query.as_str())
                     .zip(windows.iter().copied()),
                 config.evaluation.concurrency,
             )
             .await;
+        let mut snapshot = Snapshot::judge(config, at, &answers);
+        snapshot.took = started.elapsed();
+        snapshot
+    }
+
+    /// The pure half of [`Snapshot::take`]: judges answers already fetched, one per signal in
+    /// pack order, each over the window [`windows`] gives it.
+    pub fn judge(
+        config: &Config,
+        at: i64,
+        answers: &[Result<Vec<Series>, SourceError>],
+    ) -> Snapshot {
+        let started = Instant::now();
+        let step = config.evaluation.interval.as_secs() as i64;
+        let pack = &config.pack;
         let timelines: Vec<_> = pack
             .signals
             .iter()
-            .zip(&answers)
-            .zip(&windows)
-            .map(|((s, a), w)| judge(s, a, *w))
+            .zip(answers)
+            .zip(windows(config, at))
+            .map(|((s, a), w)| judge(s, a, w))
             .collect();
-
         let phases = pack
             .phase_names()
             .iter()
@@ -91,6 +101,17 @@ impl Snapshot {
         self.verdict(ALL_PHASES)
             .expect("every snapshot judges the all pseudo-phase")
     }
+}
+
+/// The range-query window of each signal, in pack order, ending at `at`.
+pub fn windows(config: &Config, at: i64) -> Vec<Window> {
+    let step = config.evaluation.interval.as_secs() as i64;
+    config
+        .pack
+        .signals
+        .iter()
+        .map(|s| Window::ending_at(at, step, steps_back(config, s)))
+        .collect()
 }
 
 /// Steps of history a signal needs: the longest `stable_for` among its phases, plus its own `for`

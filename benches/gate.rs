@@ -1,0 +1,127 @@
+//! How fast the pure core and the HTTP path are, at the size of a large pack.
+//! Figures are written down in BENCHMARKS.md; run with `cargo bench --bench gate`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use tokio::sync::watch;
+use tower::ServiceExt;
+use upgrade_gate::config::Config;
+use upgrade_gate::http::{router, AppState};
+use upgrade_gate::metrics::Metrics;
+use upgrade_gate::snapshot::{windows, Snapshot};
+use upgrade_gate::source::Series;
+
+const AT: i64 = 1_800_000_000;
+
+/// A pack of `signals` signals over six phases with `stable_for: 15m`, `for: 5m`, 30 s steps.
+fn config(signals: usize) -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let phases = [
+        "precheck",
+        "karpenter",
+        "istio",
+        "addons",
+        "control-plane",
+        "nodes",
+    ];
+    let mut yaml = String::from("evaluation: {interval: 30s}\nphases:\n");
+    for p in phases {
+        yaml.push_str(&format!("  - {{name: {p}, stable_for: 15m}}\n"));
+    }
+    yaml.push_str("signals:\n");
+    for i in 0..signals {
+        yaml.push_str(&format!(
+            "  - {{name: s{i}, query: m{i}, warn: \"> 0.5\", fail: \"> 1\", for: 5m, phases: [{}]}}\n",
+            phases[i % phases.len()]
+        ));
+    }
+    let path = dir.path().join("bench.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    upgrade_gate::config::load(Some(&path)).unwrap()
+}
+
+/// `series` series per signal on every step of its window, a few of them breaching.
+fn answers(
+    config: &Config,
+    series: usize,
+) -> Vec<Result<Vec<Series>, upgrade_gate::source::SourceError>> {
+    windows(config, AT)
+        .iter()
+        .map(|w| {
+            Ok((0..series)
+                .map(|j| Series {
+                    labels: [(
+                        "destination_service".to_string(),
+                        format!("svc-{j}.ns.svc.cluster.local"),
+                    )]
+                    .into(),
+                    samples: (0..w.len())
+                        .map(|k| {
+                            (
+                                w.start + w.step * k as i64,
+                                if j % 17 == 0 {
+                                    1.5
+                                } else {
+                                    0.1 * (k % 5) as f64
+                                },
+                            )
+                        })
+                        .collect(),
+                })
+                .collect())
+        })
+        .collect()
+}
+
+fn evaluation(c: &mut Criterion) {
+    let mut group = c.benchmark_group("judge_snapshot");
+    for (signals, series) in [(20, 10), (20, 200), (100, 50)] {
+        let config = config(signals);
+        let answers = answers(&config, series);
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{signals}_signals_x_{series}_series")),
+            &(config, answers),
+            |b, (config, answers)| b.iter(|| black_box(Snapshot::judge(config, AT, answers))),
+        );
+    }
+    group.finish();
+}
+
+fn http(c: &mut Criterion) {
+    let config = config(20);
+    let snapshot = Arc::new(Snapshot::judge(&config, AT, &answers(&config, 50)));
+    let metrics = Arc::new(Metrics::new());
+    metrics.observe(&snapshot);
+    let (_tx, rx) = watch::channel(Some(snapshot));
+    let app = router(AppState {
+        snapshot: rx,
+        metrics,
+        phases: Arc::new(config.pack.phase_names()),
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for path in ["/gate/istio", "/metrics"] {
+        c.bench_function(&format!("http_get{}", path.replace('/', "_")), |b| {
+            b.to_async(&runtime).iter(|| {
+                let app = app.clone();
+                async move {
+                    let request = axum::http::Request::get(path)
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                    let response = app.oneshot(request).await.unwrap();
+                    black_box(
+                        axum::body::to_bytes(response.into_body(), usize::MAX)
+                            .await
+                            .unwrap(),
+                    )
+                }
+            })
+        });
+    }
+}
+
+criterion_group!(benches, evaluation, http);
+criterion_main!(benches);

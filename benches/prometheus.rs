@@ -1,0 +1,44 @@
+//! One full evaluation of the default pack (28 signals, their `for` and `stable_for` windows)
+//! against a real Prometheus on loopback holding the demo data, at several concurrency bounds.
+//! Figures are written down in BENCHMARKS.md; run with `cargo bench --bench prometheus`.
+
+#[path = "../tests/common/prometheus.rs"]
+mod prometheus;
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use prometheus::TestPrometheus;
+use upgrade_gate::demo_data::{openmetrics, Scenario};
+use upgrade_gate::snapshot::Snapshot;
+use upgrade_gate::source::PrometheusSource;
+
+fn default_pack(c: &mut Criterion) {
+    let now = chrono::Utc::now().timestamp();
+    let at = now - now % 30;
+    let prom = TestPrometheus::start(&openmetrics(Scenario::Healthy, at - 2 * 3600, at + 600, 30));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("evaluate_default_pack");
+    group.sample_size(20);
+    for concurrency in [1, 4, 8] {
+        let mut config = upgrade_gate::config::load(None).unwrap();
+        config.prometheus.url = prom.url().to_string();
+        config.evaluation.concurrency = concurrency;
+        let source = PrometheusSource::new(&config.prometheus).unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("concurrency", concurrency),
+            &config,
+            |b, config| {
+                b.to_async(&runtime)
+                    .iter(|| async { black_box(Snapshot::take(config, &source, at).await) })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, default_pack);
+criterion_main!(benches);

@@ -1,0 +1,77 @@
+//! The default signal pack end to end: synthetic upgrade metrics with the real names and labels,
+//! in a real Prometheus, judged by the built-in config.
+
+mod common;
+
+use common::data::now;
+use common::prometheus::TestPrometheus;
+use upgrade_gate::decide::Decision;
+use upgrade_gate::demo_data::{openmetrics, Scenario};
+use upgrade_gate::evaluate::Status;
+use upgrade_gate::snapshot::Snapshot;
+use upgrade_gate::source::PrometheusSource;
+
+async fn evaluate_default_pack(scenario: Scenario) -> Snapshot {
+    let t = now();
+    let prom = TestPrometheus::start(&openmetrics(scenario, t - 2 * 3600, t + 600, 30));
+    let mut config = upgrade_gate::config::load(None).unwrap_or_else(|e| panic!("{e}"));
+    config.prometheus.url = prom.url().to_string();
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    Snapshot::take(&config, &source, t).await
+}
+
+#[tokio::test]
+async fn a_healthy_cluster_is_go_in_every_phase() {
+    let s = evaluate_default_pack(Scenario::Healthy).await;
+    for v in &s.phases {
+        assert_eq!(v.decision, Decision::Go, "{}: {:#?}", v.phase, v.reasons);
+        assert_eq!(v.score, 100.0, "{}", v.phase);
+    }
+    assert_eq!(s.phases.len(), 7, "six phases and all");
+    let no_data: Vec<_> = s
+        .signals
+        .iter()
+        .filter(|r| r.status == Status::NoData)
+        .map(|r| r.name.as_str())
+        .collect();
+    // Only signals whose "nothing returned" means healthy may be empty.
+    for r in s.signals.iter().filter(|r| r.status == Status::NoData) {
+        assert_eq!(
+            r.no_data,
+            upgrade_gate::pack::NoDataPolicy::Ok,
+            "{no_data:?}"
+        );
+    }
+    assert!(s.signals.iter().all(|r| r.status != Status::Error));
+}
+
+#[tokio::test]
+async fn an_istio_5xx_spike_stops_the_istio_phase_naming_the_service() {
+    let s = evaluate_default_pack(Scenario::Istio5xxSpike).await;
+    let v = s.verdict("istio").unwrap();
+    assert_eq!(v.decision, Decision::NoGo);
+    let r = v
+        .signals
+        .iter()
+        .find(|r| r.name == "istio_5xx_ratio")
+        .unwrap();
+    assert_eq!(r.status, Status::Fail);
+    assert_eq!(
+        r.offenders[0].labels["destination_service"],
+        "reviews.bookinfo.svc.cluster.local"
+    );
+    assert!((r.value.unwrap() - 0.2).abs() < 0.01, "{:?}", r.value);
+    assert!(
+        v.reasons[0].starts_with("critical signal \"istio_5xx_ratio\" is fail"),
+        "{:?}",
+        v.reasons
+    );
+    // Every other signal stays healthy: the spike is the only cause.
+    let others_bad: Vec<_> = s
+        .signals
+        .iter()
+        .filter(|r| r.name != "istio_5xx_ratio" && !matches!(r.status, Status::Ok | Status::NoData))
+        .map(|r| (&r.name, r.status))
+        .collect();
+    assert!(others_bad.is_empty(), "{others_bad:?}");
+}
