@@ -99,6 +99,7 @@ fn http(c: &mut Criterion) {
         snapshot: rx,
         metrics,
         phases: Arc::new(config.pack.phase_names()),
+        stale_after: std::time::Duration::from_secs(u32::MAX as u64),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

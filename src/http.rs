@@ -1,12 +1,14 @@
 //! The HTTP API. Handlers only read the latest snapshot, so no request ever waits on Prometheus.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use chrono::Utc;
 use serde_json::json;
 use tokio::sync::watch;
 
@@ -23,6 +25,9 @@ pub struct AppState {
     /// Phase names a request may use, known before the first evaluation so that a typo is a 404
     /// rather than a 503 that a pipeline would retry forever.
     pub phases: Arc<Vec<String>>,
+    /// A verdict older than this is not served as go: if evaluation stalls, the gate fails closed
+    /// instead of repeating an old answer.
+    pub stale_after: Duration,
 }
 
 impl AppState {
@@ -49,6 +54,11 @@ pub enum ApiError {
     UnknownPhase { phase: String, known: Vec<String> },
     #[error("no evaluation has finished yet")]
     NotReady,
+    #[error("the last evaluation ({evaluated_at}) is older than {max_age}; failing closed until a new one finishes")]
+    Stale {
+        evaluated_at: String,
+        max_age: String,
+    },
 }
 
 impl IntoResponse for ApiError {
@@ -60,8 +70,8 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": message, "phases": known})),
             )
                 .into_response(),
-            // A pipeline reads 503 as no-go, which is the safe answer before the first evaluation.
-            ApiError::NotReady => (
+            // A pipeline reads 503 as no-go, which is the safe answer when there is no fresh verdict.
+            ApiError::NotReady | ApiError::Stale { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"error": message, "decision": Decision::NoGo})),
             )
@@ -93,6 +103,15 @@ async fn gate(
         });
     }
     let snapshot = state.latest().ok_or(ApiError::NotReady)?;
+    let age = (Utc::now() - snapshot.evaluated_at)
+        .to_std()
+        .unwrap_or_default();
+    if age > state.stale_after {
+        return Err(ApiError::Stale {
+            evaluated_at: snapshot.evaluated_at.to_rfc3339(),
+            max_age: humantime::format_duration(state.stale_after).to_string(),
+        });
+    }
     let verdict = snapshot.verdict(&phase).ok_or(ApiError::NotReady)?;
     Ok(verdict_response(verdict))
 }
@@ -132,5 +151,75 @@ async fn readyz(State(state): State<AppState>) -> Response {
             "not ready: no evaluation has finished yet\n",
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::Verdict;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    fn app(age_secs: i64) -> Router {
+        let evaluated_at = Utc::now() - chrono::Duration::seconds(age_secs);
+        let verdict = Verdict {
+            phase: "istio".into(),
+            decision: Decision::Go,
+            score: 100.0,
+            min_score: 90.0,
+            evaluated_at,
+            stable_since: Some(evaluated_at),
+            stable_for: Duration::ZERO,
+            reasons: vec![],
+            signals: vec![],
+        };
+        let snapshot = Snapshot {
+            evaluated_at,
+            took: Duration::ZERO,
+            phases: vec![verdict],
+            signals: vec![],
+        };
+        let (_tx, rx) = watch::channel(Some(Arc::new(snapshot)));
+        router(AppState {
+            snapshot: rx,
+            metrics: Arc::new(Metrics::new()),
+            phases: Arc::new(vec!["istio".into(), ALL_PHASES.into()]),
+            stale_after: Duration::from_secs(100),
+        })
+    }
+
+    async fn get(app: Router, path: &str) -> (StatusCode, String) {
+        let response = app
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_fresh_go_is_200() {
+        let (status, body) = get(app(10), "/gate/istio").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_stale_go_fails_closed() {
+        let (status, body) = get(app(500), "/gate/istio").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["decision"], "no_go");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("is older than 1m 40s"),
+            "{body}"
+        );
     }
 }

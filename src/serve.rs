@@ -28,6 +28,12 @@ pub enum ServeError {
     Http(#[from] std::io::Error),
 }
 
+/// How old a verdict may get before `/gate` stops serving it: three missed evaluations, plus the
+/// query timeout that the last one may have spent waiting.
+fn stale_after(config: &Config) -> Duration {
+    config.evaluation.interval * 3 + config.prometheus.timeout
+}
+
 /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests and
 /// stops the evaluation loop.
 pub async fn serve(
@@ -54,6 +60,7 @@ pub async fn serve(
         snapshot,
         metrics,
         phases: Arc::new(config.pack.phase_names()),
+        stale_after: stale_after(&config),
     };
     tracing::info!(
         listen = %listener.local_addr()?,

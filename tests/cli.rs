@@ -171,11 +171,16 @@ fn check_cannot_evaluate_exits_2_and_says_no_go() {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
-    let cfg = gate_config(dir.path(), &format!("http://127.0.0.1:{port}"));
-    let (code, out, _) = run(bin()
+    // Credentials in the URL must not leak into answers or logs.
+    let cfg = gate_config(dir.path(), &format!("http://gate:s3cr3t@127.0.0.1:{port}"));
+    let (code, out, err) = run(bin()
         .args(["check", "--phase", "istio", "--output", "json", "--config"])
         .arg(&cfg));
     assert_eq!(code, 2);
+    assert!(
+        !out.contains("s3cr3t") && !err.contains("s3cr3t"),
+        "{out}{err}"
+    );
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["decision"], "no_go");
     assert_eq!(v["signals"][0]["status"], "error");

@@ -460,3 +460,48 @@ async fn a_rejected_query_is_an_error_with_prometheus_reason() {
     );
     assert_eq!(verdict(&s, "p").decision, Decision::NoGo);
 }
+
+#[tokio::test]
+async fn queries_in_flight_never_exceed_the_concurrency_bound() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // Counts connections and holds them: every query waits for its 1 s timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(socket);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.yaml");
+    let signals: String = (0..5)
+        .map(|i| format!("  - {{name: s{i}, query: up, fail: \"> 1\"}}\n"))
+        .collect();
+    std::fs::write(
+        &path,
+        format!("prometheus: {{url: \"{url}\", timeout: 1s}}\nevaluation: {{concurrency: 2}}\nphases: [{{name: p}}]\nsignals:\n{signals}"),
+    )
+    .unwrap();
+    let config = config::load(Some(&path)).unwrap();
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    let evaluation = tokio::spawn(async move { Snapshot::take(&config, &source, now()).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "two queries in flight, three waiting"
+    );
+    let s = evaluation.await.unwrap();
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        5,
+        "every query ran in the end"
+    );
+    assert!(s.signals.iter().all(|r| r.status == Status::Error));
+    server.abort();
+}
