@@ -179,7 +179,7 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64) -> Verdict
     let stable_secs = (healthy_run as i64 - 1).max(0) * step_secs;
     let go = healthy_run > 0 && stable_secs as u64 >= phase.stable_for.as_secs();
 
-    let reports: Vec<(&Signal, SignalReport)> = members
+    let mut reports: Vec<(&Signal, SignalReport)> = members
         .iter()
         .map(|m| {
             let len = m.timeline.window().len();
@@ -189,6 +189,17 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64) -> Verdict
             )
         })
         .collect();
+    // Worst first: what blocks, then what costs the most score, so reasons and tables lead with
+    // the cause. A `no_data` under `no_data: ok` sorts with the healthy signals.
+    reports.sort_by(|(sa, a), (sb, b)| {
+        blocks(sb, b.status)
+            .cmp(&blocks(sa, a.status))
+            .then(credit(sa, a.status).total_cmp(&credit(sb, b.status)))
+            .then(b.status.cmp(&a.status))
+            .then(b.critical.cmp(&a.critical))
+            .then(b.weight.total_cmp(&a.weight))
+            .then(a.name.cmp(&b.name))
+    });
     let current = score(reports.iter().map(|(s, r)| (*s, r.status)));
 
     let mut reasons = Vec::new();
@@ -222,14 +233,7 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64) -> Verdict
         }
     }
 
-    let mut signals: Vec<SignalReport> = reports.into_iter().map(|(_, r)| r).collect();
-    signals.sort_by(|a, b| {
-        b.status
-            .cmp(&a.status)
-            .then(b.critical.cmp(&a.critical))
-            .then(b.weight.total_cmp(&a.weight))
-            .then(a.name.cmp(&b.name))
-    });
+    let signals: Vec<SignalReport> = reports.into_iter().map(|(_, r)| r).collect();
 
     Verdict {
         phase: phase.name.clone(),
