@@ -160,21 +160,13 @@ fn classify(e: prometheus_http_query::Error, timeout: Duration) -> SourceError {
     match e {
         Error::Prometheus(p) if p.is_timeout() => SourceError::Timeout(timeout),
         Error::Prometheus(p) => SourceError::Rejected(p.to_string()),
-        Error::Client(c) => {
-            let inner = c.inner();
-            if inner.is_some_and(|r| r.is_timeout()) {
-                SourceError::Timeout(timeout)
-            } else if inner.is_some_and(|r| r.is_connect()) {
-                SourceError::Unreachable(describe_chain(inner.expect("checked above")))
-            } else if inner.is_some_and(|r| r.is_decode() || r.is_body()) {
-                SourceError::BadResponse(describe_chain(inner.expect("checked above")))
-            } else {
-                match inner {
-                    Some(r) => SourceError::Unreachable(describe_chain(r)),
-                    None => SourceError::BadResponse(c.to_string()),
-                }
-            }
-        }
+        Error::Client(c) => match c.inner() {
+            Some(r) if r.is_timeout() => SourceError::Timeout(timeout),
+            Some(r) if r.is_decode() || r.is_body() => SourceError::BadResponse(describe_chain(r)),
+            Some(r) => SourceError::Unreachable(describe_chain(r)),
+            // Raised by the client itself, e.g. a body that is not the API's JSON.
+            None => SourceError::BadResponse(c.to_string()),
+        },
         other => SourceError::BadResponse(other.to_string()),
     }
 }
