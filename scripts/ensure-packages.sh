@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the demo and the tests run for real, when missing.
-# Usage: scripts/ensure-packages.sh   (sourced or run; needs root or sudo only to install)
+# Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager)
+# Needs root, or sudo, only when something is missing.
 set -euo pipefail
 
+binaries() {
+  case "$1" in
+    prometheus) echo "prometheus promtool" ;;
+    prometheus-alertmanager) echo "prometheus-alertmanager" ;;
+    *) echo "ensure-packages: unknown package $1" >&2; exit 2 ;;
+  esac
+}
+
 missing=()
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-command -v promtool >/dev/null 2>&1 || [[ " ${missing[*]} " == *" prometheus "* ]] || missing+=(prometheus)
+for package in "$@"; do
+  for binary in $(binaries "$package"); do
+    if ! command -v "$binary" >/dev/null 2>&1; then
+      missing+=("$package")
+      break
+    fi
+  done
+done
 
 if ((${#missing[@]})); then
   echo "installing ${missing[*]} (Debian packages)..." >&2
@@ -14,13 +29,15 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The package starts a system Prometheus on :9090; the demo and tests start their own.
+  # The packages start system services on the default ports; the demo and the tests start their own.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+    for package in "${missing[@]}"; do
+      $sudo systemctl disable --now "$package" >/dev/null 2>&1 || true
+    done
   fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo not found: install a Rust toolchain (1.85 or newer), e.g. with rustup" >&2
+  echo "cargo not found: install a Rust toolchain (1.88 or newer), e.g. with rustup" >&2
   exit 1
 fi

@@ -43,6 +43,7 @@ pub struct SignalReport {
     pub weight: f64,
     pub critical: bool,
     pub no_data: NoDataPolicy,
+    pub phases: Vec<String>,
     pub offenders: Vec<Offender>,
     pub offending_series: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +67,7 @@ impl SignalReport {
             weight: signal.weight,
             critical: signal.critical,
             no_data: signal.no_data,
+            phases: signal.phases.clone(),
             offenders: judgement.offenders,
             offending_series: judgement.offending_series,
             error: judgement.error,

@@ -10,21 +10,25 @@
 //! - [`decide`]: score and go/no-go per phase, with reasons (pure)
 //! - [`snapshot`]: one evaluation of everything at one time
 //! - [`scheduler`], [`serve`], [`http`], [`metrics`]: the daemon
-//! - [`notify`]: health transitions and the notifier seam
+//! - [`alert`], [`receiver`], [`dispatch`], [`secret`]: alerts, their formats, delivery, secrets
 //! - [`cli`], [`report`], [`telemetry`]: the command line edge
 //! - [`demo_data`]: synthetic upgrade metrics for the demo and the tests
 
+pub mod alert;
 pub mod cli;
 pub mod config;
 pub mod decide;
 pub mod demo_data;
+pub mod dispatch;
 pub mod evaluate;
 pub mod http;
 pub mod metrics;
-pub mod notify;
+
 pub mod pack;
+pub mod receiver;
 pub mod report;
 pub mod scheduler;
+pub mod secret;
 pub mod serve;
 pub mod snapshot;
 pub mod source;

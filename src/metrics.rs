@@ -34,6 +34,39 @@ struct SignalStatusLabels {
     status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    receiver: String,
+    outcome: String,
+}
+
+/// What became of one delivery attempt or alert, as the `outcome` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertOutcome {
+    Sent,
+    Retried,
+    Failed,
+    Dropped,
+}
+
+impl AlertOutcome {
+    const ALL: [AlertOutcome; 4] = [
+        AlertOutcome::Sent,
+        AlertOutcome::Retried,
+        AlertOutcome::Failed,
+        AlertOutcome::Dropped,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AlertOutcome::Sent => "sent",
+            AlertOutcome::Retried => "retried",
+            AlertOutcome::Failed => "failed",
+            AlertOutcome::Dropped => "dropped",
+        }
+    }
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
@@ -46,6 +79,7 @@ pub struct Metrics {
     query_errors: Family<SignalLabels, Counter>,
     evaluation_duration: Histogram,
     last_evaluation: FloatGauge,
+    alerts: Family<AlertLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -67,6 +101,7 @@ impl Metrics {
             query_errors: Family::default(),
             evaluation_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             last_evaluation: FloatGauge::default(),
+            alerts: Family::default(),
         };
         // Families are cheap handles onto shared state: the registry encodes the clones that the
         // struct keeps updating.
@@ -109,6 +144,11 @@ impl Metrics {
             "upgrade_gate_last_evaluation_timestamp_seconds",
             "Unix time of the last finished evaluation",
             metrics.last_evaluation.clone(),
+        );
+        registry.register(
+            "upgrade_gate_alerts",
+            "Alert deliveries by receiver: sent, retried (one per retry), failed (refused), dropped (queue full)",
+            metrics.alerts.clone(),
         );
         Metrics {
             registry,
@@ -161,6 +201,24 @@ impl Metrics {
             .observe(snapshot.took.as_secs_f64());
         self.last_evaluation
             .set(snapshot.evaluated_at.timestamp() as f64);
+    }
+
+    /// Creates the receiver's counters at 0, so that alerting rules see the first increase.
+    pub fn register_receiver(&self, receiver: &str) {
+        for outcome in AlertOutcome::ALL {
+            self.alert_counter(receiver, outcome);
+        }
+    }
+
+    pub fn record_alert(&self, receiver: &str, outcome: AlertOutcome) {
+        self.alert_counter(receiver, outcome).inc();
+    }
+
+    fn alert_counter(&self, receiver: &str, outcome: AlertOutcome) -> Counter {
+        self.alerts.get_or_create_owned(&AlertLabels {
+            receiver: receiver.to_string(),
+            outcome: outcome.as_str().to_string(),
+        })
     }
 
     /// OpenMetrics text of every metric.

@@ -1,5 +1,5 @@
-//! The evaluation loop: every `interval`, take a snapshot, publish it, export it, and announce
-//! what changed. Ticks missed while an evaluation overran are skipped, not bunched up.
+//! The evaluation loop: every `interval`, take a snapshot, publish it, export it, and hand it to
+//! the alert path. Ticks missed while an evaluation overran are skipped, not bunched up.
 
 use std::sync::Arc;
 
@@ -8,9 +8,9 @@ use tokio::time::{interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::dispatch::Alerting;
 use crate::evaluate::Status;
 use crate::metrics::Metrics;
-use crate::notify::{transitions, Notifier};
 use crate::snapshot::Snapshot;
 use crate::source::PrometheusSource;
 
@@ -18,13 +18,13 @@ pub struct Scheduler {
     pub config: Arc<Config>,
     pub source: PrometheusSource,
     pub metrics: Arc<Metrics>,
-    pub notifier: Arc<dyn Notifier>,
+    pub alerting: Alerting,
     pub publish: watch::Sender<Option<Arc<Snapshot>>>,
 }
 
 impl Scheduler {
     /// Runs until `shutdown` is cancelled; an evaluation in flight is abandoned then.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut ticks = interval(self.config.evaluation.interval);
         ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
@@ -41,7 +41,7 @@ impl Scheduler {
         }
     }
 
-    fn publish_snapshot(&self, snapshot: Arc<Snapshot>) {
+    fn publish_snapshot(&mut self, snapshot: Arc<Snapshot>) {
         self.metrics.observe(&snapshot);
         for s in snapshot
             .signals
@@ -54,10 +54,7 @@ impl Scheduler {
                 "signal query failed"
             );
         }
-        let previous = self.publish.borrow().clone();
-        for t in transitions(previous.as_deref(), &snapshot) {
-            self.notifier.notify(&t);
-        }
+        self.alerting.observe(&snapshot);
         tracing::info!(
             evaluated_at = %snapshot.evaluated_at.to_rfc3339(),
             took_ms = snapshot.took.as_millis() as u64,

@@ -11,13 +11,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::dispatch::Alerting;
 use crate::http::{router, AppState};
 use crate::metrics::Metrics;
-use crate::notify::LogNotifier;
 use crate::scheduler::Scheduler;
 use crate::source::{PrometheusSource, SourceError};
 
-/// How long the evaluation loop may take to stop after the server has.
+/// How long the evaluation loop and alert delivery may take to stop after the server has.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
@@ -47,11 +47,13 @@ pub async fn serve(
     let (publish, snapshot) = watch::channel(None);
     let token = CancellationToken::new();
 
+    let (alerting, deliveries) =
+        Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
     let scheduler = Scheduler {
         config: config.clone(),
         source,
         metrics: metrics.clone(),
-        notifier: Arc::new(LogNotifier),
+        alerting,
         publish,
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
@@ -80,11 +82,18 @@ pub async fn serve(
         })
         .await;
     token.cancel();
-    if tokio::time::timeout(DRAIN_DEADLINE, evaluation)
-        .await
-        .is_err()
-    {
-        tracing::warn!("evaluation loop did not stop in time");
+    // The loop owns the alert queues: once it has stopped they close, and the workers send what is
+    // left in them, within the deadline.
+    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+        let _ = evaluation.await;
+        futures::future::join_all(deliveries).await
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "alert delivery did not finish within {}; undelivered alerts are lost",
+            humantime::format_duration(DRAIN_DEADLINE)
+        );
     }
     result.map_err(ServeError::from)
 }

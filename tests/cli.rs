@@ -353,3 +353,54 @@ fn validate_reports_unreadable_files_without_panicking() {
     assert_eq!(code, 2);
     assert!(err.contains("no signal is defined"), "{err}");
 }
+
+#[test]
+fn validate_checks_alert_receivers_without_echoing_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = write(
+        d,
+        "alerts.yaml",
+        r#"
+phases: [{name: p}]
+signals: [{name: s, query: up, fail: "> 1"}]
+alerts:
+  repeat_interval: often
+  retry_initial_backoff: 2m
+  retry_max_backoff: 1m
+  queue_capacity: 0
+  external_url: "gate:8080"
+  receivers:
+    - {name: a, kind: pager, url: "http://x"}
+    - {name: b, kind: slack}
+    - {name: c, kind: webhook, url: "http://x", url_file: /nope}
+    - {name: d, kind: webhook, url: "https://${UG_SURELY_UNSET_VAR}/x"}
+    - {name: e, kind: slack, url: "http://x", hmac_secret: "k"}
+    - {name: e, kind: webhook, url: "not-a-url-TOKEN42"}
+    - {name: f, kind: slack, url_file: /nonexistent/slack-url}
+    - {kind: alertmanager, url: "http://am:9093"}
+"#,
+    );
+    let (code, out, err) = run(bin().arg("validate").arg("--config").arg(&cfg));
+    assert_eq!(code, 2, "{out}");
+    let f = cfg.display().to_string();
+    let expected = [
+        format!("{f}: key `alerts.repeat_interval`: \"often\" is not a duration"),
+        format!("{f}: key `alerts.retry_max_backoff`: must not be shorter than alerts.retry_initial_backoff"),
+        format!("{f}: key `alerts.queue_capacity`: 0 must be at least 1"),
+        format!("{f}: key `alerts.external_url`: must be an http:// or https:// URL"),
+        format!("{f}: key `alerts.receivers[0].kind`: \"pager\" is not one of slack, webhook, alertmanager"),
+        format!("{f}: key `alerts.receivers[1].url`: set `url` or `url_file`"),
+        format!("{f}: key `alerts.receivers[2].url`: set either `alerts.receivers[2].url` or `alerts.receivers[2].url_file`, not both"),
+        format!("{f}: key `alerts.receivers[3].url`: environment variable UG_SURELY_UNSET_VAR is not set"),
+        format!("{f}: key `alerts.receivers[4].hmac_secret`: only webhook receivers sign their bodies"),
+        format!("{f}: key `alerts.receivers[5].name`: duplicate receiver \"e\""),
+        format!("{f}: key `alerts.receivers[5].url`: must be an http:// or https:// URL"),
+        format!("{f}: key `alerts.receivers[6].url`: cannot read alerts.receivers[6].url_file /nonexistent/slack-url"),
+        format!("{f}: key `alerts.receivers[7].name`: missing receiver name"),
+    ];
+    for e in &expected {
+        assert!(err.contains(e.as_str()), "missing {e:?} in:\n{err}");
+    }
+    assert!(!err.contains("TOKEN42"), "a URL is a secret: {err}");
+}

@@ -430,7 +430,10 @@ signals:
     .await;
     assert_eq!(s.signals[0].status, Status::Error);
     let error = s.signals[0].error.as_deref().unwrap();
-    assert!(error.starts_with("Prometheus answered something that is not a range-query result"), "{error}");
+    assert!(
+        error.starts_with("Prometheus answered something that is not a range-query result"),
+        "{error}"
+    );
     assert_eq!(verdict(&s, "p").decision, Decision::NoGo);
     server.abort();
 }

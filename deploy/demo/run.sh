@@ -7,7 +7,7 @@
 #   DEMO_LISTEN=127.0.0.1:8080              (upgrade-gate's address)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-scripts/ensure-packages.sh
+scripts/ensure-packages.sh prometheus
 
 scenario=${DEMO_SCENARIO:-healthy}
 prom_port=${DEMO_PROMETHEUS_PORT:-19090}

@@ -1,0 +1,301 @@
+//! Alert delivery. The evaluation loop hands each receiver its work through a bounded queue and
+//! never waits; one worker per receiver sends in order, retrying connection errors, 5xx and 429
+//! (honouring `Retry-After`) with exponential backoff and jitter, and giving up on other 4xx.
+//! A receiver that is down holds up only its own queue.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::alert::{Alert, AlertBook, NoticeKind};
+use crate::config::{AlertsConfig, ReceiverConfig, ReceiverKind};
+use crate::metrics::{AlertOutcome, Metrics};
+use crate::receiver::{alertmanager, notification, Request};
+use crate::snapshot::Snapshot;
+
+/// Longest `Retry-After` honoured; a receiver asking for more is retried at this pace.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+enum Job {
+    /// One notification for a person-facing receiver (Slack, webhook).
+    Notice(Alert),
+    /// The whole alert state, for Alertmanager.
+    State(Vec<Alert>),
+}
+
+struct Queue {
+    receiver: String,
+    kind: ReceiverKind,
+    tx: mpsc::Sender<Job>,
+}
+
+/// The alert path of the daemon: the book of firing alerts and one queue per receiver.
+pub struct Alerting {
+    book: AlertBook,
+    queues: Vec<Queue>,
+    repeat_interval: Duration,
+    send_resolved: bool,
+    metrics: Arc<Metrics>,
+}
+
+/// What each worker needs to send.
+struct Worker {
+    receiver: ReceiverConfig,
+    client: reqwest::Client,
+    external_url: Option<String>,
+    firing_ttl: Duration,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    metrics: Arc<Metrics>,
+}
+
+impl Alerting {
+    /// Starts one worker per receiver. Workers stop once `Alerting` is dropped and their queue is
+    /// empty; the handles let the caller wait for that, with a deadline.
+    pub fn start(
+        config: &AlertsConfig,
+        evaluation_interval: Duration,
+        metrics: Arc<Metrics>,
+    ) -> (Alerting, Vec<JoinHandle<()>>) {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .expect("a reqwest client with a timeout builds");
+        // As Prometheus does: long enough to survive a few missed evaluations.
+        let firing_ttl = 4 * evaluation_interval.max(Duration::from_secs(60));
+        let mut queues = Vec::new();
+        let mut workers = Vec::new();
+        for receiver in &config.receivers {
+            metrics.register_receiver(&receiver.name);
+            let (tx, rx) = mpsc::channel(config.queue_capacity);
+            queues.push(Queue {
+                receiver: receiver.name.clone(),
+                kind: receiver.kind,
+                tx,
+            });
+            let worker = Worker {
+                receiver: receiver.clone(),
+                client: client.clone(),
+                external_url: config.external_url.clone(),
+                firing_ttl,
+                initial_backoff: config.retry_initial_backoff,
+                max_backoff: config.retry_max_backoff,
+                metrics: metrics.clone(),
+            };
+            workers.push(tokio::spawn(worker.run(rx)));
+        }
+        let alerting = Alerting {
+            book: AlertBook::default(),
+            queues,
+            repeat_interval: config.repeat_interval,
+            send_resolved: config.send_resolved,
+            metrics,
+        };
+        (alerting, workers)
+    }
+
+    /// Logs what changed and queues it for every receiver. Never waits: a full queue drops the
+    /// alert for that receiver, with an error log and the `dropped` outcome.
+    pub fn observe(&mut self, snapshot: &Snapshot) {
+        let update = self.book.update(snapshot, self.repeat_interval);
+        for notice in &update.notices {
+            let a = &notice.alert;
+            match notice.kind {
+                NoticeKind::New => {
+                    tracing::warn!(alert = a.name.as_str(), summary = %a.summary(), "alert firing")
+                }
+                NoticeKind::Repeat => {
+                    tracing::info!(alert = a.name.as_str(), summary = %a.summary(), "alert still firing")
+                }
+                NoticeKind::Resolved => {
+                    tracing::info!(alert = a.name.as_str(), summary = %a.summary(), "alert resolved")
+                }
+            }
+        }
+        for queue in &self.queues {
+            let jobs: Vec<Job> = match queue.kind {
+                ReceiverKind::Alertmanager if update.state.is_empty() => Vec::new(),
+                ReceiverKind::Alertmanager => vec![Job::State(update.state.clone())],
+                ReceiverKind::Slack | ReceiverKind::Webhook => update
+                    .notices
+                    .iter()
+                    .filter(|n| self.send_resolved || n.kind != NoticeKind::Resolved)
+                    .map(|n| Job::Notice(n.alert.clone()))
+                    .collect(),
+            };
+            for job in jobs {
+                if queue.tx.try_send(job).is_err() {
+                    tracing::error!(receiver = %queue.receiver, "alert queue full; alert dropped");
+                    self.metrics
+                        .record_alert(&queue.receiver, AlertOutcome::Dropped);
+                }
+            }
+        }
+    }
+}
+
+impl Worker {
+    async fn run(self, mut rx: mpsc::Receiver<Job>) {
+        while let Some(job) = rx.recv().await {
+            let request = match job {
+                Job::Notice(alert) => {
+                    notification(&self.receiver, &alert, self.external_url.as_deref())
+                }
+                Job::State(state) => {
+                    // Only the latest state matters to Alertmanager: fold what queued up while it
+                    // was away into one request, the newest version of each alert winning.
+                    let mut latest: BTreeMap<String, Alert> =
+                        state.into_iter().map(|a| (a.id(), a)).collect();
+                    while let Ok(Job::State(newer)) = rx.try_recv() {
+                        latest.extend(newer.into_iter().map(|a| (a.id(), a)));
+                    }
+                    let alerts: Vec<Alert> = latest.into_values().collect();
+                    alertmanager(&alerts, self.external_url.as_deref(), self.firing_ttl)
+                }
+            };
+            self.deliver(&request).await;
+        }
+    }
+
+    /// Sends until delivered or refused; the outcome is logged and counted.
+    async fn deliver(&self, request: &Request) {
+        let name = &self.receiver.name;
+        let mut backoff = self.initial_backoff;
+        loop {
+            let wait = match self.send(request).await {
+                Ok(r) if r.status.is_success() => {
+                    tracing::debug!(receiver = %name, status = r.status.as_u16(), "alert delivered");
+                    self.metrics.record_alert(name, AlertOutcome::Sent);
+                    return;
+                }
+                Ok(Response {
+                    status,
+                    retry_after,
+                    body,
+                }) if retryable(status) => {
+                    tracing::warn!(receiver = %name, status = status.as_u16(), body = %body, "alert delivery refused for now; will retry");
+                    retry_after.map(|d| d.min(MAX_RETRY_AFTER))
+                }
+                Ok(Response { status, body, .. }) => {
+                    tracing::error!(receiver = %name, status = status.as_u16(), body = %body, "alert rejected by the receiver; giving up on it");
+                    self.metrics.record_alert(name, AlertOutcome::Failed);
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(receiver = %name, error = %error, "alert delivery failed; will retry");
+                    None
+                }
+            };
+            self.metrics.record_alert(name, AlertOutcome::Retried);
+            tokio::time::sleep(wait.unwrap_or_else(|| jitter(backoff))).await;
+            backoff = (backoff * 2).min(self.max_backoff);
+        }
+    }
+
+    async fn send(&self, request: &Request) -> Result<Response, String> {
+        let base = self.receiver.url.expose();
+        let url = if request.path_suffix.is_empty() {
+            base.to_string()
+        } else {
+            format!("{}{}", base.trim_end_matches('/'), request.path_suffix)
+        };
+        let mut builder = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(request.body.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        // Errors are stripped of the URL: for Slack and many webhooks the URL is the secret.
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| describe(&e.without_url()))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let body = response.text().await.unwrap_or_default();
+        Ok(Response {
+            status,
+            retry_after,
+            body: body.chars().take(200).collect(),
+        })
+    }
+}
+
+struct Response {
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: String,
+}
+
+fn retryable(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
+}
+
+/// Between half and all of `backoff`, so that replicas retrying together spread out.
+fn jitter(backoff: Duration) -> Duration {
+    backoff.mul_f64(0.5 + 0.5 * fastrand::f64())
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
+        let d = parse_retry_after(&later).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn jitter_stays_within_half_and_whole() {
+        for _ in 0..100 {
+            let d = jitter(Duration::from_secs(10));
+            assert!(d >= Duration::from_secs(5) && d <= Duration::from_secs(10));
+        }
+    }
+
+    #[test]
+    fn only_5xx_and_429_are_retried() {
+        assert!(retryable(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!retryable(StatusCode::BAD_REQUEST));
+        assert!(!retryable(StatusCode::NOT_FOUND));
+    }
+}

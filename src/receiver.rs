@@ -1,0 +1,277 @@
+//! What each kind of receiver is sent: a Slack Block Kit message, a signed JSON webhook, or
+//! Alertmanager's `POST /api/v2/alerts` body. Pure functions from alerts to HTTP requests.
+
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, KeyInit, Mac};
+use serde::Serialize;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::alert::{describe, signal_line, Alert, AlertName, AlertStatus};
+use crate::config::{ReceiverConfig, ReceiverKind};
+use crate::decide::{fmt_number, Decision, SignalReport};
+use crate::evaluate::{Offender, Status};
+use crate::threshold::Threshold;
+
+/// Version of the webhook body; bumped on any incompatible change.
+pub const WEBHOOK_VERSION: &str = "1";
+/// Header carrying `sha256=<hex HMAC-SHA256 of the body>` when the receiver has a secret.
+pub const SIGNATURE_HEADER: &str = "X-Upgrade-Gate-Signature";
+/// Header carrying the alert's idempotency key (same on retries, new on repeats).
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+/// Signals listed per message: enough to act on, short enough for Slack's block limits.
+const MAX_SIGNALS: usize = 10;
+
+/// An HTTP POST ready to send; the URL stays in the receiver's config, as a secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    pub path_suffix: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Link to the gate's answer for the alert, when `alerts.external_url` is set.
+pub fn gate_url(alert: &Alert, external_url: Option<&str>) -> Option<String> {
+    let base = external_url?;
+    Some(match (&alert.signal, alert.phases.first()) {
+        (None, Some(phase)) => format!("{base}/gate/{phase}"),
+        _ => format!("{base}/signals"),
+    })
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The Slack or webhook request for one alert.
+pub fn notification(
+    receiver: &ReceiverConfig,
+    alert: &Alert,
+    external_url: Option<&str>,
+) -> Request {
+    let body = match receiver.kind {
+        ReceiverKind::Slack => slack(alert, external_url),
+        ReceiverKind::Webhook | ReceiverKind::Alertmanager => webhook(alert, external_url),
+    };
+    let body = serde_json::to_vec(&body).expect("JSON values serialize");
+    let mut headers = vec![(IDEMPOTENCY_HEADER, alert.idempotency_key.clone())];
+    if let Some(secret) = &receiver.hmac_secret {
+        headers.push((SIGNATURE_HEADER, sign(secret.expose(), &body)));
+    }
+    Request {
+        path_suffix: "",
+        body,
+        headers,
+    }
+}
+
+/// `sha256=<hex>` of the body under the receiver's secret, as GitHub signs its webhooks.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A signal as messages show it: enough to act on without the query text.
+#[derive(Debug, Serialize)]
+struct SignalBrief<'a> {
+    name: &'a str,
+    status: Status,
+    value: Option<f64>,
+    warn: Option<Threshold>,
+    fail: Option<Threshold>,
+    critical: bool,
+    /// The worst offending series, when there is one.
+    worst: Option<&'a Offender>,
+    offending_series: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runbook: Option<&'a str>,
+}
+
+impl<'a> From<&'a SignalReport> for SignalBrief<'a> {
+    fn from(r: &'a SignalReport) -> Self {
+        SignalBrief {
+            name: &r.name,
+            status: r.status,
+            value: r.value,
+            warn: r.warn,
+            fail: r.fail,
+            critical: r.critical,
+            worst: r.offenders.first(),
+            offending_series: r.offending_series,
+            error: r.error.as_deref(),
+            runbook: r.runbook.as_deref(),
+        }
+    }
+}
+
+/// The generic webhook body; its fields are documented in the README.
+pub fn webhook(alert: &Alert, external_url: Option<&str>) -> Value {
+    let signals: Vec<SignalBrief> = alert
+        .signals
+        .iter()
+        .take(MAX_SIGNALS)
+        .map(Into::into)
+        .collect();
+    json!({
+        "version": WEBHOOK_VERSION,
+        "status": alert.status,
+        "alertname": alert.name,
+        "severity": alert.severity,
+        "phase": if alert.signal.is_none() { alert.phases.first() } else { None },
+        "phases": alert.phases,
+        "signal": alert.signal,
+        "decision": alert.decision,
+        "score": alert.score,
+        "summary": alert.summary(),
+        "reasons": alert.reasons,
+        "signals": signals,
+        "starts_at": rfc3339(alert.starts_at),
+        "ends_at": alert.ends_at.map(rfc3339),
+        "evaluated_at": rfc3339(alert.evaluated_at),
+        "gate_url": gate_url(alert, external_url),
+        "idempotency_key": alert.idempotency_key,
+    })
+}
+
+/// A Slack incoming-webhook message: a header, the phase/decision/score fields, one section per
+/// unhealthy signal with its worst series, value and threshold, and the link to the gate.
+pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
+    let resolved = alert.status == AlertStatus::Resolved;
+    let icon = if resolved {
+        ":white_check_mark:"
+    } else {
+        ":red_circle:"
+    };
+    let title = match alert.name {
+        AlertName::PhaseNoGo if resolved => format!("{} is GO again", alert.phases.join(",")),
+        AlertName::PhaseNoGo => format!("{} is NO-GO", alert.phases.join(",")),
+        _ => alert.summary(),
+    };
+    let mut fields =
+        vec![json!({"type": "mrkdwn", "text": format!("*Phase*\n{}", alert.phases.join(", "))})];
+    if let Some(decision) = alert.decision {
+        let decision = match decision {
+            Decision::Go => "go",
+            Decision::NoGo => "no_go",
+        };
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Decision*\n{decision}")}));
+    }
+    if let Some(score) = alert.score {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Score*\n{}", fmt_number(score))}));
+    }
+    fields.push(
+        json!({"type": "mrkdwn", "text": format!("*Severity*\n{}", alert.severity.as_str())}),
+    );
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": truncate(&format!("upgrade-gate: {title}"), 150)}}),
+        json!({"type": "section", "fields": fields}),
+    ];
+    for r in alert.signals.iter().take(MAX_SIGNALS) {
+        let mut text = format!("*{}* is *{}*", r.name, r.status.as_str());
+        let detail = describe(r);
+        if !detail.is_empty() {
+            text.push_str(&format!(": `{detail}`"));
+        }
+        if let Some(runbook) = &r.runbook {
+            text.push_str(&format!("\n_Runbook:_ {runbook}"));
+        }
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, 2900)}}),
+        );
+    }
+    let mut context = vec![
+        json!({"type": "mrkdwn", "text": format!("evaluated {}", rfc3339(alert.evaluated_at))}),
+    ];
+    if let Some(url) = gate_url(alert, external_url) {
+        context.push(json!({"type": "mrkdwn", "text": format!("<{url}|Open the gate>")}));
+    }
+    blocks.push(json!({"type": "context", "elements": context}));
+    json!({
+        "text": format!("{icon} upgrade-gate: {}", alert.summary()),
+        "blocks": blocks,
+    })
+}
+
+fn truncate(text: &str, max_chars: usize) -> String {
+    if text.chars().count() <= max_chars {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max_chars - 1).collect();
+    out.push('…');
+    out
+}
+
+/// The Alertmanager request for the whole current state. Firing alerts get an `endsAt` that
+/// outlives a few evaluations, as Prometheus does, so that Alertmanager resolves them by itself if
+/// the gate stops re-sending; resolved ones carry their (past) end.
+pub fn alertmanager(alerts: &[Alert], external_url: Option<&str>, firing_ttl: Duration) -> Request {
+    let ttl = chrono::Duration::from_std(firing_ttl).unwrap_or(chrono::Duration::minutes(4));
+    let body: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            let mut labels = json!({
+                "alertname": a.name.as_str(),
+                "phase": a.phases.join(","),
+                "severity": a.severity.as_str(),
+            });
+            if let Some(signal) = &a.signal {
+                labels["signal"] = json!(signal);
+            }
+            let description = if a.reasons.is_empty() {
+                a.signals
+                    .iter()
+                    .map(signal_line)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            } else {
+                a.reasons.join("\n")
+            };
+            let mut annotations = json!({"summary": a.summary(), "description": description});
+            if let Some(runbook) = a.signals.iter().find_map(|s| s.runbook.as_deref()) {
+                annotations["runbook"] = json!(runbook);
+            }
+            let ends_at = a.ends_at.unwrap_or(a.evaluated_at + ttl);
+            let mut alert = json!({
+                "labels": labels,
+                "annotations": annotations,
+                "startsAt": rfc3339(a.starts_at),
+                "endsAt": rfc3339(ends_at),
+            });
+            if let Some(url) = gate_url(a, external_url) {
+                alert["generatorURL"] = json!(url);
+            }
+            alert
+        })
+        .collect();
+    Request {
+        path_suffix: "/api/v2/alerts",
+        body: serde_json::to_vec(&body).expect("JSON values serialize"),
+        headers: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_is_hmac_sha256_hex() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            sign("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn long_texts_are_cut_for_slack() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+    }
+}
