@@ -77,6 +77,27 @@ fn verify_signature(secret: &str, body: &str, header: &str) -> bool {
 
 const T0: i64 = 1_800_000_000;
 
+/// A webhook receiver entry for `config`.
+fn webhook_at(url: &str) -> String {
+    format!("    - {{name: pipeline, kind: webhook, url: \"{url}\"}}")
+}
+
+/// Feeds one snapshot per value of `mesh_5xx`, 30 s apart from `T0`, through the alert path, and
+/// waits until every queued alert has been delivered or given up.
+async fn run_alerts(config: &Config, values: &[f64]) -> Arc<Metrics> {
+    let metrics = Arc::new(Metrics::new());
+    let (mut alerting, workers) =
+        Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
+    for (i, v) in values.iter().enumerate() {
+        alerting.observe(&snapshot(config, T0 + 30 * i as i64, *v));
+    }
+    drop(alerting);
+    for w in workers {
+        w.await.unwrap();
+    }
+    metrics
+}
+
 #[tokio::test]
 async fn slack_and_webhook_bodies_reach_real_receivers() {
     let slack = Receiver::start(vec![]).await;
@@ -89,20 +110,12 @@ async fn slack_and_webhook_bodies_reach_real_receivers() {
         ),
         "",
     );
-    let metrics = Arc::new(Metrics::new());
-    let (mut alerting, workers) =
-        Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
-    alerting.observe(&snapshot(&config, T0, 0.1)); // healthy: nothing to say
-    alerting.observe(&snapshot(&config, T0 + 30, 2.5)); // phase no-go, mesh_5xx fails
-    alerting.observe(&snapshot(&config, T0 + 60, 0.1)); // both resolve
-
-    let messages = slack.wait_for(4, WAIT).await;
-    let hooks = hook.wait_for(4, WAIT).await;
-    drop(alerting);
-    for w in workers {
-        w.await.unwrap();
-    }
+    // Healthy (nothing to say), then the phase is no-go as mesh_5xx fails, then both resolve.
+    let metrics = run_alerts(&config, &[0.1, 2.5, 0.1]).await;
+    let messages = slack.received();
+    let hooks = hook.received();
     assert_eq!(messages.len(), 4);
+    assert_eq!(hooks.len(), 4);
 
     // Slack: Block Kit with the phase, decision, score, failing signal and the gate link.
     assert_eq!(messages[0].path, "/services/T000/B000/XXXX");
@@ -209,25 +222,8 @@ async fn slack_and_webhook_bodies_reach_real_receivers() {
 #[tokio::test]
 async fn send_resolved_false_keeps_resolutions_to_itself() {
     let hook = Receiver::start(vec![]).await;
-    let (_dir, config) = config(
-        &format!(
-            "    - {{name: pipeline, kind: webhook, url: \"{}\"}}",
-            hook.url()
-        ),
-        "  send_resolved: false",
-    );
-    let (mut alerting, workers) = Alerting::start(
-        &config.alerts,
-        config.evaluation.interval,
-        Arc::new(Metrics::new()),
-    );
-    alerting.observe(&snapshot(&config, T0, 0.1));
-    alerting.observe(&snapshot(&config, T0 + 30, 2.5));
-    alerting.observe(&snapshot(&config, T0 + 60, 0.1));
-    drop(alerting);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let (_dir, config) = config(&webhook_at(&hook.url()), "  send_resolved: false");
+    run_alerts(&config, &[0.1, 2.5, 0.1]).await;
     let statuses: Vec<Value> = hook
         .received()
         .iter()
@@ -318,26 +314,9 @@ async fn a_receiver_down_for_a_while_gets_every_alert_once_in_order() {
         Reply::StatusWithHeader(429, "Retry-After", "1".into()),
     ])
     .await;
-    let (_dir, config) = config(
-        &format!(
-            "    - {{name: pipeline, kind: webhook, url: \"{}\"}}",
-            hook.url()
-        ),
-        "",
-    );
-    let metrics = Arc::new(Metrics::new());
-    let (mut alerting, workers) =
-        Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
-    alerting.observe(&snapshot(&config, T0, 0.1));
-    alerting.observe(&snapshot(&config, T0 + 30, 2.5));
-    alerting.observe(&snapshot(&config, T0 + 60, 0.1));
-    alerting.observe(&snapshot(&config, T0 + 90, 2.5));
+    let (_dir, config) = config(&webhook_at(&hook.url()), "");
     // Four refused attempts, then six notices: two firing, two resolved, two firing again.
-    hook.wait_for(4 + 6, WAIT).await;
-    drop(alerting);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let metrics = run_alerts(&config, &[0.1, 2.5, 0.1, 2.5]).await;
     let all = hook.received();
     assert_eq!(all.len(), 10, "four refusals, then six alerts");
     // The refused attempts were all the first alert, retried.
@@ -388,22 +367,8 @@ async fn a_receiver_down_for_a_while_gets_every_alert_once_in_order() {
 #[tokio::test]
 async fn a_refused_alert_is_given_up_and_the_next_one_still_goes() {
     let hook = Receiver::start(vec![Reply::Status(400)]).await;
-    let (_dir, config) = config(
-        &format!(
-            "    - {{name: pipeline, kind: webhook, url: \"{}\"}}",
-            hook.url()
-        ),
-        "",
-    );
-    let metrics = Arc::new(Metrics::new());
-    let (mut alerting, workers) =
-        Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
-    alerting.observe(&snapshot(&config, T0, 0.1));
-    alerting.observe(&snapshot(&config, T0 + 30, 2.5));
-    drop(alerting);
-    for w in workers {
-        w.await.unwrap();
-    }
+    let (_dir, config) = config(&webhook_at(&hook.url()), "");
+    let metrics = run_alerts(&config, &[0.1, 2.5]).await;
     let received = hook.received();
     assert_eq!(received.len(), 2, "no retry after a 400");
     assert_eq!(received[0].json()["alertname"], "UpgradeGatePhaseNoGo");
