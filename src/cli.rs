@@ -1,6 +1,7 @@
 //! The command line: `serve`, `check`, `validate`, `simulate`. Each command returns its exit code:
 //! 0 go/valid, 1 no-go, 2 cannot evaluate or bad usage/config.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use crate::evaluate::Status;
 use crate::pack::ALL_PHASES;
 use crate::snapshot::Snapshot;
 use crate::source::PrometheusSource;
+use crate::wait::{Outcome, Target};
 
 const EXIT_NO_GO: u8 = 1;
 const EXIT_CANNOT: u8 = 2;
@@ -65,6 +67,24 @@ pub enum Command {
         at: Option<DateTime<Utc>>,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
+    },
+    /// Block until a phase is go, printing progress. Exit 0 go, 1 timed out no-go, 2 error.
+    Wait {
+        #[arg(long)]
+        phase: String,
+        /// A running upgrade-gate to ask, e.g. http://upgrade-gate:8080.
+        #[arg(long, conflicts_with = "config")]
+        server: Option<String>,
+        /// Evaluate locally with this config instead of asking a server (the built-in pack when
+        /// neither is given).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Give up after this long.
+        #[arg(long, default_value = "30m", value_parser = config::parse_duration)]
+        timeout: Duration,
+        /// Time between polls.
+        #[arg(long, default_value = "15s", value_parser = parse_step)]
+        interval: Duration,
     },
     /// Check config, signal files, thresholds and PromQL syntax. Exit 0 valid, 2 invalid.
     Validate {
@@ -131,6 +151,13 @@ pub fn run(cli: Cli) -> ExitCode {
             at,
             output,
         } => check(config, phase, at, output),
+        Command::Wait {
+            phase,
+            server,
+            config,
+            timeout,
+            interval,
+        } => wait(phase, server, config, timeout, interval),
         Command::Validate { config } => validate(config),
         Command::Simulate {
             scenario,
@@ -249,6 +276,53 @@ fn check(
     } else {
         EXIT_NO_GO
     }
+}
+
+fn wait(
+    phase: String,
+    server: Option<String>,
+    path: Option<PathBuf>,
+    timeout: Duration,
+    interval: Duration,
+) -> u8 {
+    let target = match server {
+        Some(url) => Target::Server(url),
+        None => {
+            let mut config = match load(path) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            config.pack.signals.retain(|s| s.in_phase(&phase));
+            match PrometheusSource::new(&config.prometheus) {
+                Ok(source) => Target::Local {
+                    config: Box::new(config),
+                    source,
+                },
+                Err(e) => {
+                    eprintln!("{e}");
+                    return EXIT_CANNOT;
+                }
+            }
+        }
+    };
+    let live = std::io::stdout().is_terminal();
+    let outcome = runtime().block_on(crate::wait::wait(
+        &target,
+        &phase,
+        timeout,
+        interval,
+        &mut std::io::stdout(),
+        live,
+    ));
+    match &outcome {
+        Outcome::Go => println!("phase {phase} is go"),
+        Outcome::TimedOut => eprintln!(
+            "phase {phase} still no-go after {}",
+            humantime::format_duration(timeout)
+        ),
+        Outcome::Error(e) => eprintln!("cannot tell whether phase {phase} is go: {e}"),
+    }
+    outcome.exit_code()
 }
 
 fn serve(path: Option<PathBuf>) -> u8 {

@@ -14,7 +14,7 @@ use crate::pack::{NoDataPolicy, Phase, Signal};
 use crate::source::Labels;
 use crate::threshold::Threshold;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     Go,

@@ -34,3 +34,4 @@ pub mod snapshot;
 pub mod source;
 pub mod telemetry;
 pub mod threshold;
+pub mod wait;

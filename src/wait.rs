@@ -1,0 +1,296 @@
+//! `upgrade-gate wait`: the pipeline step between two phases. Polls a phase until it is go,
+//! printing one progress line per poll, and ends with an exit code a CI system understands.
+//!
+//! It asks a running daemon (`--server`) or evaluates locally from a config, with the same
+//! meaning either way: a phase is go only when the gate says so; errors are never go.
+
+use std::io::Write;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::decide::{fmt_number, Decision};
+use crate::snapshot::Snapshot;
+use crate::source::PrometheusSource;
+
+/// Where the answers come from.
+pub enum Target {
+    /// Base URL of a running upgrade-gate, e.g. `http://upgrade-gate:8080`.
+    Server(String),
+    /// Evaluate locally against the config's Prometheus.
+    Local {
+        config: Box<Config>,
+        source: PrometheusSource,
+    },
+}
+
+/// One poll's answer, reduced to what the progress line and the exit code need.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Poll {
+    Answer {
+        decision: Decision,
+        score: Option<f64>,
+        min_score: Option<f64>,
+        stable_since: Option<DateTime<Utc>>,
+        stable_for: Option<String>,
+        reasons: Vec<String>,
+        evaluated_at: Option<DateTime<Utc>>,
+    },
+    /// The phase does not exist: waiting cannot help.
+    Unknown(String),
+    /// The gate could not answer this time (unreachable, garbage, evaluation errors).
+    Error(String),
+}
+
+/// How `wait` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Go,
+    /// The timeout passed and the last answer was no-go.
+    TimedOut,
+    /// The timeout passed and the last poll failed, or the phase does not exist.
+    Error(String),
+}
+
+impl Outcome {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Go => 0,
+            Outcome::TimedOut => 1,
+            Outcome::Error(_) => 2,
+        }
+    }
+}
+
+/// The body of a `/gate` answer, or of its 503 error form.
+#[derive(Debug, Deserialize)]
+struct GateAnswer {
+    decision: Option<Decision>,
+    score: Option<f64>,
+    min_score: Option<f64>,
+    stable_since: Option<DateTime<Utc>>,
+    stable_for: Option<String>,
+    #[serde(default)]
+    reasons: Vec<String>,
+    evaluated_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+}
+
+/// Polls until go or until `timeout`, writing progress to `out`. With `live`, each poll rewrites
+/// one terminal line; otherwise each poll is a line of its own, as CI logs want.
+pub async fn wait(
+    target: &Target,
+    phase: &str,
+    timeout: Duration,
+    interval: Duration,
+    out: &mut dyn Write,
+    live: bool,
+) -> Outcome {
+    let deadline = Instant::now() + timeout;
+    let client = reqwest::Client::builder()
+        .timeout(interval.clamp(Duration::from_secs(1), Duration::from_secs(10)))
+        .build()
+        .expect("a reqwest client with a timeout builds");
+    loop {
+        let poll = match target {
+            Target::Server(base) => poll_server(&client, base, phase).await,
+            Target::Local { config, source } => poll_local(config, source, phase).await,
+        };
+        let line = progress_line(phase, &poll, Utc::now());
+        if live {
+            let _ = write!(out, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+        let outcome = match &poll {
+            Poll::Answer {
+                decision: Decision::Go,
+                ..
+            } => Some(Outcome::Go),
+            Poll::Unknown(message) => Some(Outcome::Error(message.clone())),
+            _ if Instant::now() + interval > deadline => Some(match &poll {
+                Poll::Error(e) => Outcome::Error(e.clone()),
+                _ => Outcome::TimedOut,
+            }),
+            _ => None,
+        };
+        if let Some(outcome) = outcome {
+            if live {
+                let _ = writeln!(out);
+            }
+            return outcome;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+async fn poll_server(client: &reqwest::Client, base: &str, phase: &str) -> Poll {
+    let url = format!("{}/gate/{phase}", base.trim_end_matches('/'));
+    let response = match client.get(&url).send().await {
+        Ok(r) => r,
+        Err(e) => return Poll::Error(format!("cannot reach {base}: {}", e.without_url())),
+    };
+    let status = response.status();
+    let body: GateAnswer = match response.json().await {
+        Ok(b) => b,
+        Err(e) => {
+            return Poll::Error(format!(
+                "{base} answered {status} with a body that is not a gate answer: {e}"
+            ))
+        }
+    };
+    match (status.as_u16(), body.decision, body.error) {
+        (404, _, error) => {
+            Poll::Unknown(error.unwrap_or_else(|| format!("unknown phase {phase:?}")))
+        }
+        (200, Some(Decision::Go), _) => Poll::Answer {
+            decision: Decision::Go,
+            score: body.score,
+            min_score: body.min_score,
+            stable_since: body.stable_since,
+            stable_for: body.stable_for,
+            reasons: body.reasons,
+            evaluated_at: body.evaluated_at,
+        },
+        // 503 is no-go, with reasons, or with an error when the gate has no fresh verdict.
+        (503, _, Some(error)) => Poll::Answer {
+            decision: Decision::NoGo,
+            score: None,
+            min_score: None,
+            stable_since: None,
+            stable_for: None,
+            reasons: vec![error],
+            evaluated_at: None,
+        },
+        (503, Some(Decision::NoGo), None) => Poll::Answer {
+            decision: Decision::NoGo,
+            score: body.score,
+            min_score: body.min_score,
+            stable_since: body.stable_since,
+            stable_for: body.stable_for,
+            reasons: body.reasons,
+            evaluated_at: body.evaluated_at,
+        },
+        (code, _, _) => Poll::Error(format!(
+            "{base} answered {code}, which is not a gate answer"
+        )),
+    }
+}
+
+async fn poll_local(config: &Config, source: &PrometheusSource, phase: &str) -> Poll {
+    if config.pack.phase(phase).is_none() {
+        return Poll::Unknown(format!(
+            "unknown phase {phase:?}; known phases: {}",
+            config.pack.phase_names().join(", ")
+        ));
+    }
+    let snapshot = Snapshot::take(config, source, Utc::now().timestamp()).await;
+    if let Some(e) = snapshot.signals.iter().find_map(|s| s.error.as_ref()) {
+        return Poll::Error(format!("cannot evaluate: {e}"));
+    }
+    let v = snapshot
+        .verdict(phase)
+        .expect("the snapshot judges every known phase");
+    Poll::Answer {
+        decision: v.decision,
+        score: Some(v.score),
+        min_score: Some(v.min_score),
+        stable_since: v.stable_since,
+        stable_for: Some(humantime::format_duration(v.stable_for).to_string()),
+        reasons: v.reasons.clone(),
+        evaluated_at: Some(v.evaluated_at),
+    }
+}
+
+/// `10:00:15 istio NO-GO score 75/90, healthy 4m of 15m: <first reason> (+2 more)`.
+pub fn progress_line(phase: &str, poll: &Poll, now: DateTime<Utc>) -> String {
+    let clock = now.format("%H:%M:%S");
+    match poll {
+        Poll::Answer {
+            decision,
+            score,
+            min_score,
+            stable_since,
+            stable_for,
+            reasons,
+            evaluated_at,
+        } => {
+            let decision = match decision {
+                Decision::Go => "GO",
+                Decision::NoGo => "NO-GO",
+            };
+            let mut line = format!("{clock} {phase} {decision}");
+            if let (Some(score), Some(min)) = (score, min_score) {
+                line.push_str(&format!(
+                    " score {}/{}",
+                    fmt_number(*score),
+                    fmt_number(*min)
+                ));
+            }
+            if let (Some(since), Some(at)) = (stable_since, evaluated_at) {
+                let healthy = (*at - *since).to_std().unwrap_or_default();
+                line.push_str(&format!(
+                    ", healthy {}",
+                    humantime::format_duration(Duration::from_secs(healthy.as_secs()))
+                ));
+                if let Some(needed) = stable_for {
+                    line.push_str(&format!(" of {needed}"));
+                }
+            }
+            if let Some(first) = reasons.first() {
+                line.push_str(&format!(": {first}"));
+                if reasons.len() > 1 {
+                    line.push_str(&format!(" (+{} more)", reasons.len() - 1));
+                }
+            }
+            line
+        }
+        Poll::Unknown(message) => format!("{clock} {phase} ERROR: {message}"),
+        Poll::Error(message) => format!("{clock} {phase} ERROR: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn progress_lines_read_well() {
+        let poll = Poll::Answer {
+            decision: Decision::NoGo,
+            score: Some(75.0),
+            min_score: Some(90.0),
+            stable_since: Some(at("2026-11-26T09:56:00Z")),
+            stable_for: Some("15m".into()),
+            reasons: vec!["first".into(), "second".into(), "third".into()],
+            evaluated_at: Some(at("2026-11-26T10:00:00Z")),
+        };
+        assert_eq!(
+            progress_line("istio", &poll, at("2026-11-26T10:00:15Z")),
+            "10:00:15 istio NO-GO score 75/90, healthy 4m of 15m: first (+2 more)"
+        );
+        assert_eq!(
+            progress_line(
+                "istio",
+                &Poll::Error("cannot reach x".into()),
+                at("2026-11-26T10:00:15Z")
+            ),
+            "10:00:15 istio ERROR: cannot reach x"
+        );
+    }
+
+    #[test]
+    fn exit_codes_follow_the_outcome() {
+        assert_eq!(Outcome::Go.exit_code(), 0);
+        assert_eq!(Outcome::TimedOut.exit_code(), 1);
+        assert_eq!(Outcome::Error("x".into()).exit_code(), 2);
+    }
+}

@@ -1,0 +1,214 @@
+//! `upgrade-gate wait` as a pipeline step runs it: against a live daemon whose data turns healthy,
+//! against one that stays no-go, with a wrong phase, with nothing listening, and locally.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::data::OpenMetrics;
+use common::prometheus::TestPrometheus;
+use upgrade_gate::config;
+
+/// `mesh_5xx` failing until `recover` (unix seconds), healthy after; one sample a second.
+fn recovering_data(recover: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    OpenMetrics::new()
+        .gauge(
+            "mesh_5xx",
+            r#"destination_service="reviews""#,
+            (now - 600, now + 600, 1),
+            |t| Some(if t < recover { 2.5 } else { 0.1 }),
+        )
+        .render()
+}
+
+fn write_config(dir: &std::path::Path, prometheus: &str) -> std::path::PathBuf {
+    let path = dir.join("gate.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "prometheus: {{url: \"{prometheus}\", timeout: 2s}}\nevaluation: {{interval: 1s}}\nphases: [{{name: istio}}]\nsignals:\n  - {{name: mesh_5xx, query: mesh_5xx, fail: \"> 1\", critical: true}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Serves the config in-process on port 0; returns the base URL.
+async fn serve(path: &std::path::Path) -> String {
+    let config = config::load(Some(path)).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(upgrade_gate::serve::serve(
+        config,
+        listener,
+        std::future::pending(),
+    ));
+    base
+}
+
+async fn run_wait(args: Vec<String>) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_upgrade-gate"))
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    (
+        status.code().unwrap(),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_until_the_phase_turns_go() {
+    let recover = chrono::Utc::now().timestamp() + 4;
+    let prom = TestPrometheus::start(&recovering_data(recover));
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(&write_config(dir.path(), prom.url())).await;
+    let (code, out, err) = run_wait(args(&[
+        "wait",
+        "--phase",
+        "istio",
+        "--server",
+        &base,
+        "--timeout",
+        "60s",
+        "--interval",
+        "1s",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // One plain line per poll (stdout is not a terminal), no-go first, then go.
+    assert!(lines.len() >= 3, "{out}");
+    assert!(
+        !out.contains('\r'),
+        "no live line rewriting outside a terminal"
+    );
+    assert!(lines[0].contains(" istio NO-GO"), "{out}");
+    assert!(
+        lines[0].contains("critical signal \"mesh_5xx\" is fail"),
+        "{out}"
+    );
+    assert!(
+        lines[lines.len() - 2].contains(" istio GO score 100/90"),
+        "{out}"
+    );
+    assert_eq!(lines[lines.len() - 1], "phase istio is go");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_out_no_go_with_exit_1() {
+    let prom = TestPrometheus::start(&recovering_data(i64::MAX));
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(&write_config(dir.path(), prom.url())).await;
+    let started = std::time::Instant::now();
+    let (code, out, err) = run_wait(args(&[
+        "wait",
+        "--phase",
+        "istio",
+        "--server",
+        &base,
+        "--timeout",
+        "3s",
+        "--interval",
+        "1s",
+    ]))
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("phase istio still no-go after 3s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        out.lines()
+            .all(|l| l.contains("NO-GO") || l.contains("no evaluation has finished")),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_phase_or_no_server_is_exit_2() {
+    let prom = TestPrometheus::start(&recovering_data(0));
+    let dir = tempfile::tempdir().unwrap();
+    let base = serve(&write_config(dir.path(), prom.url())).await;
+    let started = std::time::Instant::now();
+    let (code, out, err) = run_wait(args(&[
+        "wait",
+        "--phase",
+        "nope",
+        "--server",
+        &base,
+        "--timeout",
+        "60s",
+        "--interval",
+        "1s",
+    ]))
+    .await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("unknown phase \"nope\""), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no waiting for a phase that cannot exist"
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, out, err) = run_wait(args(&[
+        "wait",
+        "--phase",
+        "istio",
+        "--server",
+        &format!("http://127.0.0.1:{port}"),
+        "--timeout",
+        "2s",
+        "--interval",
+        "1s",
+    ]))
+    .await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("ERROR: cannot reach"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluates_locally_with_a_config() {
+    let prom = TestPrometheus::start(&recovering_data(0));
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), prom.url());
+    let (code, out, err) = run_wait(vec![
+        "wait".into(),
+        "--phase".into(),
+        "istio".into(),
+        "--config".into(),
+        path.display().to_string(),
+        "--timeout".into(),
+        "10s".into(),
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .contains(" istio GO score 100/90"),
+        "{out}"
+    );
+}
