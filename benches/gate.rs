@@ -47,7 +47,7 @@ fn answers(
     config: &Config,
     series: usize,
 ) -> Vec<Result<Vec<Series>, upgrade_gate::source::SourceError>> {
-    windows(config, AT)
+    windows(config, AT, AT)
         .iter()
         .map(|w| {
             Ok((0..series)

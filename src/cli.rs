@@ -47,6 +47,13 @@ pub enum Output {
     Json,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TimelineOutput {
+    Text,
+    Json,
+    Csv,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: evaluate every interval and serve /gate, /signals, /metrics.
@@ -85,6 +92,25 @@ pub enum Command {
         /// Time between polls.
         #[arg(long, default_value = "15s", value_parser = parse_step)]
         interval: Duration,
+    },
+    /// The decision timeline of a phase over a past window: when it would have turned no-go, why,
+    /// and when it would have allowed the next phase. One range query per signal.
+    Replay {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        phase: String,
+        /// Start of the window: RFC 3339, or `now-6h`-style.
+        #[arg(long, value_parser = parse_time)]
+        from: DateTime<Utc>,
+        /// End of the window.
+        #[arg(long, value_parser = parse_time)]
+        to: DateTime<Utc>,
+        /// Time between judged steps; the config's evaluation interval when absent.
+        #[arg(long, value_parser = parse_step)]
+        step: Option<Duration>,
+        #[arg(long, value_enum, default_value_t = TimelineOutput::Text)]
+        output: TimelineOutput,
     },
     /// Check config, signal files, thresholds and PromQL syntax. Exit 0 valid, 2 invalid.
     Validate {
@@ -158,6 +184,14 @@ pub fn run(cli: Cli) -> ExitCode {
             timeout,
             interval,
         } => wait(phase, server, config, timeout, interval),
+        Command::Replay {
+            config,
+            phase,
+            from,
+            to,
+            step,
+            output,
+        } => replay(config, &phase, from, to, step, output),
         Command::Validate { config } => validate(config),
         Command::Simulate {
             scenario,
@@ -276,6 +310,56 @@ fn check(
     } else {
         EXIT_NO_GO
     }
+}
+
+fn replay(
+    path: Option<PathBuf>,
+    phase: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Option<Duration>,
+    output: TimelineOutput,
+) -> u8 {
+    let mut config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(step) = step {
+        // `for` and `stable_for` are judged at the replay's grain.
+        config.evaluation.interval = step;
+    }
+    let source = match PrometheusSource::new(&config.prometheus) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT;
+        }
+    };
+    let rows = match runtime().block_on(crate::replay::replay(
+        &config,
+        &source,
+        phase,
+        from.timestamp(),
+        to.timestamp(),
+    )) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT;
+        }
+    };
+    match output {
+        TimelineOutput::Text => print!(
+            "{}",
+            crate::replay::text(phase, &rows, config.evaluation.interval.as_secs() as i64)
+        ),
+        TimelineOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        ),
+        TimelineOutput::Csv => print!("{}", crate::replay::csv(&rows)),
+    }
+    0
 }
 
 fn wait(

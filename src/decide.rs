@@ -166,12 +166,16 @@ impl Member<'_> {
     }
 }
 
-/// Decides `phase` at the common end of the members' windows.
-pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64) -> Verdict {
-    let end = members.first().map_or(0, |m| m.timeline.window().end);
+/// Decides `phase` `offset` steps before the common end of the members' windows (0: at the end).
+pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: usize) -> Verdict {
+    let end = members.first().map_or(0, |m| m.timeline.window().end) - offset as i64 * step_secs;
     let evaluated_at = timestamp(end);
     let steps_needed = phase.stable_for.as_secs().div_ceil(step_secs as u64) as usize;
-    let statuses_back = |back: usize| members.iter().map(move |m| (m.signal, m.status_back(back)));
+    let statuses_back = |back: usize| {
+        members
+            .iter()
+            .map(move |m| (m.signal, m.status_back(offset + back)))
+    };
 
     let healthy_run = (0..=steps_needed)
         .take_while(|&back| healthy(phase, statuses_back(back)))
@@ -187,7 +191,7 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64) -> Verdict
             let len = m.timeline.window().len();
             (
                 m.signal,
-                SignalReport::new(m.signal, m.timeline.judgement_at(len - 1)),
+                SignalReport::new(m.signal, m.timeline.judgement_at(len - 1 - offset)),
             )
         })
         .collect();
@@ -396,7 +400,7 @@ mod tests {
                 timeline: t,
             })
             .collect();
-        verdict(p, &members, STEP)
+        verdict(p, &members, STEP, 0)
     }
 
     #[test]

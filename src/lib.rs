@@ -26,6 +26,7 @@ pub mod metrics;
 
 pub mod pack;
 pub mod receiver;
+pub mod replay;
 pub mod report;
 pub mod scheduler;
 pub mod secret;

@@ -30,7 +30,7 @@ impl Snapshot {
     /// Queries every signal once over the window its phases need, then judges every phase.
     pub async fn take(config: &Config, source: &PrometheusSource, at: i64) -> Snapshot {
         let started = Instant::now();
-        let windows = windows(config, at);
+        let windows = windows(config, at, at);
         let answers = source
             .range_all(
                 config
@@ -61,7 +61,7 @@ impl Snapshot {
             .signals
             .iter()
             .zip(answers)
-            .zip(windows(config, at))
+            .zip(windows(config, at, at))
             .map(|((s, a), w)| judge(s, a, w))
             .collect();
         let phases = pack
@@ -76,7 +76,7 @@ impl Snapshot {
                     .filter(|(s, _)| s.in_phase(name))
                     .map(|(signal, timeline)| Member { signal, timeline })
                     .collect();
-                verdict(&phase, &members, step)
+                verdict(&phase, &members, step, 0)
             })
             .collect();
         let signals = pack
@@ -103,14 +103,21 @@ impl Snapshot {
     }
 }
 
-/// The range-query window of each signal, in pack order, ending at `at`.
-pub fn windows(config: &Config, at: i64) -> Vec<Window> {
+/// The range-query window of each signal, in pack order, to judge every step from `from` to `to`
+/// (`to` rounded down onto the step grid that starts at `from`): each reaches back far enough for
+/// the signal's `for` and its phases' `stable_for` at `from`.
+pub fn windows(config: &Config, from: i64, to: i64) -> Vec<Window> {
     let step = config.evaluation.interval.as_secs() as i64;
+    let end = from + (to - from).max(0) / step * step;
     config
         .pack
         .signals
         .iter()
-        .map(|s| Window::ending_at(at, step, steps_back(config, s)))
+        .map(|s| Window {
+            start: from - step * steps_back(config, s) as i64,
+            end,
+            step,
+        })
         .collect()
 }
 

@@ -52,7 +52,7 @@ alerts:
 
 /// A snapshot at `at` where `mesh_5xx` of service `reviews` is `value` and xDS rejects are 0.
 fn snapshot(config: &Config, at: i64, value: f64) -> Snapshot {
-    let answers: Vec<_> = windows(config, at)
+    let answers: Vec<_> = windows(config, at, at)
         .iter()
         .zip(&config.pack.signals)
         .map(|(w, s)| {

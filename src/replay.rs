@@ -1,0 +1,256 @@
+//! `upgrade-gate replay`: the decision timeline of a phase over a past window, from the same
+//! evaluation code as `check` and `serve`. This is how a team tunes thresholds on the data of the
+//! last upgrade: when would the gate have said no-go, why, and when would it have let the next
+//! phase start.
+//!
+//! One range query per signal covers the whole window (plus the history its `for` and the phase's
+//! `stable_for` need at the first step); every step is then judged from those answers.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::decide::{fmt_number, verdict, Decision, Member, Verdict};
+use crate::evaluate::judge;
+use crate::snapshot::windows;
+use crate::source::PrometheusSource;
+
+/// Prometheus refuses range queries of more points than this per series.
+const MAX_POINTS: i64 = 11_000;
+
+/// One step of the timeline: the verdict without its per-signal detail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub evaluated_at: DateTime<Utc>,
+    pub decision: Decision,
+    pub score: f64,
+    pub stable_since: Option<DateTime<Utc>>,
+    pub reasons: Vec<String>,
+}
+
+impl From<Verdict> for Row {
+    fn from(v: Verdict) -> Self {
+        Row {
+            evaluated_at: v.evaluated_at,
+            decision: v.decision,
+            score: v.score,
+            stable_since: v.stable_since,
+            reasons: v.reasons,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("unknown phase {phase:?}; known phases: {known}")]
+    UnknownPhase { phase: String, known: String },
+    #[error("--to must be after --from")]
+    EmptyWindow,
+    #[error("{points} steps is more than Prometheus answers in one range query ({MAX_POINTS}); use a larger --step")]
+    TooManySteps { points: i64 },
+    #[error("signal {signal:?} could not be queried: {error}")]
+    Query { signal: String, error: String },
+}
+
+/// The verdict of `phase` at every step from `from` to `to`, oldest first. The step is the
+/// config's evaluation interval.
+pub async fn replay(
+    config: &Config,
+    source: &PrometheusSource,
+    phase: &str,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Row>, ReplayError> {
+    let Some(phase) = config.pack.phase(phase) else {
+        return Err(ReplayError::UnknownPhase {
+            phase: phase.to_string(),
+            known: config.pack.phase_names().join(", "),
+        });
+    };
+    if to <= from {
+        return Err(ReplayError::EmptyWindow);
+    }
+    let step = config.evaluation.interval.as_secs() as i64;
+    let signals: Vec<_> = config
+        .pack
+        .signals
+        .iter()
+        .zip(windows(config, from, to))
+        .filter(|(s, _)| s.in_phase(&phase.name))
+        .collect();
+    if let Some(points) = signals
+        .iter()
+        .map(|(_, w)| w.len() as i64)
+        .max()
+        .filter(|&p| p > MAX_POINTS)
+    {
+        return Err(ReplayError::TooManySteps { points });
+    }
+    let answers = source
+        .range_all(
+            signals.iter().map(|(s, w)| (s.query.as_str(), *w)),
+            config.evaluation.concurrency,
+        )
+        .await;
+    if let Some(((s, _), Err(e))) = signals.iter().zip(&answers).find(|(_, a)| a.is_err()) {
+        return Err(ReplayError::Query {
+            signal: s.name.clone(),
+            error: e.to_string(),
+        });
+    }
+    let timelines: Vec<_> = signals
+        .iter()
+        .zip(&answers)
+        .map(|((s, w), a)| judge(s, a, *w))
+        .collect();
+    let members: Vec<Member> = signals
+        .iter()
+        .zip(&timelines)
+        .map(|((signal, _), timeline)| Member { signal, timeline })
+        .collect();
+    let steps = ((to - from) / step) as usize;
+    Ok((0..=steps)
+        .rev()
+        .map(|offset| verdict(&phase, &members, step, offset).into())
+        .collect())
+}
+
+/// The timeline as a person reads it: the first step, then every change of decision, then a
+/// summary of how long the phase was no-go and when it would have been allowed to go on.
+pub fn text(phase: &str, rows: &[Row], step_secs: i64) -> String {
+    let mut out = String::new();
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "phase {phase}, {} .. {}, step {}s",
+        first.evaluated_at.to_rfc3339(),
+        last.evaluated_at.to_rfc3339(),
+        step_secs
+    );
+    let mut previous: Option<Decision> = None;
+    for row in rows {
+        if previous == Some(row.decision) {
+            continue;
+        }
+        previous = Some(row.decision);
+        let decision = match row.decision {
+            Decision::Go => "GO   ",
+            Decision::NoGo => "NO-GO",
+        };
+        let _ = write!(
+            out,
+            "{}  {decision}  score {}",
+            row.evaluated_at.to_rfc3339(),
+            fmt_number(row.score)
+        );
+        for reason in &row.reasons {
+            let _ = write!(out, "\n    - {reason}");
+        }
+        let _ = writeln!(out);
+    }
+    let no_go = rows.iter().filter(|r| r.decision == Decision::NoGo).count() as u64;
+    let _ = write!(
+        out,
+        "no-go at {no_go} of {} steps ({} in all); ",
+        rows.len(),
+        humantime::format_duration(std::time::Duration::from_secs(no_go * step_secs as u64))
+    );
+    match last.decision {
+        Decision::Go => {
+            let since = rows
+                .iter()
+                .rposition(|r| r.decision == Decision::NoGo)
+                .map(|i| rows[i + 1].evaluated_at);
+            match since {
+                Some(t) => {
+                    let _ = writeln!(out, "go from {} to the end.", t.to_rfc3339());
+                }
+                None => {
+                    let _ = writeln!(out, "go throughout.");
+                }
+            }
+        }
+        Decision::NoGo => {
+            let _ = writeln!(out, "still no-go at the end.");
+        }
+    }
+    out
+}
+
+/// One line per step: `evaluated_at,decision,score,stable_since,reasons` (reasons joined by ` | `).
+pub fn csv(rows: &[Row]) -> String {
+    let mut out = String::from("evaluated_at,decision,score,stable_since,reasons\n");
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{}",
+            r.evaluated_at.to_rfc3339(),
+            r.decision.as_str(),
+            fmt_number(r.score),
+            r.stable_since.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            csv_field(&r.reasons.join(" | "))
+        );
+    }
+    out
+}
+
+/// RFC 4180 quoting: fields with commas, quotes or newlines are quoted, quotes doubled.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(minute: i64, decision: Decision, reasons: &[&str]) -> Row {
+        Row {
+            evaluated_at: DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap(),
+            decision,
+            score: if decision == Decision::Go {
+                100.0
+            } else {
+                50.0
+            },
+            stable_since: None,
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn text_shows_changes_and_when_go_came_back() {
+        let rows = [
+            row(0, Decision::Go, &[]),
+            row(1, Decision::NoGo, &["signal \"a\" is fail"]),
+            row(2, Decision::NoGo, &["signal \"a\" is fail"]),
+            row(3, Decision::Go, &[]),
+        ];
+        let t = text("istio", &rows, 60);
+        assert_eq!(
+            t,
+            "phase istio, 2027-01-15T08:00:00+00:00 .. 2027-01-15T08:03:00+00:00, step 60s\n\
+             2027-01-15T08:00:00+00:00  GO     score 100\n\
+             2027-01-15T08:01:00+00:00  NO-GO  score 50\n    - signal \"a\" is fail\n\
+             2027-01-15T08:03:00+00:00  GO     score 100\n\
+             no-go at 2 of 4 steps (2m in all); go from 2027-01-15T08:03:00+00:00 to the end.\n"
+        );
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let rows = [row(0, Decision::NoGo, &["a, \"b\"", "c"])];
+        assert_eq!(
+            csv(&rows),
+            "evaluated_at,decision,score,stable_since,reasons\n\
+             2027-01-15T08:00:00+00:00,no_go,50,,\"a, \"\"b\"\" | c\"\n"
+        );
+    }
+}
