@@ -20,6 +20,8 @@ use crate::wait::{Outcome, Target};
 
 const EXIT_NO_GO: u8 = 1;
 const EXIT_CANNOT: u8 = 2;
+/// How far back `validate --online` looks for a metric's series.
+const ONLINE_LOOKBACK_SECS: i64 = 3600;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -116,6 +118,9 @@ pub enum Command {
     Validate {
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also ask Prometheus which queried metrics have no series in the last hour.
+        #[arg(long)]
+        online: bool,
     },
     /// Write synthetic upgrade metrics as OpenMetrics, for `promtool tsdb create-blocks-from openmetrics`.
     Simulate {
@@ -192,7 +197,7 @@ pub fn run(cli: Cli) -> ExitCode {
             step,
             output,
         } => replay(config, &phase, from, to, step, output),
-        Command::Validate { config } => validate(config),
+        Command::Validate { config, online } => validate(config, online),
         Command::Simulate {
             scenario,
             openmetrics,
@@ -218,24 +223,53 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts")
 }
 
-fn validate(path: Option<PathBuf>) -> u8 {
-    match load(path) {
-        Ok(c) => {
-            println!(
-                "valid: {} signals in {} phases ({})",
-                c.pack.signals.len(),
-                c.pack.phases.len(),
-                c.pack
-                    .phases
-                    .iter()
-                    .map(|p| p.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            0
-        }
-        Err(code) => code,
+fn validate(path: Option<PathBuf>, online: bool) -> u8 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!(
+        "valid: {} signals in {} phases ({})",
+        config.pack.signals.len(),
+        config.pack.phases.len(),
+        config
+            .pack
+            .phases
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !online {
+        return 0;
     }
+    let now = Utc::now().timestamp();
+    let known = PrometheusSource::new(&config.prometheus).and_then(|source| {
+        runtime().block_on(source.metric_names(now - ONLINE_LOOKBACK_SECS, now))
+    });
+    let known = match known {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("cannot check metrics online: {e}");
+            return EXIT_CANNOT;
+        }
+    };
+    let absent = crate::online::absent(&config.pack.signals, &known);
+    if absent.is_empty() {
+        println!(
+            "online: every metric the pack queries has series in Prometheus over the last hour"
+        );
+        return 0;
+    }
+    eprintln!(
+        "{} signal{} query metrics that Prometheus has no series of over the last hour:",
+        absent.len(),
+        if absent.len() == 1 { "" } else { "s" }
+    );
+    for a in &absent {
+        eprintln!("  - {a}");
+    }
+    EXIT_CANNOT
 }
 
 fn simulate(

@@ -24,6 +24,7 @@ pub mod evaluate;
 pub mod http;
 pub mod metrics;
 
+pub mod online;
 pub mod pack;
 pub mod receiver;
 pub mod replay;

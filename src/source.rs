@@ -115,6 +115,25 @@ impl PrometheusSource {
         join_all(pending).await
     }
 
+    /// Every metric name with a series between `start` and `end` (unix seconds).
+    pub async fn metric_names(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<std::collections::HashSet<String>, SourceError> {
+        let request = self
+            .client
+            .label_values("__name__")
+            .start(start)
+            .end(end)
+            .get();
+        let names = tokio::time::timeout(self.timeout, request)
+            .await
+            .map_err(|_| SourceError::Timeout(self.timeout))?
+            .map_err(|e| classify(e, self.timeout))?;
+        Ok(names.into_iter().collect())
+    }
+
     /// One range query. The timeout covers the whole exchange, including a server that accepts
     /// the connection and then never answers.
     pub async fn range(&self, query: &str, window: Window) -> Result<Vec<Series>, SourceError> {

@@ -404,3 +404,81 @@ alerts:
     }
     assert!(!err.contains("TOKEN42"), "a URL is a secret: {err}");
 }
+
+#[test]
+fn validate_online_names_the_signals_whose_metrics_are_absent() {
+    let t = now();
+    let prom = TestPrometheus::start(
+        &OpenMetrics::new()
+            .gauge(
+                "present_metric",
+                r#"job="x""#,
+                (t - 1800, t + 600, 15),
+                |_| Some(1.0),
+            )
+            .gauge(
+                "old_metric_name",
+                r#"job="x""#,
+                (t - 3 * 86400, t - 2 * 86400, 60),
+                |_| Some(1.0),
+            )
+            .render(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let body = |signals: &str| {
+        format!(
+            "prometheus: {{url: \"{}\"}}\nphases: [{{name: p}}]\nsignals:\n{signals}",
+            prom.url()
+        )
+    };
+    let cfg = write(
+        dir.path(),
+        "gate.yaml",
+        &body(
+            r#"  - {name: fine, query: 'sum(rate(present_metric[5m]))', fail: "> 1"}
+  - {name: renamed, query: 'old_metric_name > 0 or present_metric', fail: "> 1"}
+  - {name: masked, query: 'gone_metric', fail: "> 1", no_data: ok}
+"#,
+        ),
+    );
+    let (code, out, err) = run(bin().args(["validate", "--online", "--config"]).arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let f = cfg.display();
+    assert!(
+        err.contains("2 signals query metrics that Prometheus has no series of over the last hour"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{f}: signal \"renamed\": no series of old_metric_name in Prometheus\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{f}: signal \"masked\": no series of gone_metric in Prometheus; with no_data: ok it passes while seeing nothing")),
+        "{err}"
+    );
+    assert!(!err.contains("\"fine\""), "{err}");
+
+    let good = write(
+        dir.path(),
+        "good.yaml",
+        &body("  - {name: fine, query: present_metric, fail: \"> 1\"}\n"),
+    );
+    let (code, out, err) = run(bin().args(["validate", "--online", "--config"]).arg(&good));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("online: every metric the pack queries has series"),
+        "{out}"
+    );
+
+    let (code, _, err) = run(bin()
+        .env("UPGRADE_GATE__PROMETHEUS__URL", "http://127.0.0.1:9")
+        .args(["validate", "--online", "--config"])
+        .arg(&good));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot check metrics online: Prometheus is unreachable"),
+        "{err}"
+    );
+}
