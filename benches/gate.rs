@@ -95,11 +95,13 @@ fn http(c: &mut Criterion) {
     let metrics = Arc::new(Metrics::new());
     metrics.observe(&snapshot);
     let (_tx, rx) = watch::channel(Some(snapshot));
+    let (_config_tx, config) = watch::channel(Arc::new(config));
+    let (reload, _) = tokio::sync::mpsc::channel(1);
     let app = router(AppState {
         snapshot: rx,
         metrics,
-        phases: Arc::new(config.pack.phase_names()),
-        stale_after: std::time::Duration::from_secs(u32::MAX as u64),
+        config,
+        reload,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -126,6 +126,7 @@ struct RawEvaluation {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<String>,
+    enable_reload_endpoint: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +228,10 @@ pub struct Config {
     pub listen: SocketAddr,
     pub pack: Pack,
     pub alerts: AlertsConfig,
+    /// Whether `POST /-/reload` re-reads the configuration (SIGHUP always does).
+    pub reload_endpoint: bool,
+    /// The file this was loaded from, re-read on reload; `None` for the built-in default.
+    pub source: Option<PathBuf>,
 }
 
 /// One thing wrong with the configuration, located precisely enough to fix without searching.
@@ -314,7 +319,8 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             (name.to_string(), raw, SignalSources::BuiltIn)
         }
     };
-    let config = validate(&file_name, raw, signal_sources, &mut problems);
+    let mut config = validate(&file_name, raw, signal_sources, &mut problems);
+    config.source = path.map(Path::to_path_buf);
     if problems.0.is_empty() {
         Ok(config)
     } else {
@@ -547,6 +553,8 @@ fn validate(
         listen,
         pack: Pack { phases, signals },
         alerts: validate_alerts(file, raw.alerts, problems),
+        reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
+        source: None,
     }
 }
 

@@ -33,10 +33,13 @@ struct Queue {
     tx: mpsc::Sender<Job>,
 }
 
-/// The alert path of the daemon: the book of firing alerts and one queue per receiver.
+/// The alert path of the daemon: the book of firing alerts and one queue and worker per receiver.
 pub struct Alerting {
     book: AlertBook,
     queues: Vec<Queue>,
+    /// Every worker started, including those of receivers replaced by a reload that may still be
+    /// sending what was queued for them.
+    workers: Vec<JoinHandle<()>>,
     repeat_interval: Duration,
     send_resolved: bool,
     metrics: Arc<Metrics>,
@@ -54,25 +57,41 @@ struct Worker {
 }
 
 impl Alerting {
-    /// Starts one worker per receiver. Workers stop once `Alerting` is dropped and their queue is
-    /// empty; the handles let the caller wait for that, with a deadline.
+    /// Starts one worker per receiver.
     pub fn start(
         config: &AlertsConfig,
         evaluation_interval: Duration,
         metrics: Arc<Metrics>,
-    ) -> (Alerting, Vec<JoinHandle<()>>) {
+    ) -> Alerting {
+        let mut alerting = Alerting {
+            book: AlertBook::default(),
+            queues: Vec::new(),
+            workers: Vec::new(),
+            repeat_interval: config.repeat_interval,
+            send_resolved: config.send_resolved,
+            metrics,
+        };
+        alerting.reconfigure(config, evaluation_interval);
+        alerting
+    }
+
+    /// Replaces the receivers, keeping the book of firing alerts, so that an alert that fired
+    /// before a reload still resolves after it. The old workers finish their queues.
+    pub fn reconfigure(&mut self, config: &AlertsConfig, evaluation_interval: Duration) {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
             .expect("a reqwest client with a timeout builds");
         // As Prometheus does: long enough to survive a few missed evaluations.
         let firing_ttl = 4 * evaluation_interval.max(Duration::from_secs(60));
-        let mut queues = Vec::new();
-        let mut workers = Vec::new();
+        self.repeat_interval = config.repeat_interval;
+        self.send_resolved = config.send_resolved;
+        self.queues.clear();
+        self.workers.retain(|w| !w.is_finished());
         for receiver in &config.receivers {
-            metrics.register_receiver(&receiver.name);
+            self.metrics.register_receiver(&receiver.name);
             let (tx, rx) = mpsc::channel(config.queue_capacity);
-            queues.push(Queue {
+            self.queues.push(Queue {
                 receiver: receiver.name.clone(),
                 kind: receiver.kind,
                 tx,
@@ -84,18 +103,16 @@ impl Alerting {
                 firing_ttl,
                 initial_backoff: config.retry_initial_backoff,
                 max_backoff: config.retry_max_backoff,
-                metrics: metrics.clone(),
+                metrics: self.metrics.clone(),
             };
-            workers.push(tokio::spawn(worker.run(rx)));
+            self.workers.push(tokio::spawn(worker.run(rx)));
         }
-        let alerting = Alerting {
-            book: AlertBook::default(),
-            queues,
-            repeat_interval: config.repeat_interval,
-            send_resolved: config.send_resolved,
-            metrics,
-        };
-        (alerting, workers)
+    }
+
+    /// Closes the queues and waits until the workers have sent what is in them.
+    pub async fn close(self) {
+        drop(self.queues);
+        futures::future::join_all(self.workers).await;
     }
 
     /// Logs what changed and queues it for every receiver. Never waits: a full queue drops the

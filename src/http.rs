@@ -6,15 +6,17 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::json;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::config::{Config, ConfigError};
 use crate::decide::{Decision, Verdict};
 use crate::metrics::Metrics;
 use crate::pack::ALL_PHASES;
+use crate::scheduler::Reload;
 use crate::snapshot::Snapshot;
 
 /// Everything a handler may read. Cheap to clone.
@@ -22,18 +24,28 @@ use crate::snapshot::Snapshot;
 pub struct AppState {
     pub snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
     pub metrics: Arc<Metrics>,
-    /// Phase names a request may use, known before the first evaluation so that a typo is a 404
-    /// rather than a 503 that a pipeline would retry forever.
-    pub phases: Arc<Vec<String>>,
-    /// A verdict older than this is not served as go: if evaluation stalls, the gate fails closed
-    /// instead of repeating an old answer.
-    pub stale_after: Duration,
+    /// The running configuration (replaced on reload): phase names are known from it before the
+    /// first evaluation, so that a typo is a 404 rather than a 503 a pipeline would retry forever.
+    pub config: watch::Receiver<Arc<Config>>,
+    /// Where `POST /-/reload` sends its request; the evaluation loop applies it.
+    pub reload: mpsc::Sender<Reload>,
 }
 
 impl AppState {
     fn latest(&self) -> Option<Arc<Snapshot>> {
         self.snapshot.borrow().clone()
     }
+
+    fn phases(&self) -> Vec<String> {
+        self.config.borrow().pack.phase_names()
+    }
+}
+
+/// How old a verdict may get before `/gate` stops serving it: three missed evaluations, plus the
+/// query timeout that the last one may have spent waiting. If evaluation stalls, the gate fails
+/// closed instead of repeating an old answer.
+fn stale_after(config: &Config) -> Duration {
+    config.evaluation.interval * 3 + config.prometheus.timeout
 }
 
 pub fn router(state: AppState) -> Router {
@@ -44,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/-/reload", post(reload))
         .with_state(state)
 }
 
@@ -54,6 +67,10 @@ pub enum ApiError {
     UnknownPhase { phase: String, known: Vec<String> },
     #[error("no evaluation has finished yet")]
     NotReady,
+    #[error("the reload endpoint is disabled; set server.enable_reload_endpoint, or send SIGHUP")]
+    ReloadDisabled,
+    #[error("the new configuration was rejected; the running one stays")]
+    ReloadRejected(ConfigError),
     #[error("the last evaluation ({evaluated_at}) is older than {max_age}; failing closed until a new one finishes")]
     Stale {
         evaluated_at: String,
@@ -70,6 +87,17 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": message, "phases": known})),
             )
                 .into_response(),
+            ApiError::ReloadDisabled => {
+                (StatusCode::NOT_FOUND, Json(json!({"error": message}))).into_response()
+            }
+            ApiError::ReloadRejected(e) => {
+                let problems: Vec<String> = e.problems.iter().map(ToString::to_string).collect();
+                (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": message, "problems": problems})),
+                )
+                    .into_response()
+            }
             // A pipeline reads 503 as no-go, which is the safe answer when there is no fresh verdict.
             ApiError::NotReady | ApiError::Stale { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -96,20 +124,19 @@ async fn gate(
     State(state): State<AppState>,
     Path(phase): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !state.phases.contains(&phase) {
-        return Err(ApiError::UnknownPhase {
-            phase,
-            known: state.phases.to_vec(),
-        });
+    let known = state.phases();
+    if !known.contains(&phase) {
+        return Err(ApiError::UnknownPhase { phase, known });
     }
     let snapshot = state.latest().ok_or(ApiError::NotReady)?;
     let age = (Utc::now() - snapshot.evaluated_at)
         .to_std()
         .unwrap_or_default();
-    if age > state.stale_after {
+    let max_age = stale_after(&state.config.borrow());
+    if age > max_age {
         return Err(ApiError::Stale {
             evaluated_at: snapshot.evaluated_at.to_rfc3339(),
-            max_age: humantime::format_duration(state.stale_after).to_string(),
+            max_age: humantime::format_duration(max_age).to_string(),
         });
     }
     let verdict = snapshot.verdict(&phase).ok_or(ApiError::NotReady)?;
@@ -134,6 +161,20 @@ async fn metrics(State(state): State<AppState>) -> Response {
         state.metrics.encode(),
     )
         .into_response()
+}
+
+async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if !state.config.borrow().reload_endpoint {
+        return Err(ApiError::ReloadDisabled);
+    }
+    let (reply, answer) = oneshot::channel();
+    // The loop is gone only during shutdown; then there is nothing left to reload.
+    let _ = state.reload.send(Reload { reply: Some(reply) }).await;
+    match answer.await {
+        Ok(Ok(())) => Ok(Json(json!({"status": "reloaded"})).into_response()),
+        Ok(Err(e)) => Err(ApiError::ReloadRejected(e)),
+        Err(_) => Err(ApiError::NotReady),
+    }
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -181,12 +222,23 @@ mod tests {
             phases: vec![verdict],
             signals: vec![],
         };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gate.yaml");
+        // Interval 30s and timeout 10s: a verdict goes stale after 1m40s.
+        std::fs::write(
+            &path,
+            "evaluation: {interval: 30s}\nprometheus: {timeout: 10s}\nphases: [{name: istio}]\nsignals: [{name: s, query: up, fail: \"> 1\"}]\n",
+        )
+        .unwrap();
+        let config = crate::config::load(Some(&path)).unwrap();
         let (_tx, rx) = watch::channel(Some(Arc::new(snapshot)));
+        let (_config_tx, config) = watch::channel(Arc::new(config));
+        let (reload, _) = mpsc::channel(1);
         router(AppState {
             snapshot: rx,
             metrics: Arc::new(Metrics::new()),
-            phases: Arc::new(vec!["istio".into(), ALL_PHASES.into()]),
-            stale_after: Duration::from_secs(100),
+            config,
+            reload,
         })
     }
 

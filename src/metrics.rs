@@ -203,6 +203,15 @@ impl Metrics {
             .set(snapshot.evaluated_at.timestamp() as f64);
     }
 
+    /// Drops the per-phase and per-signal gauges, after a reload may have removed some.
+    pub fn forget_pack(&self) {
+        self.score.clear();
+        self.decision.clear();
+        self.stable_seconds.clear();
+        self.signal_status.clear();
+        self.signal_value.clear();
+    }
+
     /// Creates the receiver's counters at 0, so that alerting rules see the first increase.
     pub fn register_receiver(&self, receiver: &str) {
         for outcome in AlertOutcome::ALL {

@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::dispatch::Alerting;
 use crate::http::{router, AppState};
 use crate::metrics::Metrics;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Reload, Scheduler};
 use crate::source::{PrometheusSource, SourceError};
 
 /// How long the evaluation loop and alert delivery may take to stop after the server has.
@@ -28,12 +28,6 @@ pub enum ServeError {
     Http(#[from] std::io::Error),
 }
 
-/// How old a verdict may get before `/gate` stops serving it: three missed evaluations, plus the
-/// query timeout that the last one may have spent waiting.
-fn stale_after(config: &Config) -> Duration {
-    config.evaluation.interval * 3 + config.prometheus.timeout
-}
-
 /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests and
 /// stops the evaluation loop.
 pub async fn serve(
@@ -41,28 +35,32 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let config = Arc::new(config);
     let source = PrometheusSource::new(&config.prometheus)?;
     let metrics = Arc::new(Metrics::new());
     let (publish, snapshot) = watch::channel(None);
     let token = CancellationToken::new();
+    let (reload, reloads) = mpsc::channel(4);
+    #[cfg(unix)]
+    tokio::spawn(reload_on_sighup(reload.clone(), token.clone()));
 
-    let (alerting, deliveries) =
-        Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
+    let alerting = Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
+    let config = Arc::new(config);
+    let (config_tx, config_rx) = watch::channel(config.clone());
     let scheduler = Scheduler {
-        config: config.clone(),
+        config: config_tx,
         source,
         metrics: metrics.clone(),
         alerting,
         publish,
+        reloads,
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 
     let state = AppState {
         snapshot,
         metrics,
-        phases: Arc::new(config.pack.phase_names()),
-        stale_after: stale_after(&config),
+        config: config_rx,
+        reload,
     };
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -85,8 +83,9 @@ pub async fn serve(
     // The loop owns the alert queues: once it has stopped they close, and the workers send what is
     // left in them, within the deadline.
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
-        let _ = evaluation.await;
-        futures::future::join_all(deliveries).await
+        if let Ok(alerting) = evaluation.await {
+            alerting.close().await;
+        }
     })
     .await;
     if drained.is_err() {
@@ -96,4 +95,28 @@ pub async fn serve(
         );
     }
     result.map_err(ServeError::from)
+}
+
+/// Turns every SIGHUP into a reload request, until shutdown.
+#[cfg(unix)]
+async fn reload_on_sighup(reload: mpsc::Sender<Reload>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; reload with POST /-/reload");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            Some(()) = hangups.recv() => {
+                tracing::info!("SIGHUP: reloading the configuration");
+                if reload.send(Reload { reply: None }).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }

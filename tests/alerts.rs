@@ -86,15 +86,11 @@ fn webhook_at(url: &str) -> String {
 /// waits until every queued alert has been delivered or given up.
 async fn run_alerts(config: &Config, values: &[f64]) -> Arc<Metrics> {
     let metrics = Arc::new(Metrics::new());
-    let (mut alerting, workers) =
-        Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
+    let mut alerting = Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
     for (i, v) in values.iter().enumerate() {
         alerting.observe(&snapshot(config, T0 + 30 * i as i64, *v));
     }
-    drop(alerting);
-    for w in workers {
-        w.await.unwrap();
-    }
+    alerting.close().await;
     metrics
 }
 
@@ -243,12 +239,12 @@ async fn alertmanager_sees_firing_then_resolved_and_deduplicates_replicas() {
         "",
     );
     // Two replicas of the gate judging the same data.
-    let (mut one, one_workers) = Alerting::start(
+    let mut one = Alerting::start(
         &config.alerts,
         config.evaluation.interval,
         Arc::new(Metrics::new()),
     );
-    let (mut two, two_workers) = Alerting::start(
+    let mut two = Alerting::start(
         &config.alerts,
         config.evaluation.interval,
         Arc::new(Metrics::new()),
@@ -298,10 +294,8 @@ async fn alertmanager_sees_firing_then_resolved_and_deduplicates_replicas() {
     two.observe(&snapshot(&config, now + 31, 0.1));
     // (now + 31 is still in the past: a resolved alert ends before it is read.)
     am.wait_until(WAIT, |a| a.is_empty()).await;
-    drop((one, two));
-    for w in one_workers.into_iter().chain(two_workers) {
-        w.await.unwrap();
-    }
+    one.close().await;
+    two.close().await;
 }
 
 #[tokio::test]
@@ -453,8 +447,12 @@ async fn a_hanging_receiver_slows_neither_evaluation_nor_the_gate() {
     }));
     // The first alert reaches the receiver, which never answers.
     hook.wait_for(1, WAIT).await;
+    // One client for every request, so that timings measure the gate, not client set-up.
+    let client = reqwest::Client::new();
     let last_evaluation = || async {
-        let text = reqwest::get(format!("{base}/metrics"))
+        let text = client
+            .get(format!("{base}/metrics"))
+            .send()
             .await
             .unwrap()
             .text()
@@ -469,7 +467,11 @@ async fn a_hanging_receiver_slows_neither_evaluation_nor_the_gate() {
     let before = last_evaluation().await;
     for _ in 0..10 {
         let started = Instant::now();
-        let r = reqwest::get(format!("{base}/gate/istio")).await.unwrap();
+        let r = client
+            .get(format!("{base}/gate/istio"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 503, "no-go since the flip");
         assert!(
             started.elapsed() < Duration::from_millis(200),

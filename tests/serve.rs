@@ -14,6 +14,8 @@ use upgrade_gate::config;
 
 struct App {
     base: String,
+    /// One client for every request, so that timings measure the gate, not client set-up.
+    client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), upgrade_gate::serve::ServeError>>,
     _dir: tempfile::TempDir,
@@ -40,6 +42,7 @@ impl App {
         }));
         App {
             base,
+            client: reqwest::Client::new(),
             stop: Some(stop),
             task,
             _dir: dir,
@@ -47,7 +50,12 @@ impl App {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let r = reqwest::get(format!("{}{path}", self.base)).await.unwrap();
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
