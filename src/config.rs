@@ -5,7 +5,7 @@
 //! signal and the key, because a pack is edited in bulk before an upgrade window and fixing one
 //! error per run is how thresholds end up wrong at 2 a.m.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -113,6 +113,28 @@ struct RawReceiver {
 struct RawPrometheus {
     url: Option<String>,
     timeout: Option<String>,
+    bearer_token: Option<String>,
+    bearer_token_file: Option<String>,
+    basic_auth: Option<RawBasicAuth>,
+    headers: Option<BTreeMap<String, String>>,
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBasicAuth {
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    ca_file: Option<String>,
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    insecure_skip_verify: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +189,28 @@ struct RawSignal {
 pub struct PrometheusConfig {
     pub url: String,
     pub timeout: Duration,
+    pub auth: PrometheusAuth,
+}
+
+/// How upgrade-gate proves who it is to Prometheus (or Mimir, Cortex, Thanos behind a proxy).
+#[derive(Debug, Clone, Default)]
+pub struct PrometheusAuth {
+    pub bearer: Option<Bearer>,
+    pub basic: Option<(String, Secret)>,
+    /// Sent with every query, e.g. `X-Scope-OrgID` for a multi-tenant Mimir or Cortex.
+    pub headers: Vec<(String, Secret)>,
+    /// PEM of extra CAs to trust.
+    pub ca_pem: Option<Vec<u8>>,
+    /// PEM of the client certificate followed by its key, for mutual TLS.
+    pub identity_pem: Option<Vec<u8>>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Bearer {
+    Token(Secret),
+    /// Re-read before every query: projected service-account tokens rotate.
+    File(PathBuf),
 }
 
 /// How often the daemon evaluates, and how many queries may be in flight at once.
@@ -407,7 +451,9 @@ fn validate(
     signal_sources: SignalSources,
     problems: &mut Problems,
 ) -> Config {
+    let auth = validate_auth(file, &raw.prometheus, problems);
     let prometheus = PrometheusConfig {
+        auth,
         url: validate_url(file, raw.prometheus.url, problems),
         timeout: duration_or(
             file,
@@ -555,6 +601,143 @@ fn validate(
         alerts: validate_alerts(file, raw.alerts, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         source: None,
+    }
+}
+
+fn validate_auth(file: &str, raw: &RawPrometheus, problems: &mut Problems) -> PrometheusAuth {
+    let bearer = match (&raw.bearer_token, &raw.bearer_token_file) {
+        (Some(_), Some(_)) => {
+            problems.add(
+                file,
+                None,
+                Some("prometheus.bearer_token"),
+                "set either `bearer_token` or `bearer_token_file`, not both".into(),
+            );
+            None
+        }
+        (Some(_), None) => secret_value(
+            file,
+            "prometheus.bearer_token",
+            raw.bearer_token.clone(),
+            None,
+            problems,
+        )
+        .map(Bearer::Token),
+        (None, Some(path)) => {
+            // Read now to catch a wrong path at start-up; read again before every query.
+            if let Err(e) = std::fs::read_to_string(path) {
+                problems.add(
+                    file,
+                    None,
+                    Some("prometheus.bearer_token_file"),
+                    format!("cannot read {path}: {e}"),
+                );
+            }
+            Some(Bearer::File(PathBuf::from(path)))
+        }
+        (None, None) => None,
+    };
+    let basic = raw.basic_auth.as_ref().and_then(|b| {
+        let username = b.username.clone().filter(|u| !u.is_empty());
+        if username.is_none() {
+            problems.add(
+                file,
+                None,
+                Some("prometheus.basic_auth.username"),
+                "missing".into(),
+            );
+        }
+        if b.password.is_none() && b.password_file.is_none() {
+            problems.add(
+                file,
+                None,
+                Some("prometheus.basic_auth.password"),
+                "set `password` or `password_file`".into(),
+            );
+        }
+        let password = secret_value(
+            file,
+            "prometheus.basic_auth.password",
+            b.password.clone(),
+            b.password_file.clone(),
+            problems,
+        );
+        username.zip(password)
+    });
+    if bearer.is_some() && basic.is_some() {
+        problems.add(
+            file,
+            None,
+            Some("prometheus.basic_auth"),
+            "set either a bearer token or basic auth, not both".into(),
+        );
+    }
+    let mut headers = Vec::new();
+    for (name, value) in raw.headers.iter().flatten() {
+        let key = format!("prometheus.headers.{name}");
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.add(file, None, Some(&key), "is not a valid header name".into());
+            continue;
+        }
+        if let Some(value) = secret_value(file, &key, Some(value.clone()), None, problems) {
+            headers.push((name.clone(), value));
+        }
+    }
+    let mut pem = |key: &str, path: &Option<String>| {
+        path.as_ref().and_then(|p| match std::fs::read(p) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                problems.add(file, None, Some(key), format!("cannot read {p}: {e}"));
+                None
+            }
+        })
+    };
+    let tls = raw.tls.as_ref();
+    let ca_pem = tls.and_then(|t| pem("prometheus.tls.ca_file", &t.ca_file));
+    let cert = tls.and_then(|t| pem("prometheus.tls.cert_file", &t.cert_file));
+    let key = tls.and_then(|t| pem("prometheus.tls.key_file", &t.key_file));
+    if let Some(ca) = &ca_pem {
+        if reqwest::Certificate::from_pem_bundle(ca).map_or(true, |c| c.is_empty()) {
+            problems.add(
+                file,
+                None,
+                Some("prometheus.tls.ca_file"),
+                "holds no PEM certificate".into(),
+            );
+        }
+    }
+    let identity_pem = match (cert, key) {
+        (Some(mut cert), Some(key)) => {
+            cert.push(b'\n');
+            cert.extend(key);
+            if reqwest::Identity::from_pem(&cert).is_err() {
+                problems.add(
+                    file,
+                    None,
+                    Some("prometheus.tls.cert_file"),
+                    "cert_file and key_file do not make a PEM certificate and private key".into(),
+                );
+            }
+            Some(cert)
+        }
+        (None, None) => None,
+        _ => {
+            problems.add(
+                file,
+                None,
+                Some("prometheus.tls"),
+                "a client certificate needs both cert_file and key_file".into(),
+            );
+            None
+        }
+    };
+    PrometheusAuth {
+        bearer,
+        basic,
+        headers,
+        ca_pem,
+        identity_pem,
+        insecure_skip_verify: tls.and_then(|t| t.insecure_skip_verify).unwrap_or(false),
     }
 }
 

@@ -11,7 +11,9 @@ use prometheus_http_query::response::Data;
 use prometheus_http_query::Client;
 use tokio::sync::Semaphore;
 
-use crate::config::PrometheusConfig;
+use std::sync::{Arc, Mutex};
+
+use crate::config::{Bearer, PrometheusConfig};
 
 /// Labels of one series, sorted so that output and matching are deterministic.
 pub type Labels = BTreeMap<String, String>;
@@ -68,28 +70,40 @@ pub enum SourceError {
     Rejected(String),
     #[error("Prometheus answered something that is not a range-query result: {0}")]
     BadResponse(String),
+    #[error("cannot authenticate to Prometheus: {0}")]
+    Auth(String),
 }
 
 /// A Prometheus HTTP API client bound to one server and one per-query timeout.
 #[derive(Clone)]
 pub struct PrometheusSource {
-    client: Client,
-    timeout: Duration,
+    config: PrometheusConfig,
+    /// The client, with the bearer token it was built with when the token comes from a file.
+    current: Arc<Mutex<(Option<String>, Client)>>,
 }
 
 impl PrometheusSource {
     pub fn new(config: &PrometheusConfig) -> Result<Self, SourceError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(|e| SourceError::Unreachable(e.without_url().to_string()))?;
-        let client = Client::from(http, &config.url)
-            .map_err(|e| SourceError::Unreachable(format!("bad Prometheus URL: {e}")))?;
+        let token = read_token(config)?;
+        let client = build_client(config, token.as_deref())?;
         Ok(PrometheusSource {
-            client,
-            timeout: config.timeout,
+            config: config.clone(),
+            current: Arc::new(Mutex::new((token, client))),
         })
+    }
+
+    /// The client to use now: rebuilt when a bearer token file has rotated since the last query.
+    fn client(&self) -> Result<Client, SourceError> {
+        let token = read_token(&self.config)?;
+        let mut current = self
+            .current
+            .lock()
+            .expect("no panic while holding the lock");
+        if current.0 != token {
+            let client = build_client(&self.config, token.as_deref())?;
+            *current = (token, client);
+        }
+        Ok(current.1.clone())
     }
 
     /// Runs every query over its window, at most `concurrency` at once, answers in input order.
@@ -121,31 +135,33 @@ impl PrometheusSource {
         start: i64,
         end: i64,
     ) -> Result<std::collections::HashSet<String>, SourceError> {
+        let timeout = self.config.timeout;
         let request = self
-            .client
+            .client()?
             .label_values("__name__")
             .start(start)
             .end(end)
             .get();
-        let names = tokio::time::timeout(self.timeout, request)
+        let names = tokio::time::timeout(timeout, request)
             .await
-            .map_err(|_| SourceError::Timeout(self.timeout))?
-            .map_err(|e| classify(e, self.timeout))?;
+            .map_err(|_| SourceError::Timeout(timeout))?
+            .map_err(|e| classify(e, timeout))?;
         Ok(names.into_iter().collect())
     }
 
     /// One range query. The timeout covers the whole exchange, including a server that accepts
     /// the connection and then never answers.
     pub async fn range(&self, query: &str, window: Window) -> Result<Vec<Series>, SourceError> {
+        let timeout = self.config.timeout;
         let request = self
-            .client
+            .client()?
             .query_range(query, window.start, window.end, window.step as f64)
-            .timeout(self.timeout.as_millis() as i64)
+            .timeout(timeout.as_millis() as i64)
             .post();
-        let response = tokio::time::timeout(self.timeout, request)
+        let response = tokio::time::timeout(timeout, request)
             .await
-            .map_err(|_| SourceError::Timeout(self.timeout))?
-            .map_err(|e| classify(e, self.timeout))?;
+            .map_err(|_| SourceError::Timeout(timeout))?
+            .map_err(|e| classify(e, timeout))?;
         match response.into_inner().0 {
             Data::Matrix(vectors) => Ok(vectors
                 .into_iter()
@@ -172,6 +188,84 @@ impl PrometheusSource {
     }
 }
 
+/// The bearer token from its file, when it comes from one.
+fn read_token(config: &PrometheusConfig) -> Result<Option<String>, SourceError> {
+    match &config.auth.bearer {
+        Some(Bearer::File(path)) => std::fs::read_to_string(path)
+            .map(|t| Some(t.trim().to_string()))
+            .map_err(|e| {
+                SourceError::Auth(format!(
+                    "cannot read bearer_token_file {}: {e}",
+                    path.display()
+                ))
+            }),
+        _ => Ok(None),
+    }
+}
+
+/// A client that sends the configured credentials and headers with every request and trusts the
+/// configured CAs. Header values are marked sensitive so that they never show in debug output.
+fn build_client(
+    config: &PrometheusConfig,
+    file_token: Option<&str>,
+) -> Result<Client, SourceError> {
+    use base64::Engine;
+    use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+    let auth = &config.auth;
+    let invalid = |what: &str| SourceError::Auth(format!("{what} is not a valid header value"));
+    let sensitive = |value: String, what: &str| {
+        HeaderValue::from_str(&value)
+            .map_err(|_| invalid(what))
+            .map(|mut v| {
+                v.set_sensitive(true);
+                v
+            })
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in &auth.headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("a header name"))?;
+        headers.insert(name, sensitive(value.expose().to_string(), "a header")?);
+    }
+    let token = match &auth.bearer {
+        Some(Bearer::Token(t)) => Some(t.expose()),
+        Some(Bearer::File(_)) => file_token,
+        None => None,
+    };
+    if let Some(token) = token {
+        headers.insert(
+            AUTHORIZATION,
+            sensitive(format!("Bearer {token}"), "the bearer token")?,
+        );
+    }
+    if let Some((user, password)) = &auth.basic {
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", password.expose()));
+        headers.insert(
+            AUTHORIZATION,
+            sensitive(format!("Basic {encoded}"), "basic auth")?,
+        );
+    }
+    let mut builder = reqwest::Client::builder()
+        .timeout(config.timeout)
+        .connect_timeout(config.timeout)
+        .default_headers(headers)
+        .danger_accept_invalid_certs(auth.insecure_skip_verify);
+    let tls_error = |e: reqwest::Error| SourceError::Auth(format!("TLS settings: {e}"));
+    if let Some(ca) = &auth.ca_pem {
+        for cert in reqwest::Certificate::from_pem_bundle(ca).map_err(tls_error)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(identity) = &auth.identity_pem {
+        builder = builder.identity(reqwest::Identity::from_pem(identity).map_err(tls_error)?);
+    }
+    let http = builder
+        .build()
+        .map_err(|e| SourceError::Unreachable(e.without_url().to_string()))?;
+    Client::from(http, &config.url)
+        .map_err(|e| SourceError::Unreachable(format!("bad Prometheus URL: {e}")))
+}
+
 /// Sorts a client error into what an operator would act on. URLs are stripped because they may
 /// carry credentials.
 fn classify(e: prometheus_http_query::Error, timeout: Duration) -> SourceError {
@@ -181,8 +275,17 @@ fn classify(e: prometheus_http_query::Error, timeout: Duration) -> SourceError {
         Error::Prometheus(p) => SourceError::Rejected(p.to_string()),
         Error::Client(c) => match c.inner() {
             Some(r) if r.is_timeout() => SourceError::Timeout(timeout),
-            Some(r) if r.is_decode() || r.is_body() => SourceError::BadResponse(describe_chain(r)),
-            Some(r) => SourceError::Unreachable(describe_chain(r)),
+            Some(r) => match r.status() {
+                Some(s) if s == 401 || s == 403 => SourceError::Auth(format!(
+                    "Prometheus answered {s}: check the credentials, or that a proxy in front of it accepts them"
+                )),
+                Some(s) => SourceError::BadResponse(format!("HTTP {s}")),
+                None if r.is_decode() || r.is_body() => SourceError::BadResponse(format!(
+                    "{} (is an auth layer or proxy answering instead of Prometheus?)",
+                    describe_chain(r)
+                )),
+                None => SourceError::Unreachable(describe_chain(r)),
+            },
             // Raised by the client itself, e.g. a body that is not the API's JSON.
             None => SourceError::BadResponse(c.to_string()),
         },

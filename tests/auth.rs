@@ -1,0 +1,235 @@
+//! Prometheus access as real setups need it: bearer tokens (inline and from a rotating file),
+//! basic auth and custom headers, checked by a loopback proxy in front of a real Prometheus that
+//! refuses any request without the expected credentials.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use common::data::{around, now, OpenMetrics};
+use common::prometheus::TestPrometheus;
+use upgrade_gate::config;
+use upgrade_gate::decide::Decision;
+use upgrade_gate::evaluate::Status;
+use upgrade_gate::snapshot::Snapshot;
+use upgrade_gate::source::PrometheusSource;
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    /// Header name and value every request must carry.
+    required: Arc<Mutex<Vec<(String, String)>>>,
+    seen: Arc<Mutex<Vec<HeaderMap>>>,
+}
+
+async fn forward(
+    State(p): State<Proxy>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    p.seen.lock().unwrap().push(headers.clone());
+    let required = p.required.lock().unwrap().clone();
+    if required
+        .iter()
+        .any(|(k, v)| headers.get(k).and_then(|h| h.to_str().ok()) != Some(v.as_str()))
+    {
+        return (StatusCode::UNAUTHORIZED, "Unauthorized\n").into_response();
+    }
+    let url = format!(
+        "{}{}",
+        p.upstream,
+        uri.path_and_query().map_or("", |pq| pq.as_str())
+    );
+    let mut request = reqwest::Client::new().request(method, url).body(body);
+    if let Some(ct) = headers.get("content-type") {
+        request = request.header("content-type", ct);
+    }
+    let answer = request.send().await.unwrap();
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    (
+        status,
+        [("content-type", content_type)],
+        answer.bytes().await.unwrap(),
+    )
+        .into_response()
+}
+
+async fn proxy(upstream: &str, required: &[(&str, &str)]) -> (String, Proxy) {
+    let p = Proxy {
+        upstream: upstream.to_string(),
+        required: Arc::new(Mutex::new(
+            required
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )),
+        seen: Arc::default(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(forward).with_state(p.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, p)
+}
+
+fn prometheus() -> TestPrometheus {
+    TestPrometheus::start(
+        &OpenMetrics::new()
+            .gauge(
+                "mesh_5xx",
+                r#"destination_service="a""#,
+                around(now()),
+                |_| Some(0.1),
+            )
+            .render(),
+    )
+}
+
+/// Loads a config for `url` with the given `prometheus:` extras and evaluates once.
+async fn evaluate(dir: &std::path::Path, url: &str, extra: &str) -> Snapshot {
+    let path = dir.join("gate.yaml");
+    std::fs::write(
+        &path,
+        format!("prometheus:\n  url: \"{url}\"\n{extra}\nphases: [{{name: p}}]\nsignals: [{{name: mesh_5xx, query: mesh_5xx, fail: \"> 1\"}}]\n"),
+    )
+    .unwrap();
+    let config = config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    Snapshot::take(&config, &source, now()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_token_from_the_environment() {
+    let prom = prometheus();
+    let (url, _) = proxy(prom.url(), &[("authorization", "Bearer t0k3n-from-env")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_var("UG_AUTH_TEST_TOKEN", "t0k3n-from-env");
+    let s = evaluate(
+        dir.path(),
+        &url,
+        "  bearer_token: \"${UG_AUTH_TEST_TOKEN}\"",
+    )
+    .await;
+    assert_eq!(s.all().decision, Decision::Go, "{:?}", s.all().reasons);
+
+    // Without it, the proxy refuses: an error, never healthy.
+    let s = evaluate(dir.path(), &url, "").await;
+    assert_eq!(s.signals[0].status, Status::Error);
+    assert_eq!(s.all().decision, Decision::NoGo);
+    assert!(
+        s.signals[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("cannot authenticate to Prometheus: Prometheus answered 401 Unauthorized"),
+        "{:?}",
+        s.signals[0].error
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_bearer_token_file_is_picked_up() {
+    let prom = prometheus();
+    let (url, proxy) = proxy(prom.url(), &[("authorization", "Bearer first")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first\n").unwrap();
+    let path = dir.path().join("gate.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "prometheus: {{url: \"{url}\", bearer_token_file: \"{}\"}}\nphases: [{{name: p}}]\nsignals: [{{name: mesh_5xx, query: mesh_5xx, fail: \"> 1\"}}]\n",
+            token.display()
+        ),
+    )
+    .unwrap();
+    let config = config::load(Some(&path)).unwrap();
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    assert_eq!(
+        Snapshot::take(&config, &source, now()).await.signals[0].status,
+        Status::Ok
+    );
+    // The token rotates (as a projected service-account token does): the same source follows.
+    std::fs::write(&token, "second\n").unwrap();
+    *proxy.required.lock().unwrap() = vec![("authorization".into(), "Bearer second".into())];
+    assert_eq!(
+        Snapshot::take(&config, &source, now()).await.signals[0].status,
+        Status::Ok
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_tenant_headers() {
+    let prom = prometheus();
+    // "gate:pa55" in base64.
+    let (url, proxy) = proxy(
+        prom.url(),
+        &[
+            ("authorization", "Basic Z2F0ZTpwYTU1"),
+            ("x-scope-orgid", "tenant-1"),
+        ],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let password = dir.path().join("password");
+    std::fs::write(&password, "pa55\n").unwrap();
+    let s = evaluate(
+        dir.path(),
+        &url,
+        &format!(
+            "  basic_auth: {{username: gate, password_file: \"{}\"}}\n  headers: {{X-Scope-OrgID: tenant-1}}",
+            password.display()
+        ),
+    )
+    .await;
+    assert_eq!(s.signals[0].status, Status::Ok, "{:?}", s.signals[0].error);
+    let seen = proxy.seen.lock().unwrap();
+    assert!(
+        seen.iter().all(|h| h.get("x-scope-orgid").is_some()),
+        "every query carries the tenant"
+    );
+}
+
+#[test]
+fn credentials_are_validated_without_being_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.yaml");
+    std::fs::write(
+        &path,
+        r#"prometheus:
+  url: http://127.0.0.1:9090
+  bearer_token: "SECRET-TOKEN"
+  bearer_token_file: /nonexistent/token
+  basic_auth: {password: "SECRET-PASSWORD"}
+  headers: {"bad header": x}
+  tls: {ca_file: /nonexistent/ca.pem, cert_file: /nonexistent/cert.pem}
+phases: [{name: p}]
+signals: [{name: s, query: up, fail: "> 1"}]
+"#,
+    )
+    .unwrap();
+    let err = config::load(Some(&path)).unwrap_err().to_string();
+    for expected in [
+        "key `prometheus.bearer_token`: set either `bearer_token` or `bearer_token_file`, not both",
+        "key `prometheus.basic_auth.username`: missing",
+        "key `prometheus.headers.bad header`: is not a valid header name",
+        "key `prometheus.tls.ca_file`: cannot read /nonexistent/ca.pem",
+        "key `prometheus.tls.cert_file`: cannot read /nonexistent/cert.pem",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in {err}");
+    }
+    assert!(!err.contains("SECRET"), "{err}");
+}
