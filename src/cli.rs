@@ -414,7 +414,7 @@ fn wait(
             match PrometheusSource::new(&config.prometheus) {
                 Ok(source) => Target::Local {
                     config: Box::new(config),
-                    source,
+                    source: Box::new(source),
                 },
                 Err(e) => {
                     eprintln!("{e}");

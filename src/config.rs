@@ -118,6 +118,15 @@ struct RawPrometheus {
     basic_auth: Option<RawBasicAuth>,
     headers: Option<BTreeMap<String, String>>,
     tls: Option<RawTls>,
+    sigv4: Option<RawSigV4>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSigV4 {
+    region: Option<String>,
+    service: Option<String>,
+    role_arn: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,6 +213,17 @@ pub struct PrometheusAuth {
     /// PEM of the client certificate followed by its key, for mutual TLS.
     pub identity_pem: Option<Vec<u8>>,
     pub insecure_skip_verify: bool,
+    /// Sign every request with AWS SigV4 (Amazon Managed Service for Prometheus).
+    pub sigv4: Option<SigV4Config>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigV4Config {
+    pub region: String,
+    /// `aps` for Amazon Managed Service for Prometheus.
+    pub service: String,
+    /// A role to assume with the chain's credentials.
+    pub role_arn: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -731,6 +751,32 @@ fn validate_auth(file: &str, raw: &RawPrometheus, problems: &mut Problems) -> Pr
             None
         }
     };
+    let sigv4 = raw.sigv4.as_ref().and_then(|v| {
+        if bearer.is_some() || basic.is_some() {
+            problems.add(
+                file,
+                None,
+                Some("prometheus.sigv4"),
+                "SigV4 signs the requests itself; remove the bearer token or basic auth".into(),
+            );
+        }
+        match v.region.clone().filter(|r| !r.is_empty()) {
+            None => {
+                problems.add(
+                    file,
+                    None,
+                    Some("prometheus.sigv4.region"),
+                    "missing, e.g. eu-west-1".into(),
+                );
+                None
+            }
+            Some(region) => Some(SigV4Config {
+                region,
+                service: v.service.clone().unwrap_or_else(|| "aps".to_string()),
+                role_arn: v.role_arn.clone(),
+            }),
+        }
+    });
     PrometheusAuth {
         bearer,
         basic,
@@ -738,6 +784,7 @@ fn validate_auth(file: &str, raw: &RawPrometheus, problems: &mut Problems) -> Pr
         ca_pem,
         identity_pem,
         insecure_skip_verify: tls.and_then(|t| t.insecure_skip_verify).unwrap_or(false),
+        sigv4,
     }
 }
 

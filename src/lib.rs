@@ -32,6 +32,7 @@ pub mod report;
 pub mod scheduler;
 pub mod secret;
 pub mod serve;
+pub mod sigv4;
 pub mod snapshot;
 pub mod source;
 pub mod telemetry;

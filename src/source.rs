@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use std::sync::{Arc, Mutex};
 
 use crate::config::{Bearer, PrometheusConfig};
+use crate::sigv4::SigV4;
 
 /// Labels of one series, sorted so that output and matching are deterministic.
 pub type Labels = BTreeMap<String, String>;
@@ -78,6 +79,8 @@ pub enum SourceError {
 #[derive(Clone)]
 pub struct PrometheusSource {
     config: PrometheusConfig,
+    /// Set for Amazon Managed Service for Prometheus: requests are signed and sent by it.
+    sigv4: Option<Arc<SigV4>>,
     /// The client, with the bearer token it was built with when the token comes from a file.
     current: Arc<Mutex<(Option<String>, Client)>>,
 }
@@ -86,8 +89,14 @@ impl PrometheusSource {
     pub fn new(config: &PrometheusConfig) -> Result<Self, SourceError> {
         let token = read_token(config)?;
         let client = build_client(config, token.as_deref())?;
+        let sigv4 = config
+            .auth
+            .sigv4
+            .clone()
+            .map(|v| Arc::new(SigV4::new(v, client.inner().clone())));
         Ok(PrometheusSource {
             config: config.clone(),
+            sigv4,
             current: Arc::new(Mutex::new((token, client))),
         })
     }
@@ -136,16 +145,32 @@ impl PrometheusSource {
         end: i64,
     ) -> Result<std::collections::HashSet<String>, SourceError> {
         let timeout = self.config.timeout;
-        let request = self
-            .client()?
-            .label_values("__name__")
-            .start(start)
-            .end(end)
-            .get();
-        let names = tokio::time::timeout(timeout, request)
-            .await
-            .map_err(|_| SourceError::Timeout(timeout))?
-            .map_err(|e| classify(e, timeout))?;
+        let names: Vec<String> = match &self.sigv4 {
+            Some(signer) => {
+                let params = [("start", start.to_string()), ("end", end.to_string())];
+                let data = signer
+                    .get(
+                        &self.config.url,
+                        "/api/v1/label/__name__/values",
+                        &params,
+                        timeout,
+                    )
+                    .await?;
+                serde_json::from_value(data).map_err(|e| SourceError::BadResponse(e.to_string()))?
+            }
+            None => {
+                let request = self
+                    .client()?
+                    .label_values("__name__")
+                    .start(start)
+                    .end(end)
+                    .get();
+                tokio::time::timeout(timeout, request)
+                    .await
+                    .map_err(|_| SourceError::Timeout(timeout))?
+                    .map_err(|e| classify(e, timeout))?
+            }
+        };
         Ok(names.into_iter().collect())
     }
 
@@ -153,38 +178,62 @@ impl PrometheusSource {
     /// the connection and then never answers.
     pub async fn range(&self, query: &str, window: Window) -> Result<Vec<Series>, SourceError> {
         let timeout = self.config.timeout;
-        let request = self
-            .client()?
-            .query_range(query, window.start, window.end, window.step as f64)
-            .timeout(timeout.as_millis() as i64)
-            .post();
-        let response = tokio::time::timeout(timeout, request)
-            .await
-            .map_err(|_| SourceError::Timeout(timeout))?
-            .map_err(|e| classify(e, timeout))?;
-        match response.into_inner().0 {
-            Data::Matrix(vectors) => Ok(vectors
-                .into_iter()
-                .map(|rv| {
-                    let (labels, samples) = rv.into_inner();
-                    Series {
-                        labels: labels.into_iter().collect(),
-                        samples: samples
-                            .iter()
-                            .map(|s| (s.timestamp().round() as i64, s.value()))
-                            .collect(),
-                    }
-                })
-                .collect()),
-            other => Err(SourceError::BadResponse(format!(
-                "expected a matrix, got {}",
-                match other {
-                    Data::Vector(_) => "a vector",
-                    Data::Scalar(_) => "a scalar",
-                    _ => "another result type",
+        let data = match &self.sigv4 {
+            Some(signer) => {
+                let params = [
+                    ("query", query.to_string()),
+                    ("start", window.start.to_string()),
+                    ("end", window.end.to_string()),
+                    ("step", window.step.to_string()),
+                    ("timeout", format!("{}ms", timeout.as_millis())),
+                ];
+                let data = signer
+                    .get(&self.config.url, "/api/v1/query_range", &params, timeout)
+                    .await?;
+                serde_json::from_value(data).map_err(|e| SourceError::BadResponse(e.to_string()))?
+            }
+            None => {
+                let request = self
+                    .client()?
+                    .query_range(query, window.start, window.end, window.step as f64)
+                    .timeout(timeout.as_millis() as i64)
+                    .post();
+                tokio::time::timeout(timeout, request)
+                    .await
+                    .map_err(|_| SourceError::Timeout(timeout))?
+                    .map_err(|e| classify(e, timeout))?
+                    .into_inner()
+                    .0
+            }
+        };
+        into_series(data)
+    }
+}
+
+/// The series of a range query's matrix.
+fn into_series(data: Data) -> Result<Vec<Series>, SourceError> {
+    match data {
+        Data::Matrix(vectors) => Ok(vectors
+            .into_iter()
+            .map(|rv| {
+                let (labels, samples) = rv.into_inner();
+                Series {
+                    labels: labels.into_iter().collect(),
+                    samples: samples
+                        .iter()
+                        .map(|s| (s.timestamp().round() as i64, s.value()))
+                        .collect(),
                 }
-            ))),
-        }
+            })
+            .collect()),
+        other => Err(SourceError::BadResponse(format!(
+            "expected a matrix, got {}",
+            match other {
+                Data::Vector(_) => "a vector",
+                Data::Scalar(_) => "a scalar",
+                _ => "another result type",
+            }
+        ))),
     }
 }
 

@@ -23,7 +23,7 @@ pub enum Target {
     /// Evaluate locally against the config's Prometheus.
     Local {
         config: Box<Config>,
-        source: PrometheusSource,
+        source: Box<PrometheusSource>,
     },
 }
 
