@@ -2,13 +2,13 @@
 //! against a real Prometheus on loopback holding the demo data, at several concurrency bounds.
 //! Figures are written down in BENCHMARKS.md; run with `cargo bench --bench prometheus`.
 
-#[path = "../tests/common/prometheus.rs"]
-mod prometheus;
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::hint::black_box;
 
+use common::prometheus::TestPrometheus;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use prometheus::TestPrometheus;
 use upgrade_gate::demo_data::{openmetrics, Scenario};
 use upgrade_gate::snapshot::Snapshot;
 use upgrade_gate::source::PrometheusSource;

@@ -38,35 +38,27 @@
 //! dropped, so that Prometheus would outlive the test binary.
 #![allow(dead_code)]
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-/// How long one start attempt may take to get `/-/ready` to answer 200.
-const READY_DEADLINE: Duration = Duration::from_secs(30);
-/// Whole start attempts, each on a new port (another process may take the
-/// port between probing it and Prometheus binding it).
-const START_ATTEMPTS: u32 = 3;
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
-/// Short, so a foreign listener that never answers on our port does not stall
-/// the poll; a ready Prometheus answers in well under a millisecond.
-const POLL_HTTP_TIMEOUT: Duration = Duration::from_millis(500);
-const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+use super::process::{server_command, ServerKind, ServerProcess};
 
 /// Minimal configuration: no scrape jobs, no rules, no alerting.
 const CONFIG: &str = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\n";
 
+const KIND: ServerKind = ServerKind {
+    owner: "TestPrometheus",
+    name: "prometheus",
+    install_hint: "install the Debian package `prometheus` or set PROMETHEUS_BIN",
+    ready_path: "/-/ready",
+    // Shows `storage.tsdb.path`, which lies in the temp dir.
+    identity_path: "/api/v1/status/flags",
+};
+
 /// A real Prometheus on a free loopback port, filled from OpenMetrics text by promtool; killed on drop.
 pub struct TestPrometheus {
-    child: Child,
-    url: String,
-    addr: SocketAddr,
-    /// Declared last, so it is removed after `Drop::drop` has reaped the child.
-    dir: tempfile::TempDir,
+    server: ServerProcess,
 }
 
 impl TestPrometheus {
@@ -77,49 +69,49 @@ impl TestPrometheus {
     /// If prometheus cannot bind its port (another process took it), the whole start is
     /// retried on a new port, up to 3 attempts in all.
     pub fn start(openmetrics: &str) -> TestPrometheus {
-        let mut last_stderr = String::new();
-        for attempt in 1..=START_ATTEMPTS {
-            match Self::try_start(openmetrics) {
-                Ok(prometheus) => return prometheus,
-                Err(PortTaken { stderr }) => {
-                    if attempt < START_ATTEMPTS {
-                        eprintln!(
-                            "TestPrometheus: port taken (attempt {attempt}/{START_ATTEMPTS}), \
-                             retrying on another port"
-                        );
-                    }
-                    last_stderr = stderr;
-                }
-            }
-        }
-        panic!(
-            "TestPrometheus: prometheus could not bind a loopback port in {START_ATTEMPTS} \
-             attempts; last stderr:\n{last_stderr}"
+        let server = ServerProcess::start(
+            KIND,
+            |dir| {
+                let input = dir.join("input.om");
+                fs::write(&input, openmetrics)
+                    .expect("TestPrometheus: cannot write OpenMetrics input");
+                fs::write(dir.join("prometheus.yml"), CONFIG)
+                    .expect("TestPrometheus: cannot write prometheus.yml");
+                backfill(&input, &dir.join("data"));
+            },
+            |dir, addr| {
+                let config = dir.join("prometheus.yml");
+                let mut command = server_command(&prometheus_bin(), &config, addr);
+                command
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.join("data").display()
+                    ))
+                    // Retention is measured back from the newest block, which may lie in the future.
+                    .arg("--storage.tsdb.retention.time=100y")
+                    .arg("--query.lookback-delta=5m")
+                    .arg("--log.level=warn");
+                command
+            },
         );
+        TestPrometheus { server }
     }
 
     /// Base URL, e.g. "http://127.0.0.1:41234".
     pub fn url(&self) -> &str {
-        &self.url
+        self.server.url()
     }
 
     /// GETs `path_and_query` (e.g. "/api/v1/query?query=up") and returns the body.
     /// Panics unless the status is 200. The caller must percent-encode the query
     /// string (see [`urlencode`], [`TestPrometheus::query`]).
     pub fn get(&self, path_and_query: &str) -> String {
-        let (status, body) = self.get_with_status(path_and_query);
-        assert_eq!(
-            status, 200,
-            "GET {}{path_and_query} answered {status}: {body}",
-            self.url
-        );
-        body
+        self.server.get(path_and_query)
     }
 
     /// GETs `path_and_query` and returns (status, body) whatever the status.
     pub fn get_with_status(&self, path_and_query: &str) -> (u16, String) {
-        http_get(self.addr, path_and_query, HTTP_TIMEOUT)
-            .unwrap_or_else(|e| panic!("GET {}{path_and_query} failed: {e}", self.url))
+        self.server.request("GET", path_and_query, None)
     }
 
     /// Instant query at `time` (Unix seconds); returns the JSON body of `/api/v1/query`.
@@ -141,130 +133,13 @@ impl TestPrometheus {
 
     /// Process id of the prometheus child.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.server.pid()
     }
 
     /// What prometheus has written to stderr so far (only warnings and errors are logged).
     pub fn stderr(&self) -> String {
-        read_lossy(&self.dir.path().join("prometheus.stderr"))
+        self.server.stderr()
     }
-
-    fn try_start(openmetrics: &str) -> Result<TestPrometheus, PortTaken> {
-        let dir = tempfile::Builder::new()
-            .prefix("upgrade-gate-prometheus-")
-            .tempdir()
-            .expect("TestPrometheus: cannot create temp dir");
-        let input = dir.path().join("input.om");
-        let data = dir.path().join("data");
-        let config = dir.path().join("prometheus.yml");
-        fs::write(&input, openmetrics).expect("TestPrometheus: cannot write OpenMetrics input");
-        fs::write(&config, CONFIG).expect("TestPrometheus: cannot write prometheus.yml");
-        backfill(&input, &data);
-
-        let port = free_loopback_port();
-        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-        let stderr_path = dir.path().join("prometheus.stderr");
-        let stderr = File::create(&stderr_path).expect("TestPrometheus: cannot create stderr file");
-        let child = Command::new(prometheus_bin())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg(format!("--web.listen-address={addr}"))
-            // Retention is measured back from the newest block, which may lie in the future.
-            .arg("--storage.tsdb.retention.time=100y")
-            .arg("--query.lookback-delta=5m")
-            .arg("--log.level=warn")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "TestPrometheus: cannot run `{}` ({e}); install the Debian package \
-                     `prometheus` or set PROMETHEUS_BIN",
-                    prometheus_bin()
-                )
-            });
-        let mut prometheus = TestPrometheus {
-            child,
-            url: format!("http://{addr}"),
-            addr,
-            dir,
-        };
-        // On any panic below, dropping `prometheus` kills the child.
-        prometheus.wait_ready()?;
-        Ok(prometheus)
-    }
-
-    fn wait_ready(&mut self) -> Result<(), PortTaken> {
-        let started = Instant::now();
-        // Unique to this instance; shows up in /api/v1/status/flags (storage.tsdb.path).
-        let marker = self
-            .dir
-            .path()
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("temp dir name is UTF-8")
-            .to_owned();
-        loop {
-            if let Some(status) = self
-                .child
-                .try_wait()
-                .expect("TestPrometheus: try_wait failed")
-            {
-                let stderr = self.stderr();
-                if stderr.contains("address already in use") {
-                    return Err(PortTaken { stderr });
-                }
-                panic!(
-                    "{}",
-                    self.failure(&format!("exited ({status}) before becoming ready"), &stderr)
-                );
-            }
-            if let Ok((200, _)) = http_get(self.addr, "/-/ready", POLL_HTTP_TIMEOUT) {
-                // Another instance could hold this port while ours fails to bind it:
-                // only accept the answer if it comes from our data dir. If not, our
-                // child exits with "address already in use" shortly and we retry.
-                match http_get(self.addr, "/api/v1/status/flags", POLL_HTTP_TIMEOUT) {
-                    Ok((200, body)) if body.contains(&marker) => return Ok(()),
-                    _ => {}
-                }
-            }
-            if started.elapsed() >= READY_DEADLINE {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let stderr = self.stderr();
-                panic!(
-                    "{}",
-                    self.failure(
-                        &format!("did not become ready within {READY_DEADLINE:?}"),
-                        &stderr
-                    )
-                );
-            }
-            thread::sleep(POLL_INTERVAL);
-        }
-    }
-
-    fn failure(&self, what: &str, stderr: &str) -> String {
-        format!(
-            "TestPrometheus: `{}` on {} {what}\n--- prometheus stderr ---\n{stderr}",
-            prometheus_bin(),
-            self.url
-        )
-    }
-}
-
-impl Drop for TestPrometheus {
-    fn drop(&mut self) {
-        // SIGKILL: nothing of its state needs to survive, and it is faster than a clean shutdown.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct PortTaken {
-    stderr: String,
 }
 
 /// Percent-encodes `s` for use as a query-string value.
@@ -312,77 +187,4 @@ fn backfill(input: &Path, data: &Path) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn free_loopback_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("TestPrometheus: cannot bind 127.0.0.1:0")
-        .port()
-    // The listener is dropped here, releasing the port for prometheus.
-}
-
-fn read_lossy(path: &Path) -> String {
-    fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
-}
-
-/// Minimal blocking HTTP GET. HTTP/1.0, so the server neither keeps the
-/// connection alive nor (normally) uses chunked encoding; the body is
-/// everything up to EOF.
-fn http_get(
-    addr: SocketAddr,
-    path_and_query: &str,
-    timeout: Duration,
-) -> io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "GET {path_and_query} HTTP/1.0\r\nHost: {addr}\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    )?;
-    stream.flush()?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-
-    let invalid = |msg: &str| io::Error::new(io::ErrorKind::InvalidData, msg.to_owned());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no end of HTTP headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let status = head
-        .lines()
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse::<u16>().ok())
-        .ok_or_else(|| invalid("bad HTTP status line"))?;
-    let chunked = head.lines().skip(1).any(|line| {
-        let line = line.to_ascii_lowercase();
-        line.starts_with("transfer-encoding:") && line.contains("chunked")
-    });
-    let body = if chunked {
-        dechunk(body).ok_or_else(|| invalid("bad chunked body"))?
-    } else {
-        body.to_vec()
-    };
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let eol = raw.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&raw[..eol]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        raw = &raw[eol + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(raw.get(..size)?);
-        raw = raw.get(size + 2..)?;
-    }
 }
