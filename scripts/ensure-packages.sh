@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the demo and the tests run for real, when missing.
-# Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager)
+# Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager, systemd, curl)
 # Needs root, or sudo, only when something is missing.
 set -euo pipefail
 
@@ -8,6 +8,8 @@ binaries() {
   case "$1" in
     prometheus) echo "prometheus promtool" ;;
     prometheus-alertmanager) echo "prometheus-alertmanager" ;;
+    systemd) echo "systemd-analyze" ;;
+    curl) echo "curl" ;;
     *) echo "ensure-packages: unknown package $1" >&2; exit 2 ;;
   esac
 }
@@ -38,6 +40,6 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "cargo not found: install a Rust toolchain (1.88 or newer), e.g. with rustup" >&2
+  echo "cargo not found: install a Rust toolchain (1.94 or newer), e.g. with rustup" >&2
   exit 1
 fi
