@@ -147,15 +147,6 @@ async fn poll_server(client: &reqwest::Client, base: &str, phase: &str) -> Poll 
         (404, _, error) => {
             Poll::Unknown(error.unwrap_or_else(|| format!("unknown phase {phase:?}")))
         }
-        (200, Some(Decision::Go), _) => Poll::Answer {
-            decision: Decision::Go,
-            score: body.score,
-            min_score: body.min_score,
-            stable_since: body.stable_since,
-            stable_for: body.stable_for,
-            reasons: body.reasons,
-            evaluated_at: body.evaluated_at,
-        },
         // 503 is no-go, with reasons, or with an error when the gate has no fresh verdict.
         (503, _, Some(error)) => Poll::Answer {
             decision: Decision::NoGo,
@@ -166,15 +157,17 @@ async fn poll_server(client: &reqwest::Client, base: &str, phase: &str) -> Poll 
             reasons: vec![error],
             evaluated_at: None,
         },
-        (503, Some(Decision::NoGo), None) => Poll::Answer {
-            decision: Decision::NoGo,
-            score: body.score,
-            min_score: body.min_score,
-            stable_since: body.stable_since,
-            stable_for: body.stable_for,
-            reasons: body.reasons,
-            evaluated_at: body.evaluated_at,
-        },
+        (200, Some(decision @ Decision::Go), _) | (503, Some(decision @ Decision::NoGo), None) => {
+            Poll::Answer {
+                decision,
+                score: body.score,
+                min_score: body.min_score,
+                stable_since: body.stable_since,
+                stable_for: body.stable_for,
+                reasons: body.reasons,
+                evaluated_at: body.evaluated_at,
+            }
+        }
         (code, _, _) => Poll::Error(format!(
             "{base} answered {code}, which is not a gate answer"
         )),
