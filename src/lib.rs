@@ -12,7 +12,9 @@
 //! - [`scheduler`], [`serve`], [`http`], [`metrics`]: the daemon
 //! - [`alert`], [`receiver`], [`dispatch`], [`secret`]: alerts, their formats, delivery, secrets
 //! - [`cli`], [`report`], [`telemetry`]: the command line edge
-//! - [`demo_data`]: synthetic upgrade metrics for the demo and the tests
+//! - [`demo_data`], [`simulate`]: synthetic upgrade metrics (a file to backfill, or a live exporter) for the demo and the tests
+//! - [`wait`], [`replay`], [`online`]: the pipeline step, the past timeline, the online lint
+//! - [`sigv4`]: signed requests for Amazon Managed Service for Prometheus
 
 pub mod alert;
 pub mod cli;
@@ -23,7 +25,6 @@ pub mod dispatch;
 pub mod evaluate;
 pub mod http;
 pub mod metrics;
-
 pub mod online;
 pub mod pack;
 pub mod receiver;
@@ -33,6 +34,7 @@ pub mod scheduler;
 pub mod secret;
 pub mod serve;
 pub mod sigv4;
+pub mod simulate;
 pub mod snapshot;
 pub mod source;
 pub mod telemetry;

@@ -1,0 +1,288 @@
+//! `simulate` end to end: each scenario's data backfilled into a real Prometheus and judged by the
+//! default pack, and the live exporter scraped by a real Prometheus.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::data::now;
+use common::process::{ServerKind, ServerProcess};
+use common::prometheus::{urlencode, TestPrometheus};
+use serde_json::Value;
+use upgrade_gate::decide::Decision;
+use upgrade_gate::demo_data::{openmetrics_window, Scenario, Window};
+use upgrade_gate::evaluate::Status;
+use upgrade_gate::snapshot::Snapshot;
+use upgrade_gate::source::PrometheusSource;
+
+/// The scenarios' window in these tests: an hour, with an hour of history before it.
+const WINDOW_SECS: i64 = 3600;
+
+/// A Prometheus holding `scenario` over a one-hour window placed so that `fraction` of it is now,
+/// from an hour before the window to its end; and that window.
+fn backfilled(scenario: Scenario, fraction: f64) -> (TestPrometheus, Window) {
+    let at = now();
+    let start = at - (fraction * WINDOW_SECS as f64) as i64;
+    let window = Window::new(start, start + WINDOW_SECS);
+    let text = openmetrics_window(scenario, window, start - 3600, window.end, 30);
+    (TestPrometheus::start(&text), window)
+}
+
+/// The default pack judged at `at` against `prom`.
+async fn judge(prom: &TestPrometheus, at: i64) -> Snapshot {
+    let mut config = upgrade_gate::config::load(None).unwrap_or_else(|e| panic!("{e}"));
+    config.prometheus.url = prom.url().to_string();
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    Snapshot::take(&config, &source, at).await
+}
+
+/// Asserts that exactly the phases in `no_go` (and `all` when any) are no-go, with reasons.
+fn assert_no_go_only(s: &Snapshot, no_go: &[&str]) {
+    for v in &s.phases {
+        let expected = if no_go.contains(&v.phase.as_str()) {
+            Decision::NoGo
+        } else {
+            Decision::Go
+        };
+        assert_eq!(
+            v.decision, expected,
+            "{}: score {}, {:#?}",
+            v.phase, v.score, v.reasons
+        );
+    }
+}
+
+fn signal<'a>(s: &'a Snapshot, name: &str) -> &'a upgrade_gate::decide::SignalReport {
+    s.signals.iter().find(|r| r.name == name).unwrap()
+}
+
+/// Every signal but those named is healthy: ok, or no series where that is allowed.
+fn assert_others_healthy(s: &Snapshot, except: &[&str]) {
+    let bad: Vec<_> = s
+        .signals
+        .iter()
+        .filter(|r| !except.contains(&r.name.as_str()))
+        .filter(|r| !matches!(r.status, Status::Ok | Status::NoData))
+        .map(|r| (&r.name, r.status, r.value))
+        .collect();
+    assert!(bad.is_empty(), "{bad:?}");
+}
+
+#[tokio::test]
+async fn karpenter_launch_failures_stop_the_karpenter_and_nodes_phases() {
+    let (prom, window) = backfilled(Scenario::KarpenterLaunchFailures, 0.5);
+    let s = judge(&prom, window.at(0.5)).await;
+    let r = signal(&s, "karpenter_nodeclaim_launch_failures");
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert_eq!(r.offenders[0].labels["reason"], "liveness");
+    assert_eq!(r.offenders[0].labels["nodepool"], "general-purpose");
+    assert!(r.value.unwrap() > 2.0, "{:?}", r.value);
+    // The signal is in the karpenter and nodes phases, and in `all`.
+    assert_no_go_only(&s, &["karpenter", "nodes", "all"]);
+    let v = s.verdict("karpenter").unwrap();
+    assert!(
+        v.reasons[0].starts_with("critical signal \"karpenter_nodeclaim_launch_failures\" is fail"),
+        "{:?}",
+        v.reasons
+    );
+    assert_others_healthy(&s, &["karpenter_nodeclaim_launch_failures"]);
+}
+
+#[tokio::test]
+async fn apiserver_latency_stops_the_control_plane() {
+    let (prom, window) = backfilled(Scenario::ApiserverLatency, 0.5);
+    let s = judge(&prom, window.at(0.5)).await;
+    let r = signal(&s, "apiserver_p99_latency_by_verb");
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert_eq!(r.offenders.len(), 1, "{:?}", r.offenders);
+    assert_eq!(r.offenders[0].labels["verb"], "POST");
+    assert!(r.value.unwrap() > 2.0, "{:?}", r.value);
+    // The latency signal is judged in precheck and control-plane.
+    assert_no_go_only(&s, &["precheck", "control-plane", "all"]);
+    assert_others_healthy(&s, &["apiserver_p99_latency_by_verb"]);
+}
+
+#[tokio::test]
+async fn apiserver_latency_is_pending_before_its_for_has_passed() {
+    // Five minutes into the trouble: breached, but not yet for the signal's 10m.
+    let (prom, window) = backfilled(Scenario::ApiserverLatency, 0.1 + 300.0 / 3600.0);
+    let s = judge(&prom, window.at(0.1) + 300).await;
+    assert_eq!(
+        signal(&s, "apiserver_p99_latency_by_verb").status,
+        Status::Warn
+    );
+    assert_eq!(
+        s.verdict("control-plane").unwrap().decision,
+        Decision::Go,
+        "{:?}",
+        s.verdict("control-plane").unwrap().reasons
+    );
+}
+
+#[tokio::test]
+async fn the_al2023_migration_holds_the_nodes_phase_until_the_last_node_moved() {
+    // One Prometheus, judged at the window's start, while nodes move, and at its end.
+    let (prom, window) = backfilled(Scenario::Al2023Migration, 1.0);
+
+    for fraction in [0.0, 0.3] {
+        let s = judge(&prom, window.at(fraction)).await;
+        let r = signal(&s, "nodes_not_on_target");
+        assert_eq!(r.status, Status::Warn, "at {fraction}: {r:?}");
+        assert_eq!(r.offenders[0].labels["os_image"], "Amazon Linux 2");
+        assert!(r.offenders[0].labels["kubelet_version"].starts_with("v1.32."));
+        // The number of old nodes keeps going down: not stalled.
+        let stalled = signal(&s, "nodes_migration_stalled");
+        assert_ne!(stalled.status, Status::Fail, "at {fraction}: {stalled:?}");
+        let v = s.verdict("nodes").unwrap();
+        assert_eq!(v.decision, Decision::NoGo, "at {fraction}");
+        assert!(
+            v.reasons.iter().any(|r| r.contains("below min_score")),
+            "{:?}",
+            v.reasons
+        );
+        // Karpenter drift replaces the nodes: expected here, it only warns in the karpenter phase.
+        assert_eq!(
+            signal(&s, "karpenter_unexpected_drift").status,
+            Status::Warn
+        );
+        for phase in ["precheck", "karpenter", "istio", "addons", "control-plane"] {
+            let v = s.verdict(phase).unwrap();
+            assert_eq!(v.decision, Decision::Go, "{phase}: {:?}", v.reasons);
+        }
+        assert_others_healthy(&s, &["nodes_not_on_target", "karpenter_unexpected_drift"]);
+    }
+
+    let s = judge(&prom, window.end).await;
+    assert_eq!(signal(&s, "nodes_not_on_target").status, Status::Ok);
+    assert_eq!(signal(&s, "nodes_not_on_target").value, Some(0.0));
+    assert_no_go_only(&s, &[]);
+    assert_others_healthy(&s, &[]);
+}
+
+/// A real Prometheus scraping `target` every second, with an empty TSDB; killed on drop.
+fn scraping_prometheus(target: std::net::SocketAddr) -> ServerProcess {
+    let kind = ServerKind {
+        owner: "simulate test",
+        name: "prometheus",
+        install_hint: "install the Debian package `prometheus` or set PROMETHEUS_BIN",
+        ready_path: "/-/ready",
+        identity_path: "/api/v1/status/flags",
+    };
+    // The series carry their own job and instance labels: keep them, as the demo does.
+    let config = format!(
+        "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1m}}\n\
+         scrape_configs:\n\
+         - job_name: simulate\n\
+         \x20 honor_labels: true\n\
+         \x20 static_configs: [{{targets: ['{target}']}}]\n"
+    );
+    ServerProcess::start(
+        kind,
+        |dir| fs::write(dir.join("prometheus.yml"), &config).unwrap(),
+        |dir, addr| {
+            let mut c = Command::new(
+                std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into()),
+            );
+            c.arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn");
+            c
+        },
+    )
+}
+
+/// The `result` of an instant query, polled until `done` accepts it (deadline 30 s).
+fn poll_query(prom: &ServerProcess, promql: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = prom.get(&format!("/api/v1/query?query={}", urlencode(promql)));
+        let answer: Value = serde_json::from_str(&body).unwrap();
+        let result = answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if done(&result) {
+            return result;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{promql} never gave the expected answer; last: {body}\n{}",
+            prom.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_live_simulator() {
+    // The exporter on its own runtime thread; the test thread makes blocking calls.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let exporter = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let start = now();
+            let window = Window::new(start, start + 1200);
+            upgrade_gate::simulate::serve(Scenario::Istio5xxSpike, window, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    });
+
+    let prom = scraping_prometheus(addr);
+    // A pack metric with the labels the pack groups by.
+    let reviews = r#"istio_requests_total{reporter="destination",destination_service="reviews.bookinfo.svc.cluster.local",response_code="200"}"#;
+    let series = poll_query(&prom, reviews, |r| !r.is_empty());
+    assert_eq!(series.len(), 1, "{series:?}");
+    let labels = &series[0]["metric"];
+    assert_eq!(labels["destination_workload"], "reviews-v2");
+    assert_eq!(labels["source_workload"], "productpage-v1");
+    assert_eq!(labels["job"], "simulate");
+    // Istio's counters without `_total` are stored under their own names.
+    let pushes = poll_query(&prom, r#"pilot_xds_pushes{type="cds"}"#, |r| r.len() == 2);
+    assert!(pushes
+        .iter()
+        .all(|s| s["metric"]["pod"].as_str().unwrap().starts_with("istiod-")));
+    // honor_labels keeps the series' own job and instance (the apiserver version signal joins on them).
+    poll_query(
+        &prom,
+        r#"kubernetes_build_info{job="apiserver",instance="10.0.101.12:443"}"#,
+        |r| r.len() == 1,
+    );
+    // The counter went up between scrapes, never down.
+    let samples = poll_query(&prom, &format!("{reviews}[1m]"), |r| {
+        let values = r[0]["values"].as_array().unwrap();
+        values.len() >= 3
+    });
+    let values: Vec<f64> = samples[0]["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v[1].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(values.windows(2).all(|w| w[0] <= w[1]), "{values:?}");
+    assert!(values.last() > values.first(), "{values:?}");
+
+    stop.send(()).unwrap();
+    exporter
+        .join()
+        .unwrap()
+        .expect("the simulator stops cleanly");
+}
