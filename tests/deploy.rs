@@ -23,7 +23,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::data::{around, now, OpenMetrics};
-use common::process::{ServerKind, ServerProcess};
 use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -839,7 +838,7 @@ async fn dashboard_queries_return_series_from_a_scraped_gate() {
 
     // A second Prometheus scrapes the gate every second, as the ServiceMonitor has it scraped.
     let target = gate.addr;
-    let scraper = tokio::task::spawn_blocking(move || start_scraper(target))
+    let scraper = tokio::task::spawn_blocking(move || TestPrometheus::scraping(target))
         .await
         .unwrap();
     let base = scraper.url().to_string();
@@ -1009,47 +1008,6 @@ where
         }
         tokio::time::sleep(POLL).await;
     }
-}
-
-/// A Prometheus that scrapes the gate at `target` every second (blocking start).
-fn start_scraper(target: SocketAddr) -> ServerProcess {
-    const KIND: ServerKind = ServerKind {
-        owner: "scraping Prometheus (tests/deploy.rs)",
-        name: "prometheus",
-        install_hint: "install the Debian package `prometheus` or set PROMETHEUS_BIN",
-        ready_path: "/-/ready",
-        // Shows `storage.tsdb.path`, which lies in the temp dir.
-        identity_path: "/api/v1/status/flags",
-    };
-    ServerProcess::start(
-        KIND,
-        move |dir| {
-            std::fs::write(
-                dir.join("prometheus.yml"),
-                format!(
-                    "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1m}}\n\
-                     scrape_configs:\n  - job_name: upgrade-gate\n    metrics_path: /metrics\n    \
-                     static_configs: [{{targets: ['{target}']}}]\n"
-                ),
-            )
-            .unwrap();
-        },
-        |dir, addr| {
-            let mut cmd =
-                Command::new(std::env::var("PROMETHEUS_BIN").unwrap_or("prometheus".into()));
-            cmd.arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn");
-            cmd
-        },
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::fs;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::data::now;
-use common::process::{ServerKind, ServerProcess};
+use common::process::ServerProcess;
 use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::Value;
 use upgrade_gate::decide::Decision;
@@ -161,45 +159,6 @@ async fn the_al2023_migration_holds_the_nodes_phase_until_the_last_node_moved() 
     assert_others_healthy(&s, &[]);
 }
 
-/// A real Prometheus scraping `target` every second, with an empty TSDB; killed on drop.
-fn scraping_prometheus(target: std::net::SocketAddr) -> ServerProcess {
-    let kind = ServerKind {
-        owner: "simulate test",
-        name: "prometheus",
-        install_hint: "install the Debian package `prometheus` or set PROMETHEUS_BIN",
-        ready_path: "/-/ready",
-        identity_path: "/api/v1/status/flags",
-    };
-    // The series carry their own job and instance labels: keep them, as the demo does.
-    let config = format!(
-        "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1m}}\n\
-         scrape_configs:\n\
-         - job_name: simulate\n\
-         \x20 honor_labels: true\n\
-         \x20 static_configs: [{{targets: ['{target}']}}]\n"
-    );
-    ServerProcess::start(
-        kind,
-        |dir| fs::write(dir.join("prometheus.yml"), &config).unwrap(),
-        |dir, addr| {
-            let mut c = Command::new(
-                std::env::var("PROMETHEUS_BIN").unwrap_or_else(|_| "prometheus".into()),
-            );
-            c.arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--log.level=warn");
-            c
-        },
-    )
-}
-
 /// The `result` of an instant query, polled until `done` accepts it (deadline 30 s).
 fn poll_query(prom: &ServerProcess, promql: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -246,7 +205,7 @@ fn prometheus_scrapes_the_live_simulator() {
         })
     });
 
-    let prom = scraping_prometheus(addr);
+    let prom = TestPrometheus::scraping(addr);
     // A pack metric with the labels the pack groups by.
     let reviews = r#"istio_requests_total{reporter="destination",destination_service="reviews.bookinfo.svc.cluster.local",response_code="200"}"#;
     let series = poll_query(&prom, reviews, |r| !r.is_empty());
@@ -254,7 +213,10 @@ fn prometheus_scrapes_the_live_simulator() {
     let labels = &series[0]["metric"];
     assert_eq!(labels["destination_workload"], "reviews-v2");
     assert_eq!(labels["source_workload"], "productpage-v1");
-    assert_eq!(labels["job"], "simulate");
+    assert_eq!(
+        labels["job"], "scraped",
+        "the scrape job labels series without their own"
+    );
     // Istio's counters without `_total` are stored under their own names.
     let pushes = poll_query(&prom, r#"pilot_xds_pushes{type="cds"}"#, |r| r.len() == 2);
     assert!(pushes

@@ -97,6 +97,36 @@ impl TestPrometheus {
         TestPrometheus { server }
     }
 
+    /// A Prometheus with an empty TSDB that scrapes `target` every second. `honor_labels` keeps
+    /// the `job` and `instance` labels that some series carry themselves.
+    pub fn scraping(target: std::net::SocketAddr) -> ServerProcess {
+        let config = format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1m}}\n\
+             scrape_configs:\n\
+             - job_name: scraped\n\
+             \x20 honor_labels: true\n\
+             \x20 static_configs: [{{targets: ['{target}']}}]\n"
+        );
+        ServerProcess::start(
+            KIND,
+            |dir| {
+                fs::write(dir.join("prometheus.yml"), &config)
+                    .expect("TestPrometheus: cannot write prometheus.yml")
+            },
+            |dir, addr| {
+                let mut command =
+                    server_command(&prometheus_bin(), &dir.join("prometheus.yml"), addr);
+                command
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.join("data").display()
+                    ))
+                    .arg("--log.level=warn");
+                command
+            },
+        )
+    }
+
     /// Base URL, e.g. "http://127.0.0.1:41234".
     pub fn url(&self) -> &str {
         self.server.url()
