@@ -33,18 +33,6 @@ use upgrade_gate::secret::Secret;
 
 const GATE: &str = env!("CARGO_BIN_EXE_upgrade-gate");
 const KUBERNETES_VERSIONS: [&str; 3] = ["1.32.0", "1.33.0", "1.34.0"];
-/// The exported metrics, a contract with the dashboard (as Prometheus stores them).
-const CONTRACT_METRICS: [&str; 9] = [
-    "upgrade_gate_score",
-    "upgrade_gate_decision",
-    "upgrade_gate_signal_status",
-    "upgrade_gate_signal_value",
-    "upgrade_gate_stable_seconds",
-    "upgrade_gate_evaluation_duration_seconds",
-    "upgrade_gate_query_errors_total",
-    "upgrade_gate_last_evaluation_timestamp_seconds",
-    "upgrade_gate_alerts_total",
-];
 const POLL: Duration = Duration::from_millis(100);
 
 // ---------------------------------------------------------------------------------------------
@@ -791,14 +779,14 @@ fn dashboard_uses_the_metric_contract_and_a_datasource_variable() {
                     .unwrap_or(&metric)
                     .to_string();
                 assert!(
-                    CONTRACT_METRICS.contains(&base.as_str()),
+                    common::CONTRACT_METRICS.contains(&base.as_str()),
                     "{title}: {metric} is not an exported metric"
                 );
                 used.insert(base);
             }
         }
     }
-    let missing: Vec<_> = CONTRACT_METRICS
+    let missing: Vec<_> = common::CONTRACT_METRICS
         .iter()
         .filter(|m| !used.contains(**m))
         .collect();

@@ -1,6 +1,8 @@
 //! The alerting rules in `alerts/`: valid for promtool, their unit tests pass, every rule has a
 //! firing and a silent unit test case, and they only use metric names upgrade-gate exports.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,18 +10,6 @@ use std::process::{Command, Stdio};
 const RULES: &str = "alerts/upgrade-gate.rules.yaml";
 const RULES_TEST: &str = "alerts/upgrade-gate.rules.test.yaml";
 
-/// The exported metric names (the contract in DESIGN.md and the README).
-const CONTRACT: &[&str] = &[
-    "upgrade_gate_score",
-    "upgrade_gate_decision",
-    "upgrade_gate_signal_status",
-    "upgrade_gate_signal_value",
-    "upgrade_gate_stable_seconds",
-    "upgrade_gate_evaluation_duration_seconds",
-    "upgrade_gate_query_errors_total",
-    "upgrade_gate_last_evaluation_timestamp_seconds",
-    "upgrade_gate_alerts_total",
-];
 /// The series a histogram is exposed as.
 const HISTOGRAMS: &[&str] = &["upgrade_gate_evaluation_duration_seconds"];
 const HISTOGRAM_SUFFIXES: &[&str] = &["_bucket", "_sum", "_count"];
@@ -90,7 +80,7 @@ fn metric_names(text: &str) -> BTreeSet<String> {
 }
 
 fn is_contract_name(name: &str) -> bool {
-    CONTRACT.contains(&name)
+    common::CONTRACT_METRICS.contains(&name)
         || HISTOGRAMS.iter().any(|h| {
             HISTOGRAM_SUFFIXES
                 .iter()
@@ -153,7 +143,8 @@ fn rules_use_only_exported_metric_names() {
         assert!(
             unknown.is_empty(),
             "{file} uses metric names that upgrade-gate does not export: {unknown:?}\n\
-             (exported: {CONTRACT:?})"
+             (exported: {:?})",
+            common::CONTRACT_METRICS
         );
     }
 }

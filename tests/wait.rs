@@ -72,24 +72,29 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// `wait --phase P --server BASE --timeout T --interval 1s`.
+async fn wait_on(base: &str, phase: &str, timeout: &str) -> (i32, String, String) {
+    run_wait(args(&[
+        "wait",
+        "--phase",
+        phase,
+        "--server",
+        base,
+        "--timeout",
+        timeout,
+        "--interval",
+        "1s",
+    ]))
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_until_the_phase_turns_go() {
     let recover = chrono::Utc::now().timestamp() + 4;
     let prom = TestPrometheus::start(&recovering_data(recover));
     let dir = tempfile::tempdir().unwrap();
     let base = serve(&write_config(dir.path(), prom.url())).await;
-    let (code, out, err) = run_wait(args(&[
-        "wait",
-        "--phase",
-        "istio",
-        "--server",
-        &base,
-        "--timeout",
-        "60s",
-        "--interval",
-        "1s",
-    ]))
-    .await;
+    let (code, out, err) = wait_on(&base, "istio", "60s").await;
     assert_eq!(code, 0, "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
     // One plain line per poll (stdout is not a terminal), no-go first, then go.
@@ -120,18 +125,7 @@ async fn times_out_no_go_with_exit_1() {
     let dir = tempfile::tempdir().unwrap();
     let base = serve(&write_config(dir.path(), prom.url())).await;
     let started = std::time::Instant::now();
-    let (code, out, err) = run_wait(args(&[
-        "wait",
-        "--phase",
-        "istio",
-        "--server",
-        &base,
-        "--timeout",
-        "3s",
-        "--interval",
-        "1s",
-    ]))
-    .await;
+    let (code, out, err) = wait_on(&base, "istio", "3s").await;
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("phase istio still no-go after 3s"), "{err}");
     assert!(
@@ -152,18 +146,7 @@ async fn an_unknown_phase_or_no_server_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let base = serve(&write_config(dir.path(), prom.url())).await;
     let started = std::time::Instant::now();
-    let (code, out, err) = run_wait(args(&[
-        "wait",
-        "--phase",
-        "nope",
-        "--server",
-        &base,
-        "--timeout",
-        "60s",
-        "--interval",
-        "1s",
-    ]))
-    .await;
+    let (code, out, err) = wait_on(&base, "nope", "60s").await;
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("unknown phase \"nope\""), "{err}");
     assert!(

@@ -7,3 +7,17 @@ pub mod data;
 pub mod process;
 pub mod prometheus;
 pub mod receiver;
+
+/// The metric names upgrade-gate exports, as Prometheus stores them: a contract with the alerting
+/// rules and the Grafana dashboard (DESIGN.md, README "Exported metrics").
+pub const CONTRACT_METRICS: [&str; 9] = [
+    "upgrade_gate_score",
+    "upgrade_gate_decision",
+    "upgrade_gate_signal_status",
+    "upgrade_gate_signal_value",
+    "upgrade_gate_stable_seconds",
+    "upgrade_gate_evaluation_duration_seconds",
+    "upgrade_gate_query_errors_total",
+    "upgrade_gate_last_evaluation_timestamp_seconds",
+    "upgrade_gate_alerts_total",
+];
