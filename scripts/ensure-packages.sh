@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the demo and the tests run for real, when missing.
-# Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager, systemd, curl)
+# Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager, systemd, curl, openssl)
 # Needs root, or sudo, only when something is missing.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ binaries() {
     prometheus-alertmanager) echo "prometheus-alertmanager" ;;
     systemd) echo "systemd-analyze" ;;
     curl) echo "curl" ;;
+    openssl) echo "openssl" ;;
     *) echo "ensure-packages: unknown package $1" >&2; exit 2 ;;
   esac
 }

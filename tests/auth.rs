@@ -1,6 +1,7 @@
 //! Prometheus access as real setups need it: bearer tokens (inline and from a rotating file),
 //! basic auth and custom headers, checked by a loopback proxy in front of a real Prometheus that
-//! refuses any request without the expected credentials.
+//! refuses any request without the expected credentials; and TLS with a private CA and a client
+//! certificate, against a real Prometheus serving HTTPS through its `--web.config.file`.
 
 mod common;
 
@@ -232,4 +233,207 @@ signals: [{name: s, query: up, fail: "> 1"}]
         assert!(err.contains(expected), "missing {expected:?} in {err}");
     }
     assert!(!err.contains("SECRET"), "{err}");
+}
+
+/// Runs `openssl` with `args` in `dir`, panicking with its output on failure.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs (Debian package openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A private CA, a server certificate for 127.0.0.1 and a client certificate, all signed by it.
+fn certificates(dir: &std::path::Path) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        dir,
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=upgrade-gate test CA",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        openssl(
+            dir,
+            &[
+                &["req"][..],
+                &ec,
+                &[
+                    "-keyout",
+                    &format!("{who}.key"),
+                    "-out",
+                    &format!("{who}.csr"),
+                    "-subj",
+                    &format!("/CN={who}"),
+                ],
+            ]
+            .concat(),
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{who}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &format!("{who}.pem"),
+                "-days",
+                "1",
+                "-extfile",
+                &format!("{who}.ext"),
+            ],
+        );
+    }
+}
+
+/// Prometheus serving HTTPS that requires a client certificate signed by the test CA; killed on drop.
+struct TlsPrometheus(std::process::Child);
+
+impl Drop for TlsPrometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca_and_a_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    std::fs::write(d.join("prometheus.yml"), "global: {scrape_interval: 1m}\n").unwrap();
+    std::fs::write(
+        d.join("web.yml"),
+        "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _prometheus = TlsPrometheus(
+        std::process::Command::new("prometheus")
+            .current_dir(d)
+            .args([
+                "--config.file=prometheus.yml",
+                "--web.config.file=web.yml",
+                "--storage.tsdb.path=data",
+                &format!("--web.listen-address=127.0.0.1:{port}"),
+                "--log.level=warn",
+            ])
+            .stderr(std::fs::File::create(d.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("https://127.0.0.1:{port}");
+    // Ready when it answers over TLS with our client certificate.
+    let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+    let probe = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&read("ca.pem")).unwrap())
+        .identity(
+            reqwest::Identity::from_pem(&[read("client.pem"), read("client.key")].concat())
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !probe
+        .get(format!("{url}/-/ready"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "TLS Prometheus never ready: {}",
+            std::fs::read_to_string(d.join("prometheus.log")).unwrap()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let path = |f: &str| d.join(f).display().to_string();
+    let tls = format!(
+        "  tls: {{ca_file: \"{}\", cert_file: \"{}\", key_file: \"{}\"}}",
+        path("ca.pem"),
+        path("client.pem"),
+        path("client.key")
+    );
+    // `vector(0.5)` needs no data: the point is the TLS handshake both ways.
+    let evaluate = |extra: String| {
+        let gate = d.join("gate.yaml");
+        std::fs::write(
+            &gate,
+            format!("prometheus:\n  url: \"{url}\"\n{extra}\nphases: [{{name: p}}]\nsignals: [{{name: s, query: 'vector(0.5)', fail: \"> 1\"}}]\n"),
+        )
+        .unwrap();
+        let config = config::load(Some(&gate)).unwrap_or_else(|e| panic!("{e}"));
+        async move {
+            let source = PrometheusSource::new(&config.prometheus).unwrap();
+            Snapshot::take(&config, &source, now())
+                .await
+                .signals
+                .remove(0)
+        }
+    };
+    let ok = evaluate(tls).await;
+    assert_eq!(ok.status, Status::Ok, "{:?}", ok.error);
+    assert_eq!(ok.value, Some(0.5));
+
+    // Without the client certificate the server refuses the handshake; without the CA the gate
+    // refuses the server. Both are errors, never healthy.
+    let no_client = evaluate(format!("  tls: {{ca_file: \"{}\"}}", path("ca.pem"))).await;
+    assert_eq!(no_client.status, Status::Error);
+    assert!(
+        no_client
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("BadCertificate"),
+        "{:?}",
+        no_client.error
+    );
+    let no_ca = evaluate(String::new()).await;
+    assert_eq!(no_ca.status, Status::Error);
+    assert!(
+        no_ca.error.as_deref().unwrap().contains("UnknownIssuer"),
+        "{:?}",
+        no_ca.error
+    );
 }
