@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::alertmanager::TestAlertmanager;
-use common::data::OpenMetrics;
+use common::data::mesh_5xx_switching;
+use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use common::receiver::{Receiver, Reply};
 use hmac::{Hmac, KeyInit, Mac};
@@ -381,13 +382,7 @@ async fn a_refused_alert_is_given_up_and_the_next_one_still_goes() {
 /// Data that is healthy until `flip` (unix seconds) and failing after, sampled every second.
 fn flipping_data(flip: i64) -> String {
     let now = chrono::Utc::now().timestamp();
-    OpenMetrics::new()
-        .gauge(
-            "mesh_5xx",
-            r#"destination_service="reviews""#,
-            (now - 600, now + 600, 1),
-            |t| Some(if t >= flip { 2.5 } else { 0.1 }),
-        )
+    mesh_5xx_switching(flip, 0.1, 2.5)
         .gauge("xds_rejects", "", (now - 600, now + 600, 1), |_| Some(0.0))
         .render()
 }
@@ -514,11 +509,7 @@ fn secrets_never_reach_logs_or_answers() {
     )
     .unwrap();
     std::fs::write(dir.path().join("hmac"), "HMACSECRET456").unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let path = serve_config(
         dir.path(),
         prom.url(),

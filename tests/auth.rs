@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use common::data::{around, now, OpenMetrics};
+use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config;
 use upgrade_gate::decide::Decision;
@@ -343,11 +344,7 @@ async fn tls_with_a_private_ca_and_a_client_certificate() {
         "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.pem\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let _prometheus = TlsPrometheus(
         std::process::Command::new("prometheus")
             .current_dir(d)

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::data::{around, now, OpenMetrics};
+use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use serde_json::Value;
 
@@ -165,11 +166,7 @@ fn check_json_has_the_documented_shape() {
 
 #[test]
 fn check_cannot_evaluate_exits_2_and_says_no_go() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     // Credentials in the URL must not leak into answers or logs.
     let cfg = gate_config(dir.path(), &format!("http://gate:s3cr3t@127.0.0.1:{port}"));

@@ -17,16 +17,14 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::data::{around, now, OpenMetrics};
+use common::gate::TestGate;
 use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use upgrade_gate::config::{self, Config, ReceiverConfig, ReceiverKind};
 use upgrade_gate::demo_data::{openmetrics, Scenario};
 use upgrade_gate::secret::Secret;
@@ -686,7 +684,7 @@ signals:
         ),
     )
     .unwrap();
-    let gate = Gate::start(config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"))).await;
+    let gate = TestGate::start(config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"))).await;
     gate.ready().await;
 
     let mut runs = Vec::new();
@@ -821,7 +819,7 @@ async fn dashboard_queries_return_series_from_a_scraped_gate() {
         url: Secret::new("http://127.0.0.1:9/never-called".into()),
         hmac_secret: None,
     });
-    let gate = Gate::start(config).await;
+    let gate = TestGate::start(config).await;
     gate.ready().await;
 
     // A second Prometheus scrapes the gate every second, as the ServiceMonitor has it scraped.
@@ -929,50 +927,6 @@ async fn dashboard_queries_return_series_from_a_scraped_gate() {
 
 // ---------------------------------------------------------------------------------------------
 // The gate, started in-process on port 0
-
-struct Gate {
-    base: String,
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), upgrade_gate::serve::ServeError>>,
-}
-
-impl Gate {
-    async fn start(config: Config) -> Gate {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(upgrade_gate::serve::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
-        Gate {
-            base: format!("http://{addr}"),
-            addr,
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    /// Polls /readyz until the first evaluation has finished.
-    async fn ready(&self) {
-        let url = format!("{}/readyz", self.base);
-        poll_until(Duration::from_secs(30), || {
-            let url = url.clone();
-            async move { matches!(http_get(&url).await, Ok((200, _))).then_some(()) }
-        })
-        .await
-        .expect("the gate never became ready");
-    }
-
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("shuts down in time")
-            .unwrap();
-        assert!(result.is_ok(), "{result:?}");
-    }
-}
 
 async fn http_get(url: &str) -> Result<(u16, String), reqwest::Error> {
     let r = reqwest::get(url).await?;

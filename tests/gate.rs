@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::data::{around, now, OpenMetrics};
+use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config::{self, Config};
 use upgrade_gate::decide::{Decision, Verdict};
@@ -328,11 +329,7 @@ signals:
 #[tokio::test]
 async fn unreachable_prometheus_is_never_go() {
     // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let s = evaluate(
         &format!("http://127.0.0.1:{port}"),
         r#"

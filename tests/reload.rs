@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::data::{around, now, OpenMetrics};
+use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use serde_json::Value;
 
@@ -64,11 +65,7 @@ fn poll(what: &str, mut done: impl FnMut() -> bool) {
 fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
     let prom = TestPrometheus::start(&data());
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let base = format!("http://{listen}");
     let path = dir.path().join("gate.yaml");

@@ -6,18 +6,15 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::data::{around, now, OpenMetrics};
+use common::gate::{free_port, TestGate};
 use common::prometheus::TestPrometheus;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use upgrade_gate::config;
 
+/// A gate serving `body` against Prometheus at `url`, with its config file kept alive.
 struct App {
-    base: String,
-    /// One client for every request, so that timings measure the gate, not client set-up.
-    client: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), upgrade_gate::serve::ServeError>>,
+    gate: TestGate,
     _dir: tempfile::TempDir,
 }
 
@@ -34,47 +31,22 @@ impl App {
         )
         .unwrap();
         let config = config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(upgrade_gate::serve::serve(config, listener, async {
-            let _ = stopped.await;
-        }));
         App {
-            base,
-            client: reqwest::Client::new(),
-            stop: Some(stop),
-            task,
+            gate: TestGate::start(config).await,
             _dir: dir,
         }
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
+        self.gate.get(path).await
     }
 
-    /// Polls /readyz until the first evaluation has finished.
     async fn ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.get("/readyz").await.0 != 200 {
-            assert!(Instant::now() < deadline, "never ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.gate.ready().await
     }
 
-    async fn shutdown(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("shuts down in time")
-            .unwrap();
-        assert!(result.is_ok(), "{result:?}");
+    async fn shutdown(self) {
+        self.gate.stop().await
     }
 }
 
@@ -182,11 +154,7 @@ async fn endpoints_answer_from_the_latest_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_errors_are_counted_and_block_the_gate() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let app = App::start(&format!("http://127.0.0.1:{port}"), BODY).await;
     app.ready().await;
     let (code, body) = app.get("/gate/istio").await;
@@ -254,11 +222,7 @@ fn the_binary_shuts_down_gracefully_on_sigterm_and_sigint() {
     let prom = TestPrometheus::start(&data(t));
     for signal in ["TERM", "INT"] {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let path = dir.path().join("gate.yaml");
         std::fs::write(
             &path,

@@ -6,21 +6,14 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::data::OpenMetrics;
+use common::data::mesh_5xx_switching;
+use common::gate::{free_port, TestGate};
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config;
 
 /// `mesh_5xx` failing until `recover` (unix seconds), healthy after; one sample a second.
 fn recovering_data(recover: i64) -> String {
-    let now = chrono::Utc::now().timestamp();
-    OpenMetrics::new()
-        .gauge(
-            "mesh_5xx",
-            r#"destination_service="reviews""#,
-            (now - 600, now + 600, 1),
-            |t| Some(if t < recover { 2.5 } else { 0.1 }),
-        )
-        .render()
+    mesh_5xx_switching(recover, 2.5, 0.1).render()
 }
 
 fn write_config(dir: &std::path::Path, prometheus: &str) -> std::path::PathBuf {
@@ -35,17 +28,9 @@ fn write_config(dir: &std::path::Path, prometheus: &str) -> std::path::PathBuf {
     path
 }
 
-/// Serves the config in-process on port 0; returns the base URL.
-async fn serve(path: &std::path::Path) -> String {
-    let config = config::load(Some(path)).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(upgrade_gate::serve::serve(
-        config,
-        listener,
-        std::future::pending(),
-    ));
-    base
+/// Serves the config in-process on port 0.
+async fn serve(path: &std::path::Path) -> TestGate {
+    TestGate::start(config::load(Some(path)).unwrap()).await
 }
 
 async fn run_wait(args: Vec<String>) -> (i32, String, String) {
@@ -93,8 +78,9 @@ async fn waits_until_the_phase_turns_go() {
     let recover = chrono::Utc::now().timestamp() + 4;
     let prom = TestPrometheus::start(&recovering_data(recover));
     let dir = tempfile::tempdir().unwrap();
-    let base = serve(&write_config(dir.path(), prom.url())).await;
-    let (code, out, err) = wait_on(&base, "istio", "60s").await;
+    let gate = serve(&write_config(dir.path(), prom.url())).await;
+    let base = &gate.base;
+    let (code, out, err) = wait_on(base, "istio", "60s").await;
     assert_eq!(code, 0, "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
     // One plain line per poll (stdout is not a terminal), no-go first, then go.
@@ -123,9 +109,10 @@ async fn waits_until_the_phase_turns_go() {
 async fn times_out_no_go_with_exit_1() {
     let prom = TestPrometheus::start(&recovering_data(i64::MAX));
     let dir = tempfile::tempdir().unwrap();
-    let base = serve(&write_config(dir.path(), prom.url())).await;
+    let gate = serve(&write_config(dir.path(), prom.url())).await;
+    let base = &gate.base;
     let started = std::time::Instant::now();
-    let (code, out, err) = wait_on(&base, "istio", "3s").await;
+    let (code, out, err) = wait_on(base, "istio", "3s").await;
     assert_eq!(code, 1, "{out}{err}");
     assert!(err.contains("phase istio still no-go after 3s"), "{err}");
     assert!(
@@ -144,9 +131,10 @@ async fn times_out_no_go_with_exit_1() {
 async fn an_unknown_phase_or_no_server_is_exit_2() {
     let prom = TestPrometheus::start(&recovering_data(0));
     let dir = tempfile::tempdir().unwrap();
-    let base = serve(&write_config(dir.path(), prom.url())).await;
+    let gate = serve(&write_config(dir.path(), prom.url())).await;
+    let base = &gate.base;
     let started = std::time::Instant::now();
-    let (code, out, err) = wait_on(&base, "nope", "60s").await;
+    let (code, out, err) = wait_on(base, "nope", "60s").await;
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("unknown phase \"nope\""), "{err}");
     assert!(
@@ -154,11 +142,7 @@ async fn an_unknown_phase_or_no_server_is_exit_2() {
         "no waiting for a phase that cannot exist"
     );
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let (code, out, err) = run_wait(args(&[
         "wait",
         "--phase",

@@ -55,6 +55,24 @@ impl OpenMetrics {
     }
 }
 
+/// `mesh_5xx{destination_service="reviews"}` sampled every second over now ± 10 minutes: `before`
+/// until `at` (unix seconds), `after` from then on. For tests of a live daemon whose signal breaks
+/// or recovers a few seconds into the test.
+pub fn mesh_5xx_switching(at: i64, before: f64, after: f64) -> OpenMetrics {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let mut data = OpenMetrics::new();
+    data.gauge(
+        "mesh_5xx",
+        r#"destination_service="reviews""#,
+        (now - 600, now + 600, 1),
+        move |t| Some(if t < at { before } else { after }),
+    );
+    data
+}
+
 /// Now, rounded down to a multiple of 30 s so that sample times and evaluation steps line up.
 pub fn now() -> i64 {
     let t = std::time::SystemTime::now()

@@ -1,0 +1,76 @@
+//! upgrade-gate itself, served in-process on a loopback port 0, for tests that talk to its HTTP API.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use upgrade_gate::config::Config;
+use upgrade_gate::serve::ServeError;
+
+/// A running gate; `stop` shuts it down and checks that it stopped cleanly.
+pub struct TestGate {
+    pub base: String,
+    pub addr: SocketAddr,
+    /// One client for every request, so that timings measure the gate, not client set-up.
+    client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+impl TestGate {
+    pub async fn start(config: Config) -> TestGate {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(upgrade_gate::serve::serve(config, listener, async {
+            let _ = stopped.await;
+        }));
+        TestGate {
+            base: format!("http://{addr}"),
+            addr,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Status and body of `GET path`.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// Polls /readyz until the first evaluation has finished (deadline 30 s).
+    pub async fn ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.get("/readyz").await.0 != 200 {
+            assert!(Instant::now() < deadline, "the gate never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("shuts down in time")
+            .unwrap();
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+/// A loopback port that was free a moment ago: nothing listens there, or a child may bind it.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
