@@ -8,10 +8,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tokio::sync::watch;
 use tower::ServiceExt;
 use upgrade_gate::config::Config;
-use upgrade_gate::http::{router, AppState};
-use upgrade_gate::metrics::Metrics;
-use upgrade_gate::snapshot::{windows, Snapshot};
-use upgrade_gate::source::Series;
+use upgrade_gate::engine::series::Series;
+use upgrade_gate::engine::snapshot::{windows, Snapshot};
+use upgrade_gate::server::metrics::Metrics;
+use upgrade_gate::server::router::{router, AppState};
 
 const AT: i64 = 1_800_000_000;
 
@@ -46,8 +46,8 @@ fn config(signals: usize) -> Config {
 fn answers(
     config: &Config,
     series: usize,
-) -> Vec<Result<Vec<Series>, upgrade_gate::source::SourceError>> {
-    windows(config, AT, AT)
+) -> Vec<Result<Vec<Series>, upgrade_gate::prometheus::error::SourceError>> {
+    windows(&config.pack, config.evaluation.step_secs(), AT, AT)
         .iter()
         .map(|w| {
             Ok((0..series)
@@ -83,7 +83,16 @@ fn evaluation(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::from_parameter(format!("{signals}_signals_x_{series}_series")),
             &(config, answers),
-            |b, (config, answers)| b.iter(|| black_box(Snapshot::judge(config, AT, answers))),
+            |b, (config, answers)| {
+                b.iter(|| {
+                    black_box(Snapshot::judge(
+                        &config.pack,
+                        config.evaluation.step_secs(),
+                        AT,
+                        answers,
+                    ))
+                })
+            },
         );
     }
     group.finish();
@@ -91,7 +100,12 @@ fn evaluation(c: &mut Criterion) {
 
 fn http(c: &mut Criterion) {
     let config = config(20);
-    let snapshot = Arc::new(Snapshot::judge(&config, AT, &answers(&config, 50)));
+    let snapshot = Arc::new(Snapshot::judge(
+        &config.pack,
+        config.evaluation.step_secs(),
+        AT,
+        &answers(&config, 50),
+    ));
     let metrics = Arc::new(Metrics::new());
     metrics.observe(&snapshot);
     let (_tx, rx) = watch::channel(Some(snapshot));

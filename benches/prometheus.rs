@@ -9,9 +9,9 @@ use std::hint::black_box;
 
 use common::prometheus::TestPrometheus;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use upgrade_gate::demo_data::{openmetrics, Scenario};
-use upgrade_gate::snapshot::Snapshot;
-use upgrade_gate::source::PrometheusSource;
+use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::server::evaluation;
+use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 
 fn default_pack(c: &mut Criterion) {
     let now = chrono::Utc::now().timestamp();
@@ -33,7 +33,7 @@ fn default_pack(c: &mut Criterion) {
             &config,
             |b, config| {
                 b.to_async(&runtime)
-                    .iter(|| async { black_box(Snapshot::take(config, &source, at).await) })
+                    .iter(|| async { black_box(evaluation::evaluate(config, &source, at).await) })
             },
         );
     }

@@ -1,5 +1,5 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    upgrade_gate::cli::run(upgrade_gate::cli::Cli::parse())
+    upgrade_gate::commands::run(upgrade_gate::commands::Cli::parse())
 }

@@ -14,11 +14,11 @@ use common::receiver::{Receiver, Reply};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::Sha256;
+use upgrade_gate::alerting::delivery::Alerting;
 use upgrade_gate::config::{self, Config};
-use upgrade_gate::dispatch::Alerting;
-use upgrade_gate::metrics::Metrics;
-use upgrade_gate::snapshot::{windows, Snapshot};
-use upgrade_gate::source::Series;
+use upgrade_gate::engine::series::Series;
+use upgrade_gate::engine::snapshot::{windows, Snapshot};
+use upgrade_gate::server::metrics::Metrics;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -53,20 +53,21 @@ alerts:
 
 /// A snapshot at `at` where `mesh_5xx` of service `reviews` is `value` and xDS rejects are 0.
 fn snapshot(config: &Config, at: i64, value: f64) -> Snapshot {
-    let answers: Vec<_> = windows(config, at, at)
-        .iter()
-        .zip(&config.pack.signals)
-        .map(|(w, s)| {
-            let v = if s.name == "mesh_5xx" { value } else { 0.0 };
-            Ok(vec![Series {
-                labels: [("destination_service".to_string(), "reviews".to_string())].into(),
-                samples: (0..w.len())
-                    .map(|k| (w.start + w.step * k as i64, v))
-                    .collect(),
-            }])
-        })
-        .collect();
-    Snapshot::judge(config, at, &answers)
+    let answers: Vec<Result<_, String>> =
+        windows(&config.pack, config.evaluation.step_secs(), at, at)
+            .iter()
+            .zip(&config.pack.signals)
+            .map(|(w, s)| {
+                let v = if s.name == "mesh_5xx" { value } else { 0.0 };
+                Ok(vec![Series {
+                    labels: [("destination_service".to_string(), "reviews".to_string())].into(),
+                    samples: (0..w.len())
+                        .map(|k| (w.start + w.step * k as i64, v))
+                        .collect(),
+                }])
+            })
+            .collect();
+    Snapshot::judge(&config.pack, config.evaluation.step_secs(), at, &answers)
 }
 
 fn verify_signature(secret: &str, body: &str, header: &str) -> bool {
@@ -87,7 +88,11 @@ fn webhook_at(url: &str) -> String {
 /// waits until every queued alert has been delivered or given up.
 async fn run_alerts(config: &Config, values: &[f64]) -> Arc<Metrics> {
     let metrics = Arc::new(Metrics::new());
-    let mut alerting = Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
+    let mut alerting = Alerting::start(
+        &config.alerts,
+        config.evaluation.interval,
+        metrics.alerts.clone(),
+    );
     for (i, v) in values.iter().enumerate() {
         alerting.observe(&snapshot(config, T0 + 30 * i as i64, *v));
     }
@@ -243,12 +248,12 @@ async fn alertmanager_sees_firing_then_resolved_and_deduplicates_replicas() {
     let mut one = Alerting::start(
         &config.alerts,
         config.evaluation.interval,
-        Arc::new(Metrics::new()),
+        Metrics::new().alerts,
     );
     let mut two = Alerting::start(
         &config.alerts,
         config.evaluation.interval,
-        Arc::new(Metrics::new()),
+        Metrics::new().alerts,
     );
     // Evaluation times a little in the past, as they are when a request reaches Alertmanager.
     let now = chrono::Utc::now().timestamp() - 40;
@@ -437,7 +442,7 @@ async fn a_hanging_receiver_slows_neither_evaluation_nor_the_gate() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(upgrade_gate::serve::serve(config, listener, async {
+    let server = tokio::spawn(upgrade_gate::server::serve(config, listener, async {
         let _ = stopped.await;
     }));
     // The first alert reaches the receiver, which never answers.

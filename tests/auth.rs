@@ -15,10 +15,11 @@ use common::data::{around, now, OpenMetrics};
 use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config;
-use upgrade_gate::decide::Decision;
-use upgrade_gate::evaluate::Status;
-use upgrade_gate::snapshot::Snapshot;
-use upgrade_gate::source::PrometheusSource;
+use upgrade_gate::engine::decide::Decision;
+use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::server::evaluation;
 
 #[derive(Clone)]
 struct Proxy {
@@ -110,7 +111,7 @@ async fn evaluate(dir: &std::path::Path, url: &str, extra: &str) -> Snapshot {
     .unwrap();
     let config = config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
     let source = PrometheusSource::new(&config.prometheus).unwrap();
-    Snapshot::take(&config, &source, now()).await
+    evaluation::evaluate(&config, &source, now()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,14 +162,14 @@ async fn a_rotated_bearer_token_file_is_picked_up() {
     let config = config::load(Some(&path)).unwrap();
     let source = PrometheusSource::new(&config.prometheus).unwrap();
     assert_eq!(
-        Snapshot::take(&config, &source, now()).await.signals[0].status,
+        evaluation::evaluate(&config, &source, now()).await.signals[0].status,
         Status::Ok
     );
     // The token rotates (as a projected service-account token does): the same source follows.
     std::fs::write(&token, "second\n").unwrap();
     *proxy.required.lock().unwrap() = vec![("authorization".into(), "Bearer second".into())];
     assert_eq!(
-        Snapshot::take(&config, &source, now()).await.signals[0].status,
+        evaluation::evaluate(&config, &source, now()).await.signals[0].status,
         Status::Ok
     );
 }
@@ -403,7 +404,7 @@ async fn tls_with_a_private_ca_and_a_client_certificate() {
         let config = config::load(Some(&gate)).unwrap_or_else(|e| panic!("{e}"));
         async move {
             let source = PrometheusSource::new(&config.prometheus).unwrap();
-            Snapshot::take(&config, &source, now())
+            evaluation::evaluate(&config, &source, now())
                 .await
                 .signals
                 .remove(0)

@@ -26,8 +26,8 @@ use common::gate::TestGate;
 use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::{json, Value};
 use upgrade_gate::config::{self, Config, ReceiverConfig, ReceiverKind};
-use upgrade_gate::demo_data::{openmetrics, Scenario};
 use upgrade_gate::secret::Secret;
+use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 
 const GATE: &str = env!("CARGO_BIN_EXE_upgrade-gate");
 const KUBERNETES_VERSIONS: [&str; 3] = ["1.32.0", "1.33.0", "1.34.0"];

@@ -9,10 +9,11 @@ use common::data::{around, now, OpenMetrics};
 use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config::{self, Config};
-use upgrade_gate::decide::{Decision, Verdict};
-use upgrade_gate::evaluate::Status;
-use upgrade_gate::snapshot::Snapshot;
-use upgrade_gate::source::PrometheusSource;
+use upgrade_gate::engine::decide::{Decision, Verdict};
+use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::server::evaluation;
 
 /// Writes `body` (phases and signals) under a `prometheus` section for `url` and loads it.
 fn config(url: &str, body: &str) -> (tempfile::TempDir, Config) {
@@ -29,7 +30,7 @@ fn config(url: &str, body: &str) -> (tempfile::TempDir, Config) {
 async fn evaluate(url: &str, body: &str, at: i64) -> Snapshot {
     let (_dir, config) = config(url, body);
     let source = PrometheusSource::new(&config.prometheus).unwrap();
-    Snapshot::take(&config, &source, at).await
+    evaluation::evaluate(&config, &source, at).await
 }
 
 fn verdict<'a>(s: &'a Snapshot, phase: &str) -> &'a Verdict {
@@ -450,7 +451,7 @@ async fn a_rejected_query_is_an_error_with_prometheus_reason() {
     // Validation keeps bad PromQL out of a pack; this one slips past it to show what Prometheus says.
     config.pack.signals[0].query = "sum(".into();
     let source = PrometheusSource::new(&config.prometheus).unwrap();
-    let s = Snapshot::take(&config, &source, t).await;
+    let s = evaluation::evaluate(&config, &source, t).await;
     let r = &s.signals[0];
     assert_eq!(r.status, Status::Error, "{r:?}");
     assert!(
@@ -491,7 +492,8 @@ async fn queries_in_flight_never_exceed_the_concurrency_bound() {
     .unwrap();
     let config = config::load(Some(&path)).unwrap();
     let source = PrometheusSource::new(&config.prometheus).unwrap();
-    let evaluation = tokio::spawn(async move { Snapshot::take(&config, &source, now()).await });
+    let evaluation =
+        tokio::spawn(async move { evaluation::evaluate(&config, &source, now()).await });
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(
         accepted.load(Ordering::SeqCst),

@@ -5,11 +5,12 @@ mod common;
 
 use common::data::now;
 use common::prometheus::TestPrometheus;
-use upgrade_gate::decide::Decision;
-use upgrade_gate::demo_data::{openmetrics, Scenario};
-use upgrade_gate::evaluate::Status;
-use upgrade_gate::snapshot::Snapshot;
-use upgrade_gate::source::PrometheusSource;
+use upgrade_gate::engine::decide::Decision;
+use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::server::evaluation;
+use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 
 async fn evaluate_default_pack(scenario: Scenario) -> Snapshot {
     let t = now();
@@ -17,7 +18,7 @@ async fn evaluate_default_pack(scenario: Scenario) -> Snapshot {
     let mut config = upgrade_gate::config::load(None).unwrap_or_else(|e| panic!("{e}"));
     config.prometheus.url = prom.url().to_string();
     let source = PrometheusSource::new(&config.prometheus).unwrap();
-    Snapshot::take(&config, &source, t).await
+    evaluation::evaluate(&config, &source, t).await
 }
 
 #[tokio::test]
@@ -38,7 +39,7 @@ async fn a_healthy_cluster_is_go_in_every_phase() {
     for r in s.signals.iter().filter(|r| r.status == Status::NoData) {
         assert_eq!(
             r.no_data,
-            upgrade_gate::pack::NoDataPolicy::Ok,
+            upgrade_gate::engine::pack::NoDataPolicy::Ok,
             "{no_data:?}"
         );
     }

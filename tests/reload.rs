@@ -179,7 +179,7 @@ async fn the_reload_endpoint_answers_with_the_outcome() {
     let loaded = upgrade_gate::config::load(Some(&path)).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(upgrade_gate::serve::serve(
+    tokio::spawn(upgrade_gate::server::serve(
         loaded,
         listener,
         std::future::pending(),

@@ -13,9 +13,9 @@ use common::data::{around, now, OpenMetrics};
 use common::prometheus::TestPrometheus;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
-use upgrade_gate::evaluate::Status;
-use upgrade_gate::snapshot::Snapshot;
-use upgrade_gate::source::PrometheusSource;
+use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::server::evaluation;
 
 const ACCESS_KEY: &str = "AKIDUPGRADEGATETEST";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYUPGRADEGATE";
@@ -194,7 +194,7 @@ async fn every_request_is_signed_with_credentials_from_the_chain() {
     .unwrap();
     let config = upgrade_gate::config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
     let source = PrometheusSource::new(&config.prometheus).unwrap();
-    let s = Snapshot::take(&config, &source, now()).await;
+    let s = evaluation::evaluate(&config, &source, now()).await;
     assert_eq!(
         s.signals[0].status,
         Status::Ok,
@@ -211,7 +211,7 @@ async fn every_request_is_signed_with_credentials_from_the_chain() {
     // Wrong credentials: the proxy refuses, and the gate reports it as an auth error.
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "not-the-secret");
     let other = PrometheusSource::new(&config.prometheus).unwrap();
-    let s = Snapshot::take(&config, &other, now()).await;
+    let s = evaluation::evaluate(&config, &other, now()).await;
     assert_eq!(s.signals[0].status, Status::Error);
     let error = s.signals[0].error.clone().unwrap();
     assert!(

@@ -9,11 +9,12 @@ use common::data::now;
 use common::process::ServerProcess;
 use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::Value;
-use upgrade_gate::decide::Decision;
-use upgrade_gate::demo_data::{openmetrics_window, Scenario, Window};
-use upgrade_gate::evaluate::Status;
-use upgrade_gate::snapshot::Snapshot;
-use upgrade_gate::source::PrometheusSource;
+use upgrade_gate::engine::decide::Decision;
+use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::server::evaluation;
+use upgrade_gate::simulate::scenarios::{openmetrics_window, Scenario, Window};
 
 /// The scenarios' window in these tests: an hour, with an hour of history before it.
 const WINDOW_SECS: i64 = 3600;
@@ -33,7 +34,7 @@ async fn judge(prom: &TestPrometheus, at: i64) -> Snapshot {
     let mut config = upgrade_gate::config::load(None).unwrap_or_else(|e| panic!("{e}"));
     config.prometheus.url = prom.url().to_string();
     let source = PrometheusSource::new(&config.prometheus).unwrap();
-    Snapshot::take(&config, &source, at).await
+    evaluation::evaluate(&config, &source, at).await
 }
 
 /// Asserts that exactly the phases in `no_go` (and `all` when any) are no-go, with reasons.
@@ -52,7 +53,7 @@ fn assert_no_go_only(s: &Snapshot, no_go: &[&str]) {
     }
 }
 
-fn signal<'a>(s: &'a Snapshot, name: &str) -> &'a upgrade_gate::decide::SignalReport {
+fn signal<'a>(s: &'a Snapshot, name: &str) -> &'a upgrade_gate::engine::decide::SignalReport {
     s.signals.iter().find(|r| r.name == name).unwrap()
 }
 
@@ -198,9 +199,14 @@ fn prometheus_scrapes_the_live_simulator() {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let start = now();
             let window = Window::new(start, start + 1200);
-            upgrade_gate::simulate::serve(Scenario::Istio5xxSpike, window, listener, async {
-                let _ = stopped.await;
-            })
+            upgrade_gate::simulate::exporter::serve(
+                Scenario::Istio5xxSpike,
+                window,
+                listener,
+                async {
+                    let _ = stopped.await;
+                },
+            )
             .await
         })
     });

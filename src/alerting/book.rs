@@ -15,10 +15,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::decide::{fmt_labels, fmt_number, Decision, SignalReport};
-use crate::evaluate::Status;
-use crate::pack::{NoDataPolicy, ALL_PHASES};
-use crate::snapshot::Snapshot;
+use crate::engine::decide::{fmt_labels, fmt_number, Decision, SignalReport};
+use crate::engine::evaluate::Status;
+use crate::engine::pack::{NoDataPolicy, ALL_PHASES};
+use crate::engine::snapshot::Snapshot;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub enum AlertName {
@@ -386,7 +386,7 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::Verdict;
+    use crate::engine::decide::Verdict;
 
     const HOUR: Duration = Duration::from_secs(3600);
 

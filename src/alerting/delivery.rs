@@ -4,21 +4,85 @@
 //! A receiver that is down holds up only its own queue.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use reqwest::StatusCode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::alert::{Alert, AlertBook, NoticeKind};
+use super::book::{Alert, AlertBook, NoticeKind};
+use super::formats::{alertmanager, notification, Request};
 use crate::config::{AlertsConfig, ReceiverConfig, ReceiverKind};
-use crate::metrics::{AlertOutcome, Metrics};
-use crate::receiver::{alertmanager, notification, Request};
-use crate::snapshot::Snapshot;
+use crate::engine::snapshot::Snapshot;
 
 /// Longest `Retry-After` honoured; a receiver asking for more is retried at this pace.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// What became of one delivery attempt or alert, as the `outcome` label says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertOutcome {
+    Sent,
+    Retried,
+    Failed,
+    Dropped,
+}
+
+impl AlertOutcome {
+    const ALL: [AlertOutcome; 4] = [
+        AlertOutcome::Sent,
+        AlertOutcome::Retried,
+        AlertOutcome::Failed,
+        AlertOutcome::Dropped,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            AlertOutcome::Sent => "sent",
+            AlertOutcome::Retried => "retried",
+            AlertOutcome::Failed => "failed",
+            AlertOutcome::Dropped => "dropped",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    receiver: String,
+    outcome: String,
+}
+
+/// The delivery counters this path updates, one per receiver and outcome. A cheap handle onto
+/// shared counters: whoever exports metrics registers [`DeliveryCounters::family`] and the alert
+/// path keeps counting into the same counters, without knowing about the exporter.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryCounters(Family<DeliveryLabels, Counter>);
+
+impl DeliveryCounters {
+    pub fn family(&self) -> Family<DeliveryLabels, Counter> {
+        self.0.clone()
+    }
+
+    /// Creates the receiver's counters at 0, so that alerting rules see the first increase.
+    fn register_receiver(&self, receiver: &str) {
+        for outcome in AlertOutcome::ALL {
+            self.counter(receiver, outcome);
+        }
+    }
+
+    fn record(&self, receiver: &str, outcome: AlertOutcome) {
+        self.counter(receiver, outcome).inc();
+    }
+
+    fn counter(&self, receiver: &str, outcome: AlertOutcome) -> Counter {
+        self.0.get_or_create_owned(&DeliveryLabels {
+            receiver: receiver.to_string(),
+            outcome: outcome.as_str().to_string(),
+        })
+    }
+}
 
 enum Job {
     /// One notification for a person-facing receiver (Slack, webhook).
@@ -42,7 +106,7 @@ pub struct Alerting {
     workers: Vec<JoinHandle<()>>,
     repeat_interval: Duration,
     send_resolved: bool,
-    metrics: Arc<Metrics>,
+    counters: DeliveryCounters,
 }
 
 /// What each worker needs to send.
@@ -53,7 +117,7 @@ struct Worker {
     firing_ttl: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
-    metrics: Arc<Metrics>,
+    counters: DeliveryCounters,
 }
 
 impl Alerting {
@@ -61,7 +125,7 @@ impl Alerting {
     pub fn start(
         config: &AlertsConfig,
         evaluation_interval: Duration,
-        metrics: Arc<Metrics>,
+        counters: DeliveryCounters,
     ) -> Alerting {
         let mut alerting = Alerting {
             book: AlertBook::default(),
@@ -69,7 +133,7 @@ impl Alerting {
             workers: Vec::new(),
             repeat_interval: config.repeat_interval,
             send_resolved: config.send_resolved,
-            metrics,
+            counters,
         };
         alerting.reconfigure(config, evaluation_interval);
         alerting
@@ -89,7 +153,7 @@ impl Alerting {
         self.queues.clear();
         self.workers.retain(|w| !w.is_finished());
         for receiver in &config.receivers {
-            self.metrics.register_receiver(&receiver.name);
+            self.counters.register_receiver(&receiver.name);
             let (tx, rx) = mpsc::channel(config.queue_capacity);
             self.queues.push(Queue {
                 receiver: receiver.name.clone(),
@@ -103,7 +167,7 @@ impl Alerting {
                 firing_ttl,
                 initial_backoff: config.retry_initial_backoff,
                 max_backoff: config.retry_max_backoff,
-                metrics: self.metrics.clone(),
+                counters: self.counters.clone(),
             };
             self.workers.push(tokio::spawn(worker.run(rx)));
         }
@@ -147,8 +211,7 @@ impl Alerting {
             for job in jobs {
                 if queue.tx.try_send(job).is_err() {
                     tracing::error!(receiver = %queue.receiver, "alert queue full; alert dropped");
-                    self.metrics
-                        .record_alert(&queue.receiver, AlertOutcome::Dropped);
+                    self.counters.record(&queue.receiver, AlertOutcome::Dropped);
                 }
             }
         }
@@ -186,7 +249,7 @@ impl Worker {
             let wait = match self.send(request).await {
                 Ok(r) if r.status.is_success() => {
                     tracing::debug!(receiver = %name, status = r.status.as_u16(), "alert delivered");
-                    self.metrics.record_alert(name, AlertOutcome::Sent);
+                    self.counters.record(name, AlertOutcome::Sent);
                     return;
                 }
                 Ok(Response {
@@ -199,7 +262,7 @@ impl Worker {
                 }
                 Ok(Response { status, body, .. }) => {
                     tracing::error!(receiver = %name, status = status.as_u16(), body = %body, "alert rejected by the receiver; giving up on it");
-                    self.metrics.record_alert(name, AlertOutcome::Failed);
+                    self.counters.record(name, AlertOutcome::Failed);
                     return;
                 }
                 Err(error) => {
@@ -207,7 +270,7 @@ impl Worker {
                     None
                 }
             };
-            self.metrics.record_alert(name, AlertOutcome::Retried);
+            self.counters.record(name, AlertOutcome::Retried);
             tokio::time::sleep(wait.unwrap_or_else(|| jitter(backoff))).await;
             backoff = (backoff * 2).min(self.max_backoff);
         }

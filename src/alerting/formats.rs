@@ -9,11 +9,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::alert::{describe, signal_line, Alert, AlertName, AlertStatus};
+use super::book::{describe, signal_line, Alert, AlertName, AlertStatus};
 use crate::config::{ReceiverConfig, ReceiverKind};
-use crate::decide::{fmt_number, Decision, SignalReport};
-use crate::evaluate::{Offender, Status};
-use crate::threshold::Threshold;
+use crate::engine::decide::{fmt_number, Decision, SignalReport};
+use crate::engine::evaluate::{Offender, Status};
+use crate::engine::threshold::Threshold;
 
 /// Version of the webhook body; bumped on any incompatible change.
 pub const WEBHOOK_VERSION: &str = "1";

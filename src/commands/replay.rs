@@ -8,14 +8,26 @@
 
 use std::fmt::Write;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
+use clap::ValueEnum;
 use serde::Serialize;
 
+use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
-use crate::decide::{fmt_number, verdict, Decision, Member, Verdict};
-use crate::evaluate::judge;
-use crate::snapshot::windows;
-use crate::source::PrometheusSource;
+use crate::engine::decide::{fmt_number, verdict, Decision, Member, Verdict};
+use crate::engine::evaluate::judge;
+use crate::engine::snapshot::windows;
+use crate::prometheus::source::PrometheusSource;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TimelineOutput {
+    Text,
+    Json,
+    Csv,
+}
 
 /// Prometheus refuses range queries of more points than this per series.
 const MAX_POINTS: i64 = 11_000;
@@ -72,12 +84,12 @@ pub async fn replay(
     if to <= from {
         return Err(ReplayError::EmptyWindow);
     }
-    let step = config.evaluation.interval.as_secs() as i64;
+    let step = config.evaluation.step_secs();
     let signals: Vec<_> = config
         .pack
         .signals
         .iter()
-        .zip(windows(config, from, to))
+        .zip(windows(&config.pack, step, from, to))
         .filter(|(s, _)| s.in_phase(&phase.name))
         .collect();
     if let Some(points) = signals
@@ -115,6 +127,54 @@ pub async fn replay(
         .rev()
         .map(|offset| verdict(&phase, &members, step, offset).into())
         .collect())
+}
+
+/// The command: load, replay, print.
+pub fn run(
+    path: Option<PathBuf>,
+    phase: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    step: Option<Duration>,
+    output: TimelineOutput,
+) -> u8 {
+    let mut config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Some(step) = step {
+        // `for` and `stable_for` are judged at the replay's grain.
+        config.evaluation.interval = step;
+    }
+    let source = match PrometheusSource::new(&config.prometheus) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT;
+        }
+    };
+    let rows = match runtime().block_on(replay(
+        &config,
+        &source,
+        phase,
+        from.timestamp(),
+        to.timestamp(),
+    )) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CANNOT;
+        }
+    };
+    match output {
+        TimelineOutput::Text => print!("{}", text(phase, &rows, config.evaluation.step_secs())),
+        TimelineOutput::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("rows serialize")
+        ),
+        TimelineOutput::Csv => print!("{}", csv(&rows)),
+    }
+    0
 }
 
 /// The timeline as a person reads it: the first step, then every change of decision, then a

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::decide::{fmt_labels, fmt_number, Decision, Verdict};
+use crate::engine::decide::{fmt_labels, fmt_number, Decision, Verdict};
 
 pub fn text(v: &Verdict) -> String {
     let mut out = String::new();

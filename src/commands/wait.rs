@@ -4,17 +4,19 @@
 //! It asks a running daemon (`--server`) or evaluates locally from a config, with the same
 //! meaning either way: a phase is go only when the gate says so; errors are never go.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
-use crate::decide::{fmt_number, Decision};
-use crate::snapshot::Snapshot;
-use crate::source::PrometheusSource;
+use crate::engine::decide::{fmt_number, Decision};
+use crate::prometheus::source::PrometheusSource;
+use crate::server::evaluation::evaluate;
 
 /// Where the answers come from.
 pub enum Target {
@@ -128,6 +130,54 @@ pub async fn wait(
     }
 }
 
+/// The command: pick the target, wait, say how it ended.
+pub fn run(
+    phase: String,
+    server: Option<String>,
+    path: Option<PathBuf>,
+    timeout: Duration,
+    interval: Duration,
+) -> u8 {
+    let target = match server {
+        Some(url) => Target::Server(url),
+        None => {
+            let mut config = match load(path) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            config.pack.signals.retain(|s| s.in_phase(&phase));
+            match PrometheusSource::new(&config.prometheus) {
+                Ok(source) => Target::Local {
+                    config: Box::new(config),
+                    source: Box::new(source),
+                },
+                Err(e) => {
+                    eprintln!("{e}");
+                    return EXIT_CANNOT;
+                }
+            }
+        }
+    };
+    let live = std::io::stdout().is_terminal();
+    let outcome = runtime().block_on(wait(
+        &target,
+        &phase,
+        timeout,
+        interval,
+        &mut std::io::stdout(),
+        live,
+    ));
+    match &outcome {
+        Outcome::Go => println!("phase {phase} is go"),
+        Outcome::TimedOut => eprintln!(
+            "phase {phase} still no-go after {}",
+            humantime::format_duration(timeout)
+        ),
+        Outcome::Error(e) => eprintln!("cannot tell whether phase {phase} is go: {e}"),
+    }
+    outcome.exit_code()
+}
+
 async fn poll_server(client: &reqwest::Client, base: &str, phase: &str) -> Poll {
     let url = format!("{}/gate/{phase}", base.trim_end_matches('/'));
     let response = match client.get(&url).send().await {
@@ -181,7 +231,7 @@ async fn poll_local(config: &Config, source: &PrometheusSource, phase: &str) -> 
             config.pack.phase_names().join(", ")
         ));
     }
-    let snapshot = Snapshot::take(config, source, Utc::now().timestamp()).await;
+    let snapshot = evaluate(config, source, Utc::now().timestamp()).await;
     if let Some(e) = snapshot.signals.iter().find_map(|s| s.error.as_ref()) {
         return Poll::Error(format!("cannot evaluate: {e}"));
     }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Serialize, Serializer};
 
-use crate::evaluate::{Judgement, Offender, Status, Timeline};
-use crate::pack::{NoDataPolicy, Phase, Signal};
-use crate::source::Labels;
-use crate::threshold::Threshold;
+use super::evaluate::{Judgement, Offender, Status, Timeline};
+use super::pack::{NoDataPolicy, Phase, Signal};
+use super::series::Labels;
+use super::threshold::Threshold;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -340,8 +340,8 @@ fn timestamp(secs: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::judge;
-    use crate::source::{Series, SourceError, Window};
+    use crate::engine::evaluate::judge;
+    use crate::engine::series::{Series, Window};
 
     fn signal(name: &str, weight: f64, critical: bool, no_data: NoDataPolicy) -> Signal {
         Signal {
@@ -375,7 +375,7 @@ mod tests {
     }
 
     /// One flat-valued series per step (oldest first); `None` leaves the step empty.
-    fn answer(w: Window, values: &[Option<f64>]) -> Result<Vec<Series>, SourceError> {
+    fn answer(w: Window, values: &[Option<f64>]) -> Result<Vec<Series>, String> {
         Ok(vec![Series {
             labels: [("svc".to_string(), "a".to_string())].into(),
             samples: values
@@ -386,11 +386,7 @@ mod tests {
         }])
     }
 
-    fn decide(
-        p: &Phase,
-        cases: &[(&Signal, Result<Vec<Series>, SourceError>)],
-        w: Window,
-    ) -> Verdict {
+    fn decide(p: &Phase, cases: &[(&Signal, Result<Vec<Series>, String>)], w: Window) -> Verdict {
         let timelines: Vec<_> = cases.iter().map(|(s, a)| judge(s, a, w)).collect();
         let members: Vec<_> = cases
             .iter()
@@ -484,7 +480,7 @@ mod tests {
         let v = decide(
             &phase(0.0, 0),
             &[
-                (&a, Err(SourceError::Timeout(Duration::from_secs(1)))),
+                (&a, Err("query timed out after 1s".to_string())),
                 (&b, answer(w, &[Some(0.0)])),
             ],
             w,

@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
-use crate::pack::Signal;
-use crate::source::{Labels, Series, SourceError, Window};
+use super::pack::Signal;
+use super::series::{Labels, Series, Window};
+use super::threshold::Threshold;
 
 /// Most offending series listed per signal; the rest are counted.
 pub const MAX_OFFENDERS: usize = 10;
@@ -79,9 +80,9 @@ pub struct Timeline<'a> {
 }
 
 /// Puts the answer on the grid and precomputes the `for` condition for every series and step.
-pub fn judge<'a>(
+pub fn judge<'a, E: std::fmt::Display>(
     signal: &'a Signal,
-    answer: &Result<Vec<Series>, SourceError>,
+    answer: &Result<Vec<Series>, E>,
     window: Window,
 ) -> Timeline<'a> {
     let steps = window.len();
@@ -211,7 +212,7 @@ impl Timeline<'_> {
     /// fail breach is still pending, and `None` when it has no sample at this step.
     fn series_status(&self, track: &Track, i: usize) -> Option<Status> {
         let v = track.values[i]?;
-        let breaches = |t: Option<crate::threshold::Threshold>| t.is_some_and(|t| t.breached_by(v));
+        let breaches = |t: Option<Threshold>| t.is_some_and(|t| t.breached_by(v));
         Some(if track.fail_held[i] {
             Status::Fail
         } else if breaches(self.signal.warn) || breaches(self.signal.fail) {
@@ -225,7 +226,7 @@ impl Timeline<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pack::NoDataPolicy;
+    use crate::engine::pack::NoDataPolicy;
     use std::time::Duration;
 
     fn signal(warn: Option<&str>, fail: Option<&str>, for_secs: u64) -> Signal {
@@ -266,7 +267,7 @@ mod tests {
     fn fail_needs_the_whole_for_window() {
         let s = signal(None, Some("> 1"), 60);
         // Breach at the last three steps: 60s at a 30s step needs three points in a row.
-        let answer = Ok(vec![series("a", W, &[0.0, 0.0, 2.0, 2.0, 2.0])]);
+        let answer: Result<_, String> = Ok(vec![series("a", W, &[0.0, 0.0, 2.0, 2.0, 2.0])]);
         let t = judge(&s, &answer, W);
         assert_eq!(t.status_at(2), Status::Warn, "pending, not fail");
         assert_eq!(t.status_at(3), Status::Warn);
@@ -276,7 +277,7 @@ mod tests {
     #[test]
     fn a_blip_shorter_than_for_never_fails() {
         let s = signal(None, Some("> 1"), 60);
-        let answer = Ok(vec![series("a", W, &[0.0, 2.0, 2.0, 0.0, 0.0])]);
+        let answer: Result<_, String> = Ok(vec![series("a", W, &[0.0, 2.0, 2.0, 0.0, 0.0])]);
         let t = judge(&s, &answer, W);
         assert!((0..5).all(|i| t.status_at(i) != Status::Fail));
         assert_eq!(t.status_at(4), Status::Ok);
@@ -287,7 +288,7 @@ mod tests {
         let s = signal(None, Some("> 1"), 30);
         let mut a = series("a", W, &[2.0, 2.0, 2.0, 2.0, 2.0]);
         a.samples.remove(3);
-        let t = judge(&s, &Ok(vec![a]), W);
+        let t = judge(&s, &Ok::<_, String>(vec![a]), W);
         assert_eq!(t.status_at(2), Status::Fail);
         assert_eq!(t.status_at(3), Status::NoData);
         assert_eq!(t.status_at(4), Status::Warn);
@@ -296,7 +297,8 @@ mod tests {
     #[test]
     fn healthy_series_are_ok_not_no_data() {
         let s = signal(Some("> 0.5"), Some("> 1"), 0);
-        let answer = Ok(vec![series("a", W, &[0.1; 5]), series("b", W, &[0.2; 5])]);
+        let answer: Result<_, String> =
+            Ok(vec![series("a", W, &[0.1; 5]), series("b", W, &[0.2; 5])]);
         let j = judge(&s, &answer, W).judgement_at(4);
         assert_eq!(j.status, Status::Ok);
         assert_eq!(j.value, Some(0.2));
@@ -306,7 +308,7 @@ mod tests {
     #[test]
     fn worst_series_decides_and_offenders_are_ordered() {
         let s = signal(Some("> 0.5"), Some("> 1"), 0);
-        let answer = Ok(vec![
+        let answer: Result<_, String> = Ok(vec![
             series("ok", W, &[0.1; 5]),
             series("warn-high", W, &[0.9; 5]),
             series("warn-low", W, &[0.6; 5]),
@@ -328,7 +330,7 @@ mod tests {
     #[test]
     fn lower_is_worse_picks_the_lowest() {
         let s = signal(Some("< 0.99"), Some("< 0.95"), 0);
-        let answer = Ok(vec![
+        let answer: Result<_, String> = Ok(vec![
             series("good", W, &[1.0; 5]),
             series("bad", W, &[0.9; 5]),
             series("meh", W, &[0.97; 5]),
@@ -343,7 +345,7 @@ mod tests {
     #[test]
     fn offenders_are_capped_but_counted() {
         let s = signal(None, Some("> 1"), 0);
-        let answer = Ok((0..15)
+        let answer: Result<_, String> = Ok((0..15)
             .map(|i| series(&format!("s{i:02}"), W, &[2.0 + i as f64; 5]))
             .collect());
         let j = judge(&s, &answer, W).judgement_at(4);
@@ -355,7 +357,7 @@ mod tests {
     #[test]
     fn nan_and_inf_are_missing_data() {
         let s = signal(None, Some("> 1"), 0);
-        let answer = Ok(vec![
+        let answer: Result<_, String> = Ok(vec![
             series("nan", W, &[f64::NAN; 5]),
             series("inf", W, &[f64::INFINITY; 5]),
         ]);
@@ -367,7 +369,7 @@ mod tests {
     #[test]
     fn a_query_error_is_error_at_every_step() {
         let s = signal(None, Some("> 1"), 0);
-        let answer = Err(SourceError::Unreachable("connection refused".into()));
+        let answer: Result<Vec<Series>, _> = Err("Prometheus is unreachable: connection refused");
         let t = judge(&s, &answer, W);
         assert_eq!(t.status_at(0), Status::Error);
         let j = t.judgement_at(4);

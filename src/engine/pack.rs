@@ -1,13 +1,16 @@
 //! The signal pack: validated signals and phases, ready for evaluation.
 //!
-//! Everything here has already passed `config` validation, so the evaluator never has to
+//! Everything here has already passed configuration validation, so the evaluator never has to
 //! handle a half-parsed threshold or an unknown phase.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::threshold::{Direction, Threshold};
+use super::threshold::{Direction, Threshold};
+
+/// The bar of the `all` pseudo-phase, and of a phase that sets no `min_score`.
+pub const DEFAULT_MIN_SCORE: f64 = 90.0;
 
 /// Name of the pseudo-phase that judges every signal (`GET /gate`, `check` without `--phase`).
 pub const ALL_PHASES: &str = "all";
@@ -77,7 +80,7 @@ impl Pack {
         if name == ALL_PHASES {
             return Some(Phase {
                 name: ALL_PHASES.to_string(),
-                min_score: crate::config::DEFAULT_MIN_SCORE,
+                min_score: DEFAULT_MIN_SCORE,
                 stable_for: Duration::ZERO,
             });
         }

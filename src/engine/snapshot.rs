@@ -1,18 +1,18 @@
 //! A snapshot: every phase's verdict and every signal's result at one evaluation time.
 //!
 //! `serve` keeps the latest one behind an `Arc` that handlers clone, so a request never waits on
-//! Prometheus; `check` takes one and prints it.
+//! Prometheus; `check` takes one and prints it. Built from answers already fetched: the engine
+//! never asks Prometheus itself.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::decide::{verdict, Member, SignalReport, Verdict};
-use crate::evaluate::judge;
-use crate::pack::{Signal, ALL_PHASES};
-use crate::source::{PrometheusSource, Series, SourceError, Window};
+use super::decide::{verdict, Member, SignalReport, Verdict};
+use super::evaluate::judge;
+use super::pack::{Pack, Signal, ALL_PHASES};
+use super::series::{Series, Window};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -27,41 +27,20 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Queries every signal once over the window its phases need, then judges every phase.
-    pub async fn take(config: &Config, source: &PrometheusSource, at: i64) -> Snapshot {
-        let started = Instant::now();
-        let windows = windows(config, at, at);
-        let answers = source
-            .range_all(
-                config
-                    .pack
-                    .signals
-                    .iter()
-                    .map(|s| s.query.as_str())
-                    .zip(windows.iter().copied()),
-                config.evaluation.concurrency,
-            )
-            .await;
-        let mut snapshot = Snapshot::judge(config, at, &answers);
-        snapshot.took = started.elapsed();
-        snapshot
-    }
-
-    /// The pure half of [`Snapshot::take`]: judges answers already fetched, one per signal in
-    /// pack order, each over the window [`windows`] gives it.
-    pub fn judge(
-        config: &Config,
+    /// Judges answers already fetched, one per signal in pack order, each over the window
+    /// [`windows`] gives it; `step` is the evaluation interval in seconds.
+    pub fn judge<E: std::fmt::Display>(
+        pack: &Pack,
+        step: i64,
         at: i64,
-        answers: &[Result<Vec<Series>, SourceError>],
+        answers: &[Result<Vec<Series>, E>],
     ) -> Snapshot {
         let started = Instant::now();
-        let step = config.evaluation.interval.as_secs() as i64;
-        let pack = &config.pack;
         let timelines: Vec<_> = pack
             .signals
             .iter()
             .zip(answers)
-            .zip(windows(config, at, at))
+            .zip(windows(pack, step, at, at))
             .map(|((s, a), w)| judge(s, a, w))
             .collect();
         let phases = pack
@@ -104,17 +83,14 @@ impl Snapshot {
 }
 
 /// The range-query window of each signal, in pack order, to judge every step from `from` to `to`
-/// (`to` rounded down onto the step grid that starts at `from`): each reaches back far enough for
+/// (`to` rounded down onto the `step`-second grid that starts at `from`): each reaches back far enough for
 /// the signal's `for` and its phases' `stable_for` at `from`.
-pub fn windows(config: &Config, from: i64, to: i64) -> Vec<Window> {
-    let step = config.evaluation.interval.as_secs() as i64;
+pub fn windows(pack: &Pack, step: i64, from: i64, to: i64) -> Vec<Window> {
     let end = from + (to - from).max(0) / step * step;
-    config
-        .pack
-        .signals
+    pack.signals
         .iter()
         .map(|s| Window {
-            start: from - step * steps_back(config, s) as i64,
+            start: from - step * steps_back(pack, step, s) as i64,
             end,
             step,
         })
@@ -123,10 +99,9 @@ pub fn windows(config: &Config, from: i64, to: i64) -> Vec<Window> {
 
 /// Steps of history a signal needs: the longest `stable_for` among its phases, plus its own `for`
 /// so that the first step of the stability window already knows whether `for` held.
-fn steps_back(config: &Config, signal: &Signal) -> usize {
-    let step = config.evaluation.interval.as_secs();
-    let stable = config
-        .pack
+fn steps_back(pack: &Pack, step: i64, signal: &Signal) -> usize {
+    let step = step as u64;
+    let stable = pack
         .phases
         .iter()
         .filter(|p| signal.in_phase(&p.name))

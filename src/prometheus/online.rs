@@ -11,7 +11,7 @@ use promql_parser::label::MatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 use promql_parser::util::{walk_expr, ExprVisitor};
 
-use crate::pack::{NoDataPolicy, Signal};
+use crate::engine::pack::{NoDataPolicy, Signal};
 
 /// Metric names a query selects by name; selectors that match names by regex are skipped.
 pub fn metric_names(query: &str) -> BTreeSet<String> {

@@ -17,8 +17,8 @@ use aws_sigv4::sign::v4;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
+use super::error::SourceError;
 use crate::config::SigV4Config;
-use crate::source::SourceError;
 
 pub struct SigV4 {
     config: SigV4Config,

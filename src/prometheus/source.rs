@@ -1,9 +1,8 @@
 //! The Prometheus source: runs one range query per signal, each with its own timeout, with at
 //! most `concurrency` in flight so that a large pack cannot stampede a busy Prometheus.
 //!
-//! It only fetches; judging the samples is `evaluate`'s job, which keeps that part pure.
+//! It only fetches; judging the samples is the engine's job, which keeps that part pure.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -13,67 +12,10 @@ use tokio::sync::Semaphore;
 
 use std::sync::{Arc, Mutex};
 
+use super::error::SourceError;
+use super::sigv4::SigV4;
 use crate::config::{Bearer, PrometheusConfig};
-use crate::sigv4::SigV4;
-
-/// Labels of one series, sorted so that output and matching are deterministic.
-pub type Labels = BTreeMap<String, String>;
-
-/// One returned series: its labels and its samples as (unix seconds, value).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Series {
-    pub labels: Labels,
-    pub samples: Vec<(i64, f64)>,
-}
-
-/// The time grid of a range query: `start`, `start + step`, ... up to `end` inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub start: i64,
-    pub end: i64,
-    pub step: i64,
-}
-
-impl Window {
-    /// A window of `steps_back` steps before `end` (so `steps_back + 1` points).
-    pub fn ending_at(end: i64, step: i64, steps_back: usize) -> Window {
-        Window {
-            start: end - step * steps_back as i64,
-            end,
-            step,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        ((self.end - self.start) / self.step) as usize + 1
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.end < self.start
-    }
-
-    /// The grid index of a sample timestamp, if it lies on the grid.
-    pub fn index_of(&self, ts: i64) -> Option<usize> {
-        let offset = ts - self.start;
-        (offset >= 0 && offset % self.step == 0 && ts <= self.end)
-            .then(|| (offset / self.step) as usize)
-    }
-}
-
-/// Why a query produced no usable answer. Never treated as healthy.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SourceError {
-    #[error("query timed out after {}", humantime::format_duration(*.0))]
-    Timeout(Duration),
-    #[error("Prometheus is unreachable: {0}")]
-    Unreachable(String),
-    #[error("Prometheus rejected the query: {0}")]
-    Rejected(String),
-    #[error("Prometheus answered something that is not a range-query result: {0}")]
-    BadResponse(String),
-    #[error("cannot authenticate to Prometheus: {0}")]
-    Auth(String),
-}
+use crate::engine::series::{Series, Window};
 
 /// A Prometheus HTTP API client bound to one server and one per-query timeout.
 #[derive(Clone)]
@@ -354,22 +296,5 @@ fn describe_chain(e: &reqwest::Error) -> String {
         "request failed".to_string()
     } else {
         parts.join(": ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn window_grid_is_inclusive_and_aligned_to_the_end() {
-        let w = Window::ending_at(1000, 30, 4);
-        assert_eq!(w.start, 880);
-        assert_eq!(w.len(), 5);
-        assert_eq!(w.index_of(880), Some(0));
-        assert_eq!(w.index_of(1000), Some(4));
-        assert_eq!(w.index_of(1001), None);
-        assert_eq!(w.index_of(850), None);
-        assert_eq!(w.index_of(1030), None);
     }
 }

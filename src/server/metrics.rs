@@ -14,9 +14,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::decide::Decision;
-use crate::evaluate::Status;
-use crate::snapshot::Snapshot;
+use crate::alerting::delivery::DeliveryCounters;
+use crate::engine::decide::Decision;
+use crate::engine::evaluate::Status;
+use crate::engine::snapshot::Snapshot;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
@@ -34,39 +35,6 @@ struct SignalStatusLabels {
     status: String,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct AlertLabels {
-    receiver: String,
-    outcome: String,
-}
-
-/// What became of one delivery attempt or alert, as the `outcome` label says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AlertOutcome {
-    Sent,
-    Retried,
-    Failed,
-    Dropped,
-}
-
-impl AlertOutcome {
-    const ALL: [AlertOutcome; 4] = [
-        AlertOutcome::Sent,
-        AlertOutcome::Retried,
-        AlertOutcome::Failed,
-        AlertOutcome::Dropped,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            AlertOutcome::Sent => "sent",
-            AlertOutcome::Retried => "retried",
-            AlertOutcome::Failed => "failed",
-            AlertOutcome::Dropped => "dropped",
-        }
-    }
-}
-
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
@@ -79,7 +47,8 @@ pub struct Metrics {
     query_errors: Family<SignalLabels, Counter>,
     evaluation_duration: Histogram,
     last_evaluation: FloatGauge,
-    alerts: Family<AlertLabels, Counter>,
+    /// Updated by the alert path; registered here with the rest.
+    pub alerts: DeliveryCounters,
 }
 
 impl Default for Metrics {
@@ -101,7 +70,7 @@ impl Metrics {
             query_errors: Family::default(),
             evaluation_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             last_evaluation: FloatGauge::default(),
-            alerts: Family::default(),
+            alerts: DeliveryCounters::default(),
         };
         // Families are cheap handles onto shared state: the registry encodes the clones that the
         // struct keeps updating.
@@ -148,7 +117,7 @@ impl Metrics {
         registry.register(
             "upgrade_gate_alerts",
             "Alert deliveries by receiver: sent, retried (one per retry), failed (refused), dropped (queue full)",
-            metrics.alerts.clone(),
+            metrics.alerts.family(),
         );
         Metrics {
             registry,
@@ -210,24 +179,6 @@ impl Metrics {
         self.stable_seconds.clear();
         self.signal_status.clear();
         self.signal_value.clear();
-    }
-
-    /// Creates the receiver's counters at 0, so that alerting rules see the first increase.
-    pub fn register_receiver(&self, receiver: &str) {
-        for outcome in AlertOutcome::ALL {
-            self.alert_counter(receiver, outcome);
-        }
-    }
-
-    pub fn record_alert(&self, receiver: &str, outcome: AlertOutcome) {
-        self.alert_counter(receiver, outcome).inc();
-    }
-
-    fn alert_counter(&self, receiver: &str, outcome: AlertOutcome) -> Counter {
-        self.alerts.get_or_create_owned(&AlertLabels {
-            receiver: receiver.to_string(),
-            outcome: outcome.as_str().to_string(),
-        })
     }
 
     /// OpenMetrics text of every metric.

@@ -1,6 +1,9 @@
-//! The daemon: the evaluation loop and the HTTP server, sharing one shutdown token.
+//! The daemon: the evaluation loop ([`scheduler`], one [`evaluation`] per tick) and the HTTP
+//! server ([`router`]), sharing one shutdown token, with the gate's own [`metrics`].
 //!
-//! Takes an already-bound listener so that tests can bind port 0 and learn the address.
+//! This is where the pieces meet: it wires the Prometheus source, the engine and the alert path
+//! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an
+//! already-bound listener so that tests can bind port 0 and learn the address.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -10,12 +13,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::delivery::Alerting;
 use crate::config::Config;
-use crate::dispatch::Alerting;
-use crate::http::{router, AppState};
-use crate::metrics::Metrics;
-use crate::scheduler::{Reload, Scheduler};
-use crate::source::{PrometheusSource, SourceError};
+use crate::prometheus::error::SourceError;
+use crate::prometheus::source::PrometheusSource;
+use metrics::Metrics;
+use router::{router, AppState};
+use scheduler::{Reload, Scheduler};
+
+pub mod evaluation;
+pub mod metrics;
+pub mod router;
+pub mod scheduler;
 
 /// How long the evaluation loop and alert delivery may take to stop after the server has.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);
@@ -43,7 +52,11 @@ pub async fn serve(
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(reload.clone(), token.clone()));
 
-    let alerting = Alerting::start(&config.alerts, config.evaluation.interval, metrics.clone());
+    let alerting = Alerting::start(
+        &config.alerts,
+        config.evaluation.interval,
+        metrics.alerts.clone(),
+    );
     let config = Arc::new(config);
     let (config_tx, config_rx) = watch::channel(config.clone());
     let scheduler = Scheduler {

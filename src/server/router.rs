@@ -12,12 +12,12 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::metrics::Metrics;
+use super::scheduler::Reload;
 use crate::config::{Config, ConfigError};
-use crate::decide::{Decision, Verdict};
-use crate::metrics::Metrics;
-use crate::pack::ALL_PHASES;
-use crate::scheduler::Reload;
-use crate::snapshot::Snapshot;
+use crate::engine::decide::{Decision, Verdict};
+use crate::engine::pack::ALL_PHASES;
+use crate::engine::snapshot::Snapshot;
 
 /// Everything a handler may read. Cheap to clone.
 #[derive(Clone)]
@@ -198,7 +198,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::Verdict;
+    use crate::engine::decide::Verdict;
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;

@@ -10,13 +10,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use super::evaluation::evaluate;
+use super::metrics::Metrics;
+use crate::alerting::delivery::Alerting;
 use crate::config::{self, Config, ConfigError};
-use crate::decide::Decision;
-use crate::dispatch::Alerting;
-use crate::evaluate::Status;
-use crate::metrics::Metrics;
-use crate::snapshot::Snapshot;
-use crate::source::PrometheusSource;
+use crate::engine::decide::Decision;
+use crate::engine::evaluate::Status;
+use crate::engine::snapshot::Snapshot;
+use crate::prometheus::source::PrometheusSource;
 
 /// A request to re-read the configuration; the answer says whether it was taken.
 pub struct Reload {
@@ -64,7 +65,7 @@ impl Scheduler {
             let at = chrono::Utc::now().timestamp();
             let snapshot = tokio::select! {
                 _ = shutdown.cancelled() => return self.alerting,
-                s = Snapshot::take(&config, &self.source, at) => Arc::new(s),
+                s = evaluate(&config, &self.source, at) => Arc::new(s),
             };
             self.publish_snapshot(snapshot);
         }

@@ -1,8 +1,8 @@
-//! `simulate --listen`: the synthetic upgrade of [`crate::demo_data`] as an exporter that a real
-//! Prometheus scrapes, so the gate can be watched flipping live.
+//! `simulate --listen`: the synthetic upgrade of [`super::scenarios`] as an exporter that a
+//! real Prometheus scrapes, so the gate can be watched flipping live.
 //!
 //! `GET /metrics` answers every series at the moment of the scrape
-//! ([`demo_data::exposition`], the same model the backfill file is written from), in the
+//! ([`scenarios::exposition`], the same model the backfill file is written from), in the
 //! Prometheus text format 0.0.4 without timestamps. The text format rather than OpenMetrics:
 //! there a counter's samples carry the name as is, so Istio's `pilot_xds_pushes` and the VPC CNI's
 //! `awscni_*` counters are stored under the names the pack queries, typed `counter`, as the real
@@ -21,7 +21,7 @@ use axum::Router;
 use clap::ValueEnum;
 use tokio::net::TcpListener;
 
-use crate::demo_data::{self, Scenario, Window};
+use super::scenarios::{self, Scenario, Window};
 
 /// Content type of the Prometheus text format.
 pub const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -56,7 +56,7 @@ pub fn router(scenario: Scenario, window: Window) -> Router {
     Router::new().route(
         "/metrics",
         get(move || async move {
-            let body = demo_data::exposition(scenario, window, clock.now());
+            let body = scenarios::exposition(scenario, window, clock.now());
             ([(CONTENT_TYPE, TEXT_FORMAT)], body)
         }),
     )
@@ -82,7 +82,7 @@ pub async fn serve(
         window_end = %at(window.end),
         "simulator serving /metrics"
     );
-    for (t, what) in demo_data::timeline(scenario, window) {
+    for (t, what) in scenarios::timeline(scenario, window) {
         let offset = std::time::Duration::from_secs((t - window.start).unsigned_abs());
         let sign = if t < window.start { "-" } else { "+" };
         let offset = format!("{sign}{}", humantime::format_duration(offset));
@@ -121,7 +121,7 @@ mod tests {
         assert!(body.contains("# TYPE pilot_xds_pushes counter\n"), "{body}");
         // Rendered at a time between the two reads of the clock.
         let later = Clock::start().now();
-        assert!((now..=later).any(|t| demo_data::exposition(Scenario::Healthy, window, t) == body));
+        assert!((now..=later).any(|t| scenarios::exposition(Scenario::Healthy, window, t) == body));
     }
 
     #[test]

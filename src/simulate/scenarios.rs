@@ -7,8 +7,8 @@
 //! [`openmetrics`] / [`openmetrics_window`] write samples over a range of times as OpenMetrics
 //! text for `promtool tsdb create-blocks-from openmetrics`, and [`exposition`] writes the value of
 //! every series at one time, without timestamps, in the Prometheus text format for a scrape
-//! (`simulate --listen`, see [`crate::simulate`]). It is pure (no clock, no I/O, no randomness), so
-//! one window always gives the same text, and a backfilled file and a live exporter that share a
+//! (`simulate --listen`, see [`super::exporter`]). It is pure (no clock, no I/O, no
+//! randomness), so one window always gives the same text, and a backfilled file and a live exporter that share a
 //! [`Window`] agree sample for sample.
 //!
 //! Table-driven: one table per component (nodes, apiserver endpoints, mesh services, ...), one

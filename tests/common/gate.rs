@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use upgrade_gate::config::Config;
-use upgrade_gate::serve::ServeError;
+use upgrade_gate::server::ServeError;
 
 /// A running gate; `stop` shuts it down and checks that it stopped cleanly.
 pub struct TestGate {
@@ -24,7 +24,7 @@ impl TestGate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(upgrade_gate::serve::serve(config, listener, async {
+        let task = tokio::spawn(upgrade_gate::server::serve(config, listener, async {
             let _ = stopped.await;
         }));
         TestGate {

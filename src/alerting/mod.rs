@@ -1,0 +1,11 @@
+//! Alerting: from snapshots to messages people read. The alert [`book`] decides what fires and
+//! what changed (pure), [`formats`] renders it for each receiver kind (Slack, signed webhook,
+//! Alertmanager), and [`delivery`] sends it through one bounded queue per receiver, retrying
+//! with backoff and counting every outcome.
+//!
+//! It reads the engine's snapshots and the receivers' configuration; it does not know the server,
+//! the router or the exported metrics registry: it is handed the counters it updates.
+
+pub mod book;
+pub mod delivery;
+pub mod formats;

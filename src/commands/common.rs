@@ -1,0 +1,86 @@
+//! What every subcommand shares: exit codes, loading the configuration, the runtime, shutdown on
+//! SIGINT/SIGTERM, and the time arguments of the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{self, Config};
+
+pub const EXIT_NO_GO: u8 = 1;
+pub const EXIT_CANNOT: u8 = 2;
+
+/// An RFC 3339 time, or `now` optionally followed by `+` or `-` and a duration (`now-2h`).
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Some(offset) = s.strip_prefix("now") {
+        let now = Utc::now();
+        let shift = |d: &str| {
+            config::parse_duration(d)
+                .and_then(|d| chrono::Duration::from_std(d).map_err(|e| e.to_string()))
+        };
+        return match offset.chars().next() {
+            None => Ok(now),
+            Some('+') => Ok(now + shift(&offset[1..])?),
+            Some('-') => Ok(now - shift(&offset[1..])?),
+            Some(_) => Err(format!("{s:?}: expected now, now+D or now-D")),
+        };
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("{s:?} is not an RFC 3339 time such as 2026-11-26T10:00:00Z, nor now-1h: {e}")
+        })
+}
+
+pub fn parse_step(s: &str) -> Result<Duration, String> {
+    match config::parse_duration(s)? {
+        d if d.as_secs() >= 1 && d.subsec_nanos() == 0 => Ok(d),
+        _ => Err(format!(
+            "{s:?} must be a whole number of seconds, at least 1s"
+        )),
+    }
+}
+
+/// The validated configuration, or the exit code after printing every problem.
+pub fn load(path: Option<PathBuf>) -> Result<Config, u8> {
+    config::load(path.as_deref()).map_err(|e| {
+        eprint!("{e}");
+        EXIT_CANNOT
+    })
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+}

@@ -1,0 +1,62 @@
+//! `upgrade-gate validate`: the configuration, signal files, thresholds and PromQL syntax, and
+//! with `--online` the metrics that Prometheus has no series of.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use super::common::{load, runtime, EXIT_CANNOT};
+use crate::prometheus::online::absent;
+use crate::prometheus::source::PrometheusSource;
+
+/// How far back `validate --online` looks for a metric's series.
+const ONLINE_LOOKBACK_SECS: i64 = 3600;
+
+pub fn run(path: Option<PathBuf>, online: bool) -> u8 {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    println!(
+        "valid: {} signals in {} phases ({})",
+        config.pack.signals.len(),
+        config.pack.phases.len(),
+        config
+            .pack
+            .phases
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !online {
+        return 0;
+    }
+    let now = Utc::now().timestamp();
+    let known = PrometheusSource::new(&config.prometheus).and_then(|source| {
+        runtime().block_on(source.metric_names(now - ONLINE_LOOKBACK_SECS, now))
+    });
+    let known = match known {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("cannot check metrics online: {e}");
+            return EXIT_CANNOT;
+        }
+    };
+    let absent = absent(&config.pack.signals, &known);
+    if absent.is_empty() {
+        println!(
+            "online: every metric the pack queries has series in Prometheus over the last hour"
+        );
+        return 0;
+    }
+    eprintln!(
+        "{} signal{} query metrics that Prometheus has no series of over the last hour:",
+        absent.len(),
+        if absent.len() == 1 { "" } else { "s" }
+    );
+    for a in &absent {
+        eprintln!("  - {a}");
+    }
+    EXIT_CANNOT
+}

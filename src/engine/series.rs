@@ -1,0 +1,67 @@
+//! What Prometheus answers, as the engine reads it: labelled series of samples on a time grid.
+//!
+//! Owned by the engine so that judging never depends on how the samples were fetched; the
+//! Prometheus source produces these types and the engine consumes them.
+
+use std::collections::BTreeMap;
+
+/// Labels of one series, sorted so that output and matching are deterministic.
+pub type Labels = BTreeMap<String, String>;
+
+/// One returned series: its labels and its samples as (unix seconds, value).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// The time grid of a range query: `start`, `start + step`, ... up to `end` inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl Window {
+    /// A window of `steps_back` steps before `end` (so `steps_back + 1` points).
+    pub fn ending_at(end: i64, step: i64, steps_back: usize) -> Window {
+        Window {
+            start: end - step * steps_back as i64,
+            end,
+            step,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        ((self.end - self.start) / self.step) as usize + 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end < self.start
+    }
+
+    /// The grid index of a sample timestamp, if it lies on the grid.
+    pub fn index_of(&self, ts: i64) -> Option<usize> {
+        let offset = ts - self.start;
+        (offset >= 0 && offset % self.step == 0 && ts <= self.end)
+            .then(|| (offset / self.step) as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_grid_is_inclusive_and_aligned_to_the_end() {
+        let w = Window::ending_at(1000, 30, 4);
+        assert_eq!(w.start, 880);
+        assert_eq!(w.len(), 5);
+        assert_eq!(w.index_of(880), Some(0));
+        assert_eq!(w.index_of(1000), Some(4));
+        assert_eq!(w.index_of(1001), None);
+        assert_eq!(w.index_of(850), None);
+        assert_eq!(w.index_of(1030), None);
+    }
+}
