@@ -4,7 +4,8 @@
 //! Validation collects every problem instead of stopping at the first, each naming the file, the
 //! signal and the key, because a pack is edited in bulk before an upgrade window and fixing one
 //! error per run is how thresholds end up wrong at 2 a.m. One file per section: [`prometheus`]
-//! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers), with
+//! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers),
+//! [`cluster`] (replicas sharing the notification log), with
 //! the problem list in [`problems`] and the value readers in [`read`]. It builds the engine's
 //! pack; it knows nothing of how the configuration is used.
 
@@ -16,18 +17,21 @@ use config::{File, FileFormat};
 use serde::Deserialize;
 
 pub mod alerts;
+pub mod cluster;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
 pub mod signals;
 
 pub use alerts::{AlertsConfig, ReceiverConfig, ReceiverKind};
+pub use cluster::ClusterConfig;
 pub use problems::{ConfigError, Problem};
 pub use prometheus::{Bearer, PrometheusAuth, PrometheusConfig, SigV4Config};
 pub use read::parse_duration;
 
 use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
+use cluster::{validate_cluster, RawCluster};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{duration_or, env_overrides, read_raw};
@@ -60,6 +64,7 @@ struct RawConfig {
     signals: Vec<RawSignal>,
     #[serde(default)]
     alerts: RawAlerts,
+    cluster: Option<RawCluster>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +105,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub pack: Pack,
     pub alerts: AlertsConfig,
+    /// Replicas sharing the notification log; `None` for a lone process.
+    pub cluster: Option<ClusterConfig>,
     /// Whether `POST /-/reload` re-reads the configuration (SIGHUP always does).
     pub reload_endpoint: bool,
     /// The file this was loaded from, re-read on reload; `None` for the built-in default.
@@ -205,6 +212,7 @@ fn validate(
         listen,
         pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),
         alerts: validate_alerts(file, raw.alerts, problems),
+        cluster: validate_cluster(file, raw.cluster, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         source: None,
     }
