@@ -29,6 +29,9 @@ use crate::config::ClusterConfig;
 /// Keys of log entries among a node's chitchat key-values.
 const ENTRY_PREFIX: &str = "nf:";
 const CLUSTER_ID: &str = "upgrade-gate";
+/// Gossip rounds the live set must stay the same, with every peer heard of live, before this
+/// replica trusts that it knows its peers and their logs (as Alertmanager's settle).
+const SETTLE_ROUNDS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start gossip on {listen}: {message}")]
@@ -193,6 +196,8 @@ async fn join(
         published: BTreeMap::new(),
         read: BTreeMap::new(),
         settle_by: Instant::now() + config.peer_timeout,
+        live: Vec::new(),
+        stable_rounds: 0,
         publish,
         gauges,
     };
@@ -223,6 +228,9 @@ struct Sync {
     /// The version of each peer's state last read.
     read: BTreeMap<ChitchatId, u64>,
     settle_by: Instant,
+    /// The live set of the previous round, and for how many rounds it has not changed.
+    live: Vec<String>,
+    stable_rounds: u32,
     publish: watch::Sender<Membership>,
     gauges: ClusterGauges,
 }
@@ -265,12 +273,12 @@ impl Sync {
             self.published = ours;
         }
         let mut theirs = Vec::new();
-        let mut heard_a_peer = false;
+        let mut heard = Vec::new();
         for (id, state) in chitchat.node_states() {
             if id.node_id == self.self_id.node_id {
                 continue;
             }
-            heard_a_peer = true;
+            heard.push(id.node_id.to_string());
             if self.read.get(id) == Some(&state.max_version()) {
                 continue;
             }
@@ -282,20 +290,32 @@ impl Sync {
                     .filter_map(|(k, v)| parse_entry(k, v)),
             );
         }
-        let mut live: Vec<&str> = chitchat.live_nodes().map(|id| &*id.node_id).collect();
+        let mut live: Vec<String> = chitchat
+            .live_nodes()
+            .map(|id| id.node_id.to_string())
+            .collect();
+        drop(chitchat);
         live.sort_unstable();
         live.dedup();
+        if live == self.live {
+            self.stable_rounds += 1;
+        } else {
+            self.stable_rounds = 0;
+        }
+        // A peer heard of but not live yet is one whose log may not be complete here; a dead one
+        // keeps this replica waiting until the timeout, which is the most a join may take.
+        let known = heard.iter().all(|h| live.contains(h));
         let membership = Membership {
             peers: live.len(),
             position: live
                 .iter()
-                .position(|n| *n == &*self.self_id.node_id)
+                .position(|n| **n == *self.self_id.node_id)
                 .unwrap_or(0),
             settled: self.publish.borrow().settled
-                || heard_a_peer
+                || (known && self.stable_rounds >= SETTLE_ROUNDS)
                 || Instant::now() >= self.settle_by,
         };
-        drop(chitchat);
+        self.live = live;
         if !theirs.is_empty() {
             self.log.merge(theirs);
         }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 pub mod alertmanager;
 pub mod data;
+pub mod exporter;
 pub mod gate;
 pub mod process;
 pub mod prometheus;
