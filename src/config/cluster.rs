@@ -17,7 +17,9 @@ const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(15);
 pub(super) struct RawCluster {
     listen: Option<String>,
     advertise: Option<String>,
-    #[serde(default)]
+    /// A list in YAML; from the environment (`UPGRADE_GATE__CLUSTER__PEERS`), one string with
+    /// commas between peers.
+    #[serde(default, deserialize_with = "list_or_commas")]
     peers: Vec<String>,
     peer_timeout: Option<String>,
 }
@@ -116,6 +118,24 @@ pub(super) fn validate_cluster(
     })
 }
 
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Peers {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Peers::deserialize(d)? {
+        Peers::List(list) => list,
+        Peers::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
 fn valid_host_port(text: &str) -> bool {
     match text.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
@@ -150,6 +170,21 @@ mod tests {
         });
         assert_eq!(problems.len(), 1);
         assert!(problems[0].contains("key `cluster.listen`"), "{problems:?}");
+    }
+
+    #[test]
+    fn peers_from_the_environment_are_one_string_with_commas() {
+        let raw: RawCluster = serde_json::from_value(serde_json::json!({
+            "listen": "10.0.0.5:7946",
+            "peers": "upgrade-gate-peers:7946, 10.0.0.6:7946"
+        }))
+        .unwrap();
+        let (c, problems) = check(raw);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            c.unwrap().peers,
+            ["upgrade-gate-peers:7946", "10.0.0.6:7946"]
+        );
     }
 
     #[test]
