@@ -118,6 +118,16 @@ struct Setup {
     repeat_interval: Option<&'static str>,
 }
 
+impl Setup {
+    /// A process on its own with its notification log in `dir`, which outlives the process.
+    fn keeping_state(dir: &Path) -> Setup {
+        Setup {
+            state_file: Some(dir.join("notifications.json")),
+            ..Setup::default()
+        }
+    }
+}
+
 fn start(world: &World, setup: &Setup) -> ServerProcess {
     let prometheus = world.prometheus.url().to_string();
     let hook = world.hook.url();
@@ -274,10 +284,7 @@ fn a_replica_killed_after_the_firing_notice_leaves_the_resolution_to_the_other()
 fn a_process_with_a_state_file_restarted_mid_incident_repeats_nothing() {
     let world = World::failing();
     let dir = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        state_file: Some(dir.path().join("notifications.json")),
-        ..Setup::default()
-    };
+    let setup = Setup::keeping_state(dir.path());
     let gate = start(&world, &setup);
     decided(&[&gate], ALERTS);
     world.assert_each(1, &["firing"]);
@@ -296,10 +303,7 @@ fn a_process_with_a_state_file_restarted_mid_incident_repeats_nothing() {
 fn an_incident_that_starts_while_the_process_is_down_is_notified_when_it_is_back() {
     let world = World::healthy();
     let dir = tempfile::tempdir().unwrap();
-    let setup = Setup {
-        state_file: Some(dir.path().join("notifications.json")),
-        ..Setup::default()
-    };
+    let setup = Setup::keeping_state(dir.path());
     let gate = start(&world, &setup);
     assert!(world.hook.received().is_empty());
     drop(gate);
@@ -369,9 +373,8 @@ fn repeat_interval_is_honoured_across_a_restart() {
     let world = World::failing();
     let dir = tempfile::tempdir().unwrap();
     let setup = Setup {
-        state_file: Some(dir.path().join("notifications.json")),
         repeat_interval: Some("4s"),
-        ..Setup::default()
+        ..Setup::keeping_state(dir.path())
     };
     let gate = start(&world, &setup);
     decided(&[&gate], ALERTS);

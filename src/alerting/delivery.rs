@@ -129,6 +129,8 @@ pub struct Alerting {
     send_resolved: bool,
     counters: DeliveryCounters,
     peers: Peers,
+    /// The state file the log was opened with; another one takes a restart.
+    state_file: Option<std::path::PathBuf>,
 }
 
 /// What each worker needs to send.
@@ -172,6 +174,7 @@ impl Alerting {
             send_resolved: config.send_resolved,
             counters,
             peers,
+            state_file: config.state_file.clone(),
         };
         alerting.reconfigure(config, evaluation_interval);
         alerting
@@ -187,6 +190,9 @@ impl Alerting {
         // As Prometheus does: long enough to survive a few missed evaluations.
         let firing_ttl = 4 * evaluation_interval.max(Duration::from_secs(60));
         self.send_resolved = config.send_resolved;
+        if config.state_file != self.state_file {
+            tracing::warn!("alerts.state_file changed; the new file is used only after a restart");
+        }
         self.queues.clear();
         self.workers.retain(|w| !w.is_finished());
         for receiver in &config.receivers {
