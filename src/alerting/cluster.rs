@@ -46,6 +46,7 @@ pub struct Membership {
     /// Live replicas, this one included.
     pub peers: usize,
     /// Index of this replica among the live ones sorted by identity (advertised address).
+    /// Live here means heard from within one `peer_timeout`, or live to the failure detector.
     pub position: usize,
     /// Whether the peers' logs have been read (or waiting for them has timed out): before that,
     /// this replica does not know what they sent.
@@ -198,6 +199,8 @@ async fn join(
         settle_by: Instant::now() + config.peer_timeout,
         live: Vec::new(),
         stable_rounds: 0,
+        beats: BTreeMap::new(),
+        peer_timeout: config.peer_timeout,
         publish,
         gauges,
     };
@@ -231,6 +234,9 @@ struct Sync {
     /// The live set of the previous round, and for how many rounds it has not changed.
     live: Vec<String>,
     stable_rounds: u32,
+    /// Each peer's last heartbeat and when it last changed.
+    beats: BTreeMap<ChitchatId, (chitchat::Heartbeat, Instant)>,
+    peer_timeout: Duration,
     publish: watch::Sender<Membership>,
     gauges: ClusterGauges,
 }
@@ -274,11 +280,26 @@ impl Sync {
         }
         let mut theirs = Vec::new();
         let mut heard = Vec::new();
+        let now = Instant::now();
+        // A peer counts in the order as soon as its heartbeat is heard moving, before the failure
+        // detector has samples enough to call it live, and until it has been silent for one
+        // peer_timeout: two replicas must not both take position 0 while one has not noticed the
+        // other yet, and a dead one's turn costs one wait at most.
+        let mut present = Vec::new();
         for (id, state) in chitchat.node_states() {
             if id.node_id == self.self_id.node_id {
                 continue;
             }
             heard.push(id.node_id.to_string());
+            let beat = state.heartbeat();
+            let changed = match self.beats.get(id) {
+                Some((last, at)) if *last == beat => *at,
+                _ => now,
+            };
+            self.beats.insert(id.clone(), (beat, changed));
+            if now.duration_since(changed) < self.peer_timeout {
+                present.push(id.node_id.to_string());
+            }
             if self.read.get(id) == Some(&state.max_version()) {
                 continue;
             }
@@ -297,6 +318,9 @@ impl Sync {
         drop(chitchat);
         live.sort_unstable();
         live.dedup();
+        present.extend(live.iter().cloned());
+        present.sort_unstable();
+        present.dedup();
         if live == self.live {
             self.stable_rounds += 1;
         } else {
@@ -306,8 +330,8 @@ impl Sync {
         // keeps this replica waiting until the timeout, which is the most a join may take.
         let known = heard.iter().all(|h| live.contains(h));
         let membership = Membership {
-            peers: live.len(),
-            position: live
+            peers: present.len(),
+            position: present
                 .iter()
                 .position(|n| **n == *self.self_id.node_id)
                 .unwrap_or(0),
