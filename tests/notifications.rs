@@ -217,7 +217,7 @@ fn decided(gates: &[&ServerProcess], n: usize) {
     });
     let last = |g: &ServerProcess| metric(g, "upgrade_gate_last_evaluation_timestamp_seconds");
     let since: Vec<f64> = gates.iter().map(|g| last(g)).collect();
-    let turns = gates.len() as f64 + 2.0;
+    let turns = 2.0 * gates.len() as f64 + 1.0;
     poll("evaluations after the decisions", || {
         gates.iter().zip(&since).all(|(g, s)| last(g) >= s + turns)
     });

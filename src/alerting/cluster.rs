@@ -85,13 +85,16 @@ pub struct Turn {
 }
 
 impl Turn {
-    /// Waits until the peers' logs are known, then `position x peer_timeout` after `since`.
-    pub async fn wait(&self, since: Instant) {
+    /// Waits until the peers' logs are known, then `position x (peer_timeout + skew)` after
+    /// `since`. `skew` is how far apart two replicas' evaluations may be (one evaluation interval):
+    /// a peer ahead in the order may see a change only at its next evaluation, and must have had
+    /// its `peer_timeout` to send it and gossip the entry before this one looks at the log.
+    pub async fn wait(&self, since: Instant, skew: Duration) {
         let mut membership = self.membership.clone();
         // A closed channel means the gossip is gone: nobody else will send, so go ahead.
         let _ = membership.wait_for(|m| m.settled).await;
         let position = membership.borrow().position as u32;
-        tokio::time::sleep_until(since + self.peer_timeout * position).await;
+        tokio::time::sleep_until(since + (self.peer_timeout + skew) * position).await;
     }
 }
 

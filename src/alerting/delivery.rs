@@ -4,7 +4,8 @@
 //! A receiver that is down holds up only its own queue.
 //!
 //! Slack and webhook workers consult the notification log: after each evaluation a worker waits
-//! its turn ([`Turn`]: position x `peer_timeout`), sends only what the log says is due, and records
+//! its turn ([`Turn`]: position x (`peer_timeout` + one evaluation interval, the most two replicas'
+//! evaluations are apart)), sends only what the log says is due, and records
 //! what it sent. Alertmanager workers send the whole state every time; Alertmanager deduplicates.
 
 use std::collections::BTreeMap;
@@ -143,6 +144,7 @@ struct Worker {
     max_backoff: Duration,
     repeat_interval: Duration,
     send_resolved: bool,
+    evaluation_interval: Duration,
     counters: DeliveryCounters,
     turn: Turn,
 }
@@ -212,6 +214,7 @@ impl Alerting {
                 max_backoff: config.retry_max_backoff,
                 repeat_interval: config.repeat_interval,
                 send_resolved: config.send_resolved,
+                evaluation_interval,
                 counters: self.counters.clone(),
                 turn: self.peers.turn.clone(),
             };
@@ -299,7 +302,9 @@ impl Worker {
 
     /// Waits its turn, then sends what the notification log says is due and records it.
     async fn notify(&self, evaluation: &Evaluation) {
-        self.turn.wait(evaluation.queued).await;
+        self.turn
+            .wait(evaluation.queued, self.evaluation_interval)
+            .await;
         let name = &self.receiver.name;
         let snapshot = &evaluation.snapshot;
         let due = self.turn.log.read(|log| {
