@@ -69,6 +69,10 @@ pub enum Command {
         /// A running upgrade-gate to ask, e.g. http://upgrade-gate:8080.
         #[arg(long, conflicts_with = "config")]
         server: Option<String>,
+        /// File holding the server's bearer token (`server.auth.bearer_token_file`), sent as
+        /// `Authorization: Bearer`; read before every poll, so a rotated token is followed.
+        #[arg(long, requires = "server")]
+        token_file: Option<PathBuf>,
         /// Evaluate locally with this config instead of asking a server (the built-in pack when
         /// neither is given).
         #[arg(long)]
@@ -125,10 +129,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Wait {
             phase,
             server,
+            token_file,
             config,
             timeout,
             interval,
-        } => wait::run(phase, server, config, timeout, interval),
+        } => wait::run(phase, server, token_file, config, timeout, interval),
         Command::Replay {
             config,
             phase,

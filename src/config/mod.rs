@@ -19,18 +19,21 @@ pub mod alerts;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
+pub mod server;
 pub mod signals;
 
 pub use alerts::{AlertsConfig, ReceiverConfig, ReceiverKind};
 pub use problems::{ConfigError, Problem};
 pub use prometheus::{Bearer, PrometheusAuth, PrometheusConfig, SigV4Config};
 pub use read::parse_duration;
+pub use server::{Limits, ServerAuth, ServerConfig, ServerTls};
 
 use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{duration_or, env_overrides, read_raw};
+use server::{validate_server, RawServer};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -69,13 +72,6 @@ struct RawEvaluation {
     concurrency: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    enable_reload_endpoint: Option<bool>,
-}
-
 /// How often the daemon evaluates, and how many queries may be in flight at once.
 #[derive(Debug, Clone)]
 pub struct EvaluationConfig {
@@ -102,6 +98,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Whether `POST /-/reload` re-reads the configuration (SIGHUP always does).
     pub reload_endpoint: bool,
+    /// Connection limits, TLS and the bearer token of the HTTP server.
+    pub server: ServerConfig,
     /// The file this was loaded from, re-read on reload; `None` for the built-in default.
     pub source: Option<PathBuf>,
 }
@@ -206,6 +204,7 @@ fn validate(
         pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),
         alerts: validate_alerts(file, raw.alerts, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
+        server: validate_server(file, &raw.server, problems),
         source: None,
     }
 }
