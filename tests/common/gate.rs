@@ -23,12 +23,17 @@ impl TestGate {
     pub async fn start(config: Config) -> TestGate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(upgrade_gate::server::serve(config, listener, async {
             let _ = stopped.await;
         }));
         TestGate {
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             addr,
             client: reqwest::Client::new(),
             stop: Some(stop),
