@@ -225,6 +225,11 @@ async fn poll_server(
         Err(e) => return Poll::Error(format!("cannot reach {base}: {}", e.without_url())),
     };
     let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Poll::Error(format!(
+            "{base} refused the token (401): pass the server's bearer token with --token-file"
+        ));
+    }
     let body: GateAnswer = match response.json().await {
         Ok(b) => b,
         Err(e) => {
@@ -234,9 +239,6 @@ async fn poll_server(
         }
     };
     match (status.as_u16(), body.decision, body.error) {
-        (401, _, _) => Poll::Error(format!(
-            "{base} refused the token (401): pass the server's bearer token with --token-file"
-        )),
         (404, _, error) => {
             Poll::Unknown(error.unwrap_or_else(|| format!("unknown phase {phase:?}")))
         }
