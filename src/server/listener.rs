@@ -92,8 +92,13 @@ pub async fn serve(
         tls.as_ref().map(|(c, _)| c.clone()),
         draining.clone(),
     ));
-    let acceptor = tls.map(|(_, a)| a);
-    let connections = Arc::new(Connections::default());
+    let front = Front {
+        app,
+        acceptor: tls.map(|(_, a)| a),
+        connections: Arc::new(Connections::default()),
+        limits,
+        draining: draining.clone(),
+    };
     let slots = Arc::new(Semaphore::new(cap.max));
     let tasks = TaskTracker::new();
     tokio::pin!(shutdown);
@@ -105,7 +110,7 @@ pub async fn serve(
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot accept a connection");
-                    connections.evict_longest_idle();
+                    front.connections.evict_longest_idle();
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -113,7 +118,7 @@ pub async fn serve(
         };
         let slot = match slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
-            Err(_) if connections.evict_longest_idle() => {
+            Err(_) if front.connections.evict_longest_idle() => {
                 tracing::debug!("connection cap reached: closed the longest idle connection");
                 tokio::select! {
                     _ = &mut shutdown => break,
@@ -126,17 +131,7 @@ pub async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let connection = connections.open();
-        tasks.spawn(run_connection(
-            stream,
-            acceptor.clone(),
-            app.clone(),
-            connection,
-            connections.clone(),
-            slot,
-            limits,
-            draining.clone(),
-        ));
+        tasks.spawn(front.clone().run_connection(stream, slot));
     }
     drop(listener);
     draining.cancel();
@@ -201,76 +196,82 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// One accepted connection: the TLS handshake (under the header deadline), then HTTP/1.1 until
-/// the client leaves, a deadline passes, the cap evicts it, or the server drains.
-#[allow(clippy::too_many_arguments)]
-async fn run_connection(
-    stream: TcpStream,
-    acceptor: Option<TlsAcceptor>,
+/// What every connection shares.
+#[derive(Clone)]
+struct Front {
     app: Router,
-    connection: Arc<Connection>,
+    acceptor: Option<TlsAcceptor>,
     connections: Arc<Connections>,
-    _slot: OwnedSemaphorePermit,
     limits: Limits,
     draining: CancellationToken,
-) {
-    let evicted = connection.evict.clone();
-    let _registered = Registered(connections, connection.id);
-    let Some(acceptor) = acceptor else {
-        return speak_http(stream, app, connection, limits, draining).await;
-    };
-    let handshake = tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
-    let stream = tokio::select! {
-        _ = evicted.cancelled() => return,
-        _ = draining.cancelled() => return,
-        done = handshake => match done {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "TLS handshake failed");
-                return;
-            }
-            Err(_) => return,
-        },
-    };
-    speak_http(stream, app, connection, limits, draining).await
 }
 
-async fn speak_http<I>(
-    io: I,
-    app: Router,
-    connection: Arc<Connection>,
-    limits: Limits,
-    draining: CancellationToken,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let evicted = connection.evict.clone();
-    let service = service_fn(move |request: Request<Incoming>| {
-        let busy = connection.busy();
-        let answer = app.clone().oneshot(request);
-        async move {
-            let response = answer.await;
-            drop(busy);
-            response
+impl Front {
+    /// One accepted connection, holding its slot under the cap: the TLS handshake (under the header
+    /// deadline), then HTTP/1.1 until the client leaves, a deadline passes, the cap evicts it, or the
+    /// server drains.
+    async fn run_connection(self, stream: TcpStream, _slot: OwnedSemaphorePermit) {
+        let connection = self.connections.open();
+        let evicted = connection.evict.clone();
+        let _registered = Registered(self.connections.clone(), connection.id);
+        let Some(acceptor) = self.acceptor.clone() else {
+            return self.speak_http(stream, connection).await;
+        };
+        let handshake =
+            tokio::time::timeout(self.limits.header_read_timeout, acceptor.accept(stream));
+        let stream = tokio::select! {
+            _ = evicted.cancelled() => return,
+            _ = self.draining.cancelled() => return,
+            done = handshake => match done {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            },
+        };
+        self.speak_http(stream, connection).await
+    }
+
+    async fn speak_http<I>(self, io: I, connection: Arc<Connection>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Front {
+            app,
+            limits,
+            draining,
+            ..
+        } = self;
+        let evicted = connection.evict.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let busy = connection.busy();
+            let answer = app.clone().oneshot(request);
+            async move {
+                let response = answer.await;
+                drop(busy);
+                response
+            }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let http = builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(http);
+        let result = tokio::select! {
+            result = http.as_mut() => result,
+            _ = evicted.cancelled() => return,
+            _ = draining.cancelled() => {
+                http.as_mut().graceful_shutdown();
+                http.await
+            }
+        };
+        // Deadlines passing and clients going away are the normal end of a connection.
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "HTTP connection ended");
         }
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    let http = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(http);
-    let result = tokio::select! {
-        result = http.as_mut() => result,
-        _ = evicted.cancelled() => return,
-        _ = draining.cancelled() => {
-            http.as_mut().graceful_shutdown();
-            http.await
-        }
-    };
-    // Deadlines passing and clients going away are the normal end of a connection.
-    if let Err(e) = result {
-        tracing::debug!(error = %e, "HTTP connection ended");
     }
 }
 
