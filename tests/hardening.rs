@@ -245,14 +245,18 @@ async fn an_answer_that_takes_too_long_is_a_408() {
     // and a reload waits for it to end.
     let hang = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", hang.local_addr().unwrap());
+    let (asked, mut evaluating) = tokio::sync::mpsc::channel(64);
     let holder = tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((s, _)) = hang.accept().await {
             held.push(s);
+            let _ = asked.try_send(());
         }
     });
     let (_dir, config) = gate_config("request_timeout: 500ms", &url);
     let gate = TestGate::start(config).await;
+    // The first evaluation has reached the hanging Prometheus: the reload must wait for it.
+    evaluating.recv().await.unwrap();
     let started = Instant::now();
     let r = reqwest::Client::new()
         .post(format!("{}/-/reload", gate.base))
