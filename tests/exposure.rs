@@ -234,3 +234,50 @@ fn the_token_never_reaches_the_logs() {
     assert!(logs.contains("bearer token file re-read"), "{logs}");
     assert!(!logs.contains("SECRET"), "{logs}");
 }
+
+#[test]
+fn sighup_rotates_the_certificate_of_a_running_gate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (authority, leaf) in [("ca1", "one"), ("ca2", "two")] {
+        ca(d, authority);
+        signed(d, authority, leaf, LOOPBACK_SERVER);
+    }
+    install(d, "one");
+    let gate = GateProcess::start(
+        |listen| {
+            format!(
+                "prometheus: {{url: \"http://127.0.0.1:{}\", timeout: 1s}}\nevaluation: {{interval: 1s}}\nserver: {{listen: \"{listen}\", tls: {{cert_file: \"{}\", key_file: \"{}\"}}}}\nphases: [{{name: p}}]\nsignals: [{{name: s, query: \"vector(0)\", fail: \"> 1\"}}]\n",
+                free_port(),
+                d.join("cert.pem").display(),
+                d.join("key.pem").display()
+            )
+        },
+        &[],
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let healthz = format!("https://{}/healthz", gate.addr);
+    let check = |ca: &str| runtime.block_on(status(&trusting(d, ca), &healthz));
+    assert_eq!(check("ca1"), Ok(200));
+
+    install(d, "two");
+    gate.hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while check("ca2") != Ok(200) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate never served:\n{}",
+            gate.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(check("ca1").unwrap_err().contains("UnknownIssuer"));
+    let reloaded = gate.logged("TLS certificate reloaded").unwrap();
+    assert_eq!(
+        reloaded["cert_file"],
+        d.join("cert.pem").display().to_string()
+    );
+}

@@ -93,7 +93,8 @@ pub struct GateProcess {
 impl GateProcess {
     /// Writes `config(listen)` to a temp dir and runs `[wrapper...] upgrade-gate serve --config`
     /// on a free loopback port (a wrapper such as `prlimit --nofile=256:256` sets what the child
-    /// runs under), stderr to a file, until `/readyz` answers 200 (deadline 30 s).
+    /// runs under), stderr to a file, until it has logged its first evaluation (it listens before
+    /// it evaluates; the log tells with TLS and a token as well), deadline 30 s.
     pub fn start(config: impl Fn(&str) -> String, wrapper: &[&str]) -> GateProcess {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -118,7 +119,7 @@ impl GateProcess {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !matches!(gate.request("GET", "/readyz"), Ok((200, _))) {
+        while gate.logged("evaluation finished").is_none() {
             if let Some(status) = gate.child.try_wait().unwrap() {
                 panic!("upgrade-gate exited ({status}):\n{}", gate.logs());
             }
