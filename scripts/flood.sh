@@ -49,22 +49,29 @@ grep '"HTTP connections capped"' "$work/gate.log" | head -1
 
 memory() { awk '/^VmRSS|^VmHWM/ {printf "%s %d MiB  ", $1, $2 / 1024} END {print ""}' "/proc/$gate_pid/status"; }
 
-# Asks /healthz every 0.2 s until $1 exists; prints how many answered and the slowest.
+# Asks /healthz every 0.2 s until $1 exists; prints how many answered, the median and the slowest.
 probe() {
-  local stop=$1 n=0 failed=0 slowest=0 t
+  local stop=$1 failed=0 t times=()
   while [ ! -e "$stop" ]; do
     if t=$(curl -fso /dev/null --max-time 5 -w '%{time_total}' "$base/healthz"); then
-      n=$((n + 1))
-      slowest=$(awk -v a="$slowest" -v b="$t" 'BEGIN {print (b > a) ? b : a}')
+      times+=("$t")
     else
       failed=$((failed + 1))
     fi
     sleep 0.2
   done
-  echo "/healthz meanwhile: $n answered, $failed failed, slowest ${slowest}s"
+  printf '%s\n' "${times[@]}" | sort -g | awk -v failed="$failed" '
+    { t[NR] = $1 }
+    END { printf "/healthz: %d answered, %d failed, median %.1f ms, slowest %.1f ms\n",
+          NR, failed, 1000 * t[int((NR + 1) / 2)], 1000 * t[NR] }'
 }
 
 echo "--- idle gate:  $(memory)"
+probe "$work/stop0" >"$work/probe0" &
+sleep 3
+touch "$work/stop0"
+wait $!
+echo "    reference $(cat "$work/probe0")"
 echo "--- 1. reference: wrk -t2 -c10 -d${seconds}s $base/gate/istio"
 wrk -t2 -c10 -d"${seconds}s" --latency "$base/gate/istio" | grep -E 'Requests/sec|Latency|99%|Socket errors|Non-2xx'
 echo "    $(memory)"
