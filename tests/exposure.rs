@@ -60,15 +60,22 @@ fn install(dir: &Path, who: &str) {
     std::fs::copy(dir.join(format!("{who}.key")), dir.join("key.pem")).unwrap();
 }
 
+/// Two private CAs, `ca1` and `ca2`, each with a certificate for 127.0.0.1 (`one`, `two`); `one`
+/// is installed as `cert.pem` and `key.pem`, where the gate's config points.
+fn two_authorities() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (authority, leaf) in [("ca1", "one"), ("ca2", "two")] {
+        ca(dir.path(), authority);
+        signed(dir.path(), authority, leaf, LOOPBACK_SERVER);
+    }
+    install(dir.path(), "one");
+    dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_with_a_private_ca_and_a_rotated_certificate() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = two_authorities();
     let d = dir.path();
-    for (authority, leaf) in [("ca1", "one"), ("ca2", "two")] {
-        ca(d, authority);
-        signed(d, authority, leaf, LOOPBACK_SERVER);
-    }
-    install(d, "one");
     let path = write_config(
         d,
         &format!(
@@ -237,13 +244,8 @@ fn the_token_never_reaches_the_logs() {
 
 #[test]
 fn sighup_rotates_the_certificate_of_a_running_gate() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = two_authorities();
     let d = dir.path();
-    for (authority, leaf) in [("ca1", "one"), ("ca2", "two")] {
-        ca(d, authority);
-        signed(d, authority, leaf, LOOPBACK_SERVER);
-    }
-    install(d, "one");
     let gate = GateProcess::start(
         |listen| {
             format!(
