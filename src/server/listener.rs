@@ -140,7 +140,7 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!("some HTTP connections did not finish in time; closing them");
+        tracing::warn!("some HTTP connections did not finish in time; shutting down without them");
     }
     Ok(())
 }
