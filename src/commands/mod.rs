@@ -4,6 +4,7 @@
 //!
 //! The top of the import chain: it may use every other folder, and none uses it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -70,6 +71,10 @@ pub enum Command {
         /// A running upgrade-gate to ask, e.g. http://upgrade-gate:8080.
         #[arg(long, conflicts_with = "config")]
         server: Option<String>,
+        /// File holding the server's bearer token (`server.auth.bearer_token_file`), sent as
+        /// `Authorization: Bearer`; read before every poll, so a rotated token is followed.
+        #[arg(long, requires = "server")]
+        token_file: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigFile,
         /// Give up after this long.
@@ -124,10 +129,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Wait {
             phase,
             server,
+            token_file,
             config,
             timeout,
             interval,
-        } => wait::run(phase, server, config.path, timeout, interval),
+        } => wait::run(phase, server, token_file, config.path, timeout, interval),
         Command::Replay {
             config,
             phase,

@@ -5,7 +5,7 @@
 //! meaning either way: a phase is go only when the gate says so; errors are never go.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,12 +16,17 @@ use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
 use crate::engine::decide::{fmt_number, Decision};
 use crate::prometheus::source::PrometheusSource;
+use crate::secret::Secret;
 use crate::server::evaluation::evaluate;
 
 /// Where the answers come from.
 pub enum Target {
-    /// Base URL of a running upgrade-gate, e.g. `http://upgrade-gate:8080`.
-    Server(String),
+    /// Base URL of a running upgrade-gate, e.g. `http://upgrade-gate:8080`, and the file holding
+    /// its bearer token, if it wants one.
+    Server {
+        base: String,
+        token_file: Option<PathBuf>,
+    },
     /// Evaluate locally against the config's Prometheus.
     Local {
         config: Box<Config>,
@@ -100,7 +105,9 @@ pub async fn wait(
     let mut log = ChangeLog::default();
     loop {
         let poll = match target {
-            Target::Server(base) => poll_server(&client, base, phase).await,
+            Target::Server { base, token_file } => {
+                poll_server(&client, base, token_file.as_deref(), phase).await
+            }
             Target::Local { config, source } => poll_local(config, source, phase).await,
         };
         let now = Utc::now();
@@ -136,12 +143,22 @@ pub async fn wait(
 pub fn run(
     phase: String,
     server: Option<String>,
+    token_file: Option<PathBuf>,
     path: Option<PathBuf>,
     timeout: Duration,
     interval: Duration,
 ) -> u8 {
     let target = match server {
-        Some(url) => Target::Server(url),
+        Some(base) => {
+            // A wrong path is a mistake in the pipeline, not a gate that is not ready yet.
+            if let Some(file) = &token_file {
+                if let Err(e) = read_token(file) {
+                    eprintln!("{e}");
+                    return EXIT_CANNOT;
+                }
+            }
+            Target::Server { base, token_file }
+        }
         None => {
             let mut config = match load(path) {
                 Ok(c) => c,
@@ -180,13 +197,41 @@ pub fn run(
     outcome.exit_code()
 }
 
-async fn poll_server(client: &reqwest::Client, base: &str, phase: &str) -> Poll {
+/// The token in `file`, trimmed; the error names the file, never its content.
+fn read_token(file: &Path) -> Result<Secret, String> {
+    match std::fs::read_to_string(file) {
+        Ok(text) if text.trim().is_empty() => {
+            Err(format!("--token-file {} is empty", file.display()))
+        }
+        Ok(text) => Ok(Secret::new(text.trim().to_string())),
+        Err(e) => Err(format!("cannot read --token-file {}: {e}", file.display())),
+    }
+}
+
+async fn poll_server(
+    client: &reqwest::Client,
+    base: &str,
+    token_file: Option<&Path>,
+    phase: &str,
+) -> Poll {
     let url = format!("{}/gate/{phase}", base.trim_end_matches('/'));
-    let response = match client.get(&url).send().await {
+    let mut request = client.get(&url);
+    if let Some(file) = token_file {
+        match read_token(file) {
+            Ok(token) => request = request.bearer_auth(token.expose()),
+            Err(e) => return Poll::Error(e),
+        }
+    }
+    let response = match request.send().await {
         Ok(r) => r,
         Err(e) => return Poll::Error(format!("cannot reach {base}: {}", e.without_url())),
     };
     let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Poll::Error(format!(
+            "{base} refused the token (401): pass the server's bearer token with --token-file"
+        ));
+    }
     let body: GateAnswer = match response.json().await {
         Ok(b) => b,
         Err(e) => {

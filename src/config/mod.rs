@@ -4,7 +4,8 @@
 //! Validation collects every problem instead of stopping at the first, each naming the file, the
 //! signal and the key, because a pack is edited in bulk before an upgrade window and fixing one
 //! error per run is how thresholds end up wrong at 2 a.m. One file per section: [`prometheus`]
-//! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers), with
+//! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers),
+//! [`server`] (the HTTP server's limits, TLS and token), with
 //! the problem list in [`problems`] and the value readers in [`read`]. It builds the engine's
 //! pack; it knows nothing of how the configuration is used.
 
@@ -19,18 +20,21 @@ pub mod alerts;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
+pub mod server;
 pub mod signals;
 
 pub use alerts::{AlertsConfig, ReceiverConfig, ReceiverKind};
 pub use problems::{ConfigError, Problem};
 pub use prometheus::{Bearer, PrometheusAuth, PrometheusConfig, SigV4Config};
 pub use read::parse_duration;
+pub use server::{Limits, ServerAuth, ServerConfig, ServerTls};
 
 use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{duration_or, env_overrides, read_raw};
+use server::{validate_server, RawServer};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -69,13 +73,6 @@ struct RawEvaluation {
     concurrency: Option<i64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    enable_reload_endpoint: Option<bool>,
-}
-
 /// How often the daemon evaluates, and how many queries may be in flight at once.
 #[derive(Debug, Clone)]
 pub struct EvaluationConfig {
@@ -102,6 +99,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Whether `POST /-/reload` re-reads the configuration (SIGHUP always does).
     pub reload_endpoint: bool,
+    /// Connection limits, TLS and the bearer token of the HTTP server.
+    pub server: ServerConfig,
     /// The file this was loaded from, re-read on reload; `None` for the built-in default.
     pub source: Option<PathBuf>,
 }
@@ -206,6 +205,7 @@ fn validate(
         pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),
         alerts: validate_alerts(file, raw.alerts, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
+        server: validate_server(file, &raw.server, problems),
         source: None,
     }
 }

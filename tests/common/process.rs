@@ -288,10 +288,10 @@ fn read_lossy(path: &Path) -> String {
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
 }
 
-/// Minimal blocking HTTP request. HTTP/1.0, so the server neither keeps the
+/// Minimal blocking HTTP request (also for tests that time the answer). HTTP/1.0, so the server neither keeps the
 /// connection alive nor (normally) uses chunked encoding; the body is
 /// everything up to EOF. A `body` is sent as JSON.
-fn http_request(
+pub fn http_request(
     addr: SocketAddr,
     method: &str,
     path_and_query: &str,
