@@ -35,6 +35,7 @@ use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSou
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_MAX_SERIES: usize = 10_000;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The config used when no `--config` is given; its `signal_files` are replaced by [`DEFAULT_PACK`].
@@ -67,6 +68,8 @@ struct RawConfig {
 struct RawEvaluation {
     interval: Option<String>,
     concurrency: Option<i64>,
+    query_offset: Option<String>,
+    max_series: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -82,6 +85,11 @@ pub struct EvaluationConfig {
     /// Also the step of every range query, so `for` and `stable_for` are judged at this grain.
     pub interval: Duration,
     pub concurrency: usize,
+    /// How far behind now `serve` judges, so that late samples (remote-write lag) are in before
+    /// a step is fetched, once.
+    pub query_offset: Duration,
+    /// Most series one signal's query may return; a signal may set its own.
+    pub max_series: usize,
 }
 
 impl EvaluationConfig {
@@ -89,6 +97,11 @@ impl EvaluationConfig {
     /// seconds, at least one.
     pub fn step_secs(&self) -> i64 {
         self.interval.as_secs() as i64
+    }
+
+    /// The series limit of `signal`: its own `max_series`, else the evaluation's.
+    pub fn max_series(&self, signal: &crate::engine::pack::Signal) -> usize {
+        signal.max_series.unwrap_or(self.max_series)
     }
 }
 
@@ -183,6 +196,37 @@ fn validate(
             DEFAULT_CONCURRENCY
         }
     };
+    let query_offset = duration_or(
+        file,
+        "evaluation.query_offset",
+        raw.evaluation.query_offset,
+        Duration::ZERO,
+        problems,
+    );
+    if query_offset.subsec_nanos() != 0 {
+        problems.add(
+            file,
+            None,
+            Some("evaluation.query_offset"),
+            format!(
+                "{} must be a whole number of seconds",
+                humantime::format_duration(query_offset)
+            ),
+        );
+    }
+    let max_series = match raw.evaluation.max_series {
+        None => DEFAULT_MAX_SERIES,
+        Some(n) if n >= 1 => n as usize,
+        Some(n) => {
+            problems.add(
+                file,
+                None,
+                Some("evaluation.max_series"),
+                format!("{n} must be at least 1"),
+            );
+            DEFAULT_MAX_SERIES
+        }
+    };
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen_text.parse().unwrap_or_else(|e| {
         problems.add(
@@ -201,6 +245,8 @@ fn validate(
         evaluation: EvaluationConfig {
             interval,
             concurrency,
+            query_offset,
+            max_series,
         },
         listen,
         pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),

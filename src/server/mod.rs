@@ -21,6 +21,7 @@ use metrics::Metrics;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
+pub mod answers;
 pub mod evaluation;
 pub mod metrics;
 pub mod router;
