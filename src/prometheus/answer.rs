@@ -3,22 +3,96 @@
 //! The answer of an unaggregated query in a big cluster is tens of megabytes of JSON. Generic
 //! decoding (the Prometheus client crate's tagged enums, or a `serde_json::Value`) first builds a
 //! tree of the whole answer, many times its size, then copies it into series, then the judge
-//! copied it once more onto its grid. Here one pass over the bytes writes each sample into the
-//! grid, where the judge reads it in place, and series past `max_series` are counted, not kept.
+//! copied it once more onto its grid. Here the body is parsed while it arrives, chunk by chunk,
+//! without ever being held whole; each sample goes straight into the grid, where the judge reads
+//! it in place; and series past `max_series` are counted, not kept.
 
 use std::fmt;
+use std::io::Read;
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use tokio::sync::mpsc;
 
 use super::error::SourceError;
 use crate::engine::grid::Grid;
 use crate::engine::series::{Labels, Window};
 
+/// Reads the answer to `/api/v1/query_range` onto `window`'s grid as its body arrives. The
+/// parser runs on a blocking thread, fed the chunks through a short queue, so that at most a few
+/// chunks of the body are in memory at once.
+pub async fn read(
+    mut response: reqwest::Response,
+    window: Window,
+    max_series: usize,
+    timeout: Duration,
+) -> Result<Grid, SourceError> {
+    let (chunks, received) = mpsc::channel(8);
+    let parser = tokio::task::spawn_blocking(move || {
+        let body = std::io::BufReader::with_capacity(
+            64 * 1024,
+            Chunks {
+                received,
+                current: Bytes::new(),
+            },
+        );
+        parse(body, window, max_series, timeout)
+    });
+    let mut failed = None;
+    loop {
+        match response.chunk().await {
+            // The parser gave up (not JSON): what it says is the answer.
+            Ok(Some(chunk)) => {
+                if chunks.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(chunks);
+    let parsed = parser
+        .await
+        .unwrap_or_else(|e| Err(SourceError::BadResponse(e.to_string())));
+    match failed {
+        Some(e) if e.is_timeout() => Err(SourceError::Timeout(timeout)),
+        Some(e) => Err(SourceError::Unreachable(format!(
+            "the answer broke off: {}",
+            e.without_url()
+        ))),
+        None => parsed,
+    }
+}
+
+/// The body as it arrives, for a blocking reader.
+struct Chunks {
+    received: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while !self.current.has_remaining() {
+            match self.received.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.remaining());
+        self.current.copy_to_slice(&mut buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Parses the body of `/api/v1/query_range` onto `window`'s grid. `timeout` names the limit in a
 /// timeout Prometheus reports itself.
 pub fn parse(
-    body: &[u8],
+    body: impl Read,
     window: Window,
     max_series: usize,
     timeout: Duration,
@@ -32,7 +106,7 @@ pub fn parse(
         error_type: None,
         error: None,
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let mut de = serde_json::Deserializer::from_reader(body);
     (&mut envelope)
         .deserialize(&mut de)
         .and_then(|()| de.end())

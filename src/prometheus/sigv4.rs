@@ -76,7 +76,9 @@ impl SigV4 {
         params: &[(&str, String)],
         timeout: Duration,
     ) -> Result<serde_json::Value, SourceError> {
-        let (status, body) = self.send(base, path, params, timeout).await?;
+        let response = self.send(base, path, params, timeout).await?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(|e| failed(e, timeout))?;
         let answer: ApiAnswer = serde_json::from_slice(&body)
             .map_err(|e| SourceError::BadResponse(format!("HTTP {status}: {e}")))?;
         match (answer.status.as_str(), answer.data) {
@@ -92,15 +94,15 @@ impl SigV4 {
         }
     }
 
-    /// A signed `GET base+path?params`; answers the status and the body as sent, for the caller
-    /// to read (a range query's answer is read straight onto the grid, without a JSON tree).
+    /// A signed `GET base+path?params`; answers the response for the caller to read (a range
+    /// query's answer is read onto the grid as it arrives, never held whole).
     pub async fn send(
         &self,
         base: &str,
         path: &str,
         params: &[(&str, String)],
         timeout: Duration,
-    ) -> Result<(reqwest::StatusCode, bytes::Bytes), SourceError> {
+    ) -> Result<reqwest::Response, SourceError> {
         let url = reqwest::Url::parse_with_params(
             &format!("{}{path}", base.trim_end_matches('/')),
             params,
@@ -143,8 +145,7 @@ impl SigV4 {
                 "Prometheus answered {status} to a SigV4-signed request: check the role's permissions and the region"
             )));
         }
-        let body = response.bytes().await.map_err(|e| failed(e, timeout))?;
-        Ok((status, body))
+        Ok(response)
     }
 }
 

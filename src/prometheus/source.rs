@@ -136,15 +136,15 @@ impl PrometheusSource {
             ("timeout", format!("{}ms", timeout.as_millis())),
         ];
         let path = "/api/v1/query_range";
-        let (status, body) = match &self.sigv4 {
-            Some(signer) => {
-                signer
-                    .send(&self.config.url, path, &params, timeout)
-                    .await?
-            }
-            None => {
-                let url = format!("{}{path}", self.config.url.trim_end_matches('/'));
-                let exchange = async {
+        let exchange = async {
+            let response = match &self.sigv4 {
+                Some(signer) => {
+                    signer
+                        .send(&self.config.url, path, &params, timeout)
+                        .await?
+                }
+                None => {
+                    let url = format!("{}{path}", self.config.url.trim_end_matches('/'));
                     let response = self.client()?.inner().post(url).form(&params).send().await;
                     let response = response.map_err(|e| classify_http(e, timeout))?;
                     let status = response.status();
@@ -153,27 +153,26 @@ impl PrometheusSource {
                             "Prometheus answered {status}: check the credentials, or that a proxy in front of it accepts them"
                         )));
                     }
-                    let body = response
-                        .bytes()
-                        .await
-                        .map_err(|e| classify_http(e, timeout))?;
-                    Ok((status, body))
-                };
-                tokio::time::timeout(timeout, exchange)
-                    .await
-                    .map_err(|_| SourceError::Timeout(timeout))??
-            }
+                    response
+                }
+            };
+            let status = response.status();
+            answer::read(response, window, max_series, timeout)
+                .await
+                .map_err(|e| match e {
+                    // Garbage with an error status is most likely a proxy's page: say which status.
+                    SourceError::BadResponse(why) if !status.is_success() => {
+                        SourceError::BadResponse(format!("HTTP {status}: {why}"))
+                    }
+                    SourceError::BadResponse(why) => SourceError::BadResponse(format!(
+                        "{why} (is an auth layer or proxy answering instead of Prometheus?)"
+                    )),
+                    other => other,
+                })
         };
-        answer::parse(&body, window, max_series, timeout).map_err(|e| match e {
-            // Garbage with an error status is most likely a proxy's page: say which status.
-            SourceError::BadResponse(why) if !status.is_success() => {
-                SourceError::BadResponse(format!("HTTP {status}: {why}"))
-            }
-            SourceError::BadResponse(why) => SourceError::BadResponse(format!(
-                "{why} (is an auth layer or proxy answering instead of Prometheus?)"
-            )),
-            other => other,
-        })
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| SourceError::Timeout(timeout))?
     }
 }
 
