@@ -34,11 +34,11 @@ fetch=$(for _ in 1 2 3; do curl -s -o /dev/null -w '%{time_total}\n' -d "$form" 
 echo "answer: $((bytes / 1000000)) MB of JSON; bare fetch (curl, median of 3): ${fetch}s"
 for _ in 1 2 3; do
   /usr/bin/time -f '%e %U %S %M' -o "$work/time" "$bin" check --config "$work/huge.yaml" --at 2027-01-15T08:00:00Z --output json >/dev/null 2>&1 || true
-  cat "$work/time"
+  tail -1 "$work/time"   # GNU time puts "Command exited with non-zero status" first on no-go
 done | sort -n | sed -n 2p | awk -v f="$fetch" '{cpu=$2+$3; printf "check: %.2fs wall, %.2fs CPU (%.1fx the bare fetch), peak RSS %d MB\n", $1, cpu, cpu/f, $4/1024}'
 sed -i 's/, max_series: 60000//' "$work/huge.yaml"
 "$bin" check --config "$work/huge.yaml" --at 2027-01-15T08:00:00Z --output json 2>/dev/null | grep -o '"error": "[^"]*"' | head -1 || true
-/usr/bin/time -f '%M' -o "$work/time" "$bin" check --config "$work/huge.yaml" --at 2027-01-15T08:00:00Z >/dev/null 2>&1 || echo "default max_series: exit $?, peak RSS $(( $(cat "$work/time") / 1024 )) MB"
+/usr/bin/time -f '%M' -o "$work/time" "$bin" check --config "$work/huge.yaml" --at 2027-01-15T08:00:00Z >/dev/null 2>&1 || echo "default max_series: exit $?, peak RSS $(( $(tail -1 "$work/time") / 1024 )) MB"
 kill "${pids[-1]}"
 
 # --- 2. serve, the default pack (28 signals), 5 series each, default settings: steady-state RSS.

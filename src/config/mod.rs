@@ -30,7 +30,7 @@ use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
-use read::{duration_or, env_overrides, read_raw};
+use read::{count_or, duration_or, env_overrides, read_raw};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
@@ -183,19 +183,13 @@ fn validate(
             ),
         );
     }
-    let concurrency = match raw.evaluation.concurrency {
-        None => DEFAULT_CONCURRENCY,
-        Some(n) if n >= 1 => n as usize,
-        Some(n) => {
-            problems.add(
-                file,
-                None,
-                Some("evaluation.concurrency"),
-                format!("{n} must be at least 1"),
-            );
-            DEFAULT_CONCURRENCY
-        }
-    };
+    let concurrency = count_or(
+        file,
+        "evaluation.concurrency",
+        raw.evaluation.concurrency,
+        DEFAULT_CONCURRENCY,
+        problems,
+    );
     let query_offset = duration_or(
         file,
         "evaluation.query_offset",
@@ -214,19 +208,13 @@ fn validate(
             ),
         );
     }
-    let max_series = match raw.evaluation.max_series {
-        None => DEFAULT_MAX_SERIES,
-        Some(n) if n >= 1 => n as usize,
-        Some(n) => {
-            problems.add(
-                file,
-                None,
-                Some("evaluation.max_series"),
-                format!("{n} must be at least 1"),
-            );
-            DEFAULT_MAX_SERIES
-        }
-    };
+    let max_series = count_or(
+        file,
+        "evaluation.max_series",
+        raw.evaluation.max_series,
+        DEFAULT_MAX_SERIES,
+        problems,
+    );
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen_text.parse().unwrap_or_else(|e| {
         problems.add(

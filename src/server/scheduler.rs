@@ -165,3 +165,38 @@ impl Scheduler {
             .send_replace(Some(Arc::new(Answers::encode(snapshot))));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(interval: u64, offset: u64) -> Config {
+        let mut config = config::load(None).unwrap();
+        config.evaluation.interval = Duration::from_secs(interval);
+        config.evaluation.query_offset = Duration::from_secs(offset);
+        config
+    }
+
+    #[test]
+    fn steps_sit_on_the_interval_grid_behind_the_offset() {
+        let c = config(15, 0);
+        let now = |s: u64, ms: u64| Duration::from_secs(s) + Duration::from_millis(ms);
+        assert_eq!(grid_step(&c, now(1_800_000_014, 999)), 1_800_000_000);
+        assert_eq!(grid_step(&c, now(1_800_000_015, 0)), 1_800_000_015);
+        assert_eq!(
+            until_next_step(&c, now(1_800_000_014, 500)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            until_next_step(&c, now(1_800_000_015, 0)),
+            Duration::from_secs(15)
+        );
+        // One minute behind: at 12:01:07 the step judged is 12:00:00, the next is due at 12:01:15.
+        let c = config(15, 60);
+        assert_eq!(grid_step(&c, now(1_800_000_067, 0)), 1_800_000_000);
+        assert_eq!(
+            until_next_step(&c, now(1_800_000_067, 0)),
+            Duration::from_secs(8)
+        );
+    }
+}
