@@ -18,7 +18,7 @@ use upgrade_gate::server::answers::Answers;
 use upgrade_gate::server::metrics::Metrics;
 use upgrade_gate::server::router::{router, AppState};
 
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 const PATH: &str = "/gate/istio";
 
 /// Requests per second and 99th percentile latency (ms) of one `wrk -t1 -c32 -d5s` run.

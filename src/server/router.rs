@@ -68,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/-/reload", post(reload))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// Errors a client can get, each with a JSON body `{error, ...}`.
@@ -119,12 +119,12 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn gate_all(state: State<AppState>) -> Result<Response, ApiError> {
+async fn gate_all(state: State<Arc<AppState>>) -> Result<Response, ApiError> {
     gate(state, Path(ALL_PHASES.to_string())).await
 }
 
 async fn gate(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(phase): Path<String>,
 ) -> Result<Response, ApiError> {
     if !state.knows(&phase) {
@@ -147,7 +147,7 @@ async fn gate(
     Ok(json_bytes(status, body))
 }
 
-async fn signals(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn signals(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     let answers = state.latest().ok_or(ApiError::NotReady)?;
     Ok(json_bytes(StatusCode::OK, answers.signals()))
 }
@@ -157,7 +157,7 @@ fn json_bytes(status: StatusCode, body: Bytes) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -168,7 +168,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn reload(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     if !state.config.borrow().reload_endpoint {
         return Err(ApiError::ReloadDisabled);
     }
@@ -182,7 +182,7 @@ async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.latest() {
         Some(s) => (
             StatusCode::OK,
