@@ -62,6 +62,10 @@ impl WindowCache {
             let (_, grid) = self.signals.get_mut(signal).expect("held, checked above");
             slide(grid, window, fetched);
         } else {
+            // Kept for the whole life of the signal: without the spare capacity its buffer grew by.
+            let mut fetched = fetched;
+            fetched.values.shrink_to_fit();
+            fetched.labels.shrink_to_fit();
             self.signals
                 .insert(signal.to_string(), (query.to_string(), fetched));
         }
