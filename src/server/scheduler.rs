@@ -72,7 +72,13 @@ impl Scheduler {
             tokio::select! {
                 _ = shutdown.cancelled() => return self.alerting,
                 Some(request) = self.reloads.recv() => {
+                    let before = self.config.borrow().prometheus.clone();
                     let outcome = self.reload();
+                    if self.config.borrow().prometheus != before {
+                        // Another server, tenant or credentials: what is held may not be what it
+                        // answers now, so every signal is fetched whole again.
+                        evaluator = Incremental::default();
+                    }
                     if let Some(reply) = request.reply {
                         let _ = reply.send(outcome);
                     }
