@@ -328,7 +328,7 @@ fn validate_lists_every_problem_with_file_signal_and_key() {
         "bad.yaml",
         r#"
 prometheus: {url: "ftp://x", timeout: 10x}
-evaluation: {interval: 500ms, concurrency: 0}
+evaluation: {interval: 500ms, concurrency: 0, query_offset: 1500ms, max_series: 0}
 server: {listen: nowhere}
 signal_files: ["missing/*.yaml", "sig/*.yaml"]
 phases:
@@ -343,7 +343,7 @@ signals:
   - {name: c, query: up, phases: [istio]}
   - {name: d, query: up, fail: "1", phases: [istio]}
   - {query: up, fail: "> 1"}
-  - {name: g, query: up, warn: "< 1", fail: "> 1", phases: [istio]}
+  - {name: g, query: up, warn: "< 1", fail: "> 1", phases: [istio], max_series: -3}
   - {name: h, query: up, fail: "> NaN", phases: [istio]}
   - {name: i, query: up, warn: "> 1", for: 1m, phases: [istio]}
   - {name: j, fail: "> 1", phases: []}
@@ -359,6 +359,8 @@ signals:
         format!("{bad}: key `prometheus.timeout`: \"10x\" is not a duration"),
         format!("{bad}: key `evaluation.interval`: 500ms must be a whole number of seconds"),
         format!("{bad}: key `evaluation.concurrency`: 0 must be at least 1"),
+        format!("{bad}: key `evaluation.query_offset`: 1s 500ms must be a whole number of seconds"),
+        format!("{bad}: key `evaluation.max_series`: 0 must be at least 1"),
         format!("{bad}: key `server.listen`: \"nowhere\" is not an address"),
         format!("{bad}: key `phases[0].min_score`: 120 must be between 0 and 100"),
         format!("{bad}: key `phases[0].stable_for`: \"soon\" is not a duration"),
@@ -379,6 +381,7 @@ signals:
         format!("{bad}: signal \"d\": key `fail`: \"1\" does not start with one of the operators"),
         format!("{bad}: signal \"#5\": key `name`: missing signal name"),
         format!("{bad}: signal \"g\": key `warn`: warn < 1 must point the same way as fail > 1"),
+        format!("{bad}: signal \"g\": key `max_series`: -3 must be at least 1"),
         format!("{bad}: signal \"h\": key `fail`: \"NaN\" is not a finite number"),
         format!("{bad}: signal \"i\": key `for`: `for` applies to the fail threshold, but the signal has none"),
         format!("{bad}: signal \"j\": key `query`: missing PromQL query"),

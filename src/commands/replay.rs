@@ -102,7 +102,9 @@ pub async fn replay(
     }
     let answers = source
         .range_all(
-            signals.iter().map(|(s, w)| (s.query.as_str(), *w)),
+            signals
+                .iter()
+                .map(|(s, w)| (s.query.as_str(), *w, config.evaluation.max_series(s))),
             config.evaluation.concurrency,
         )
         .await;
@@ -115,7 +117,7 @@ pub async fn replay(
     let timelines: Vec<_> = signals
         .iter()
         .zip(&answers)
-        .map(|((s, w), a)| judge(s, a, *w))
+        .map(|((s, w), a)| judge(s, a.as_ref(), *w))
         .collect();
     let members: Vec<Member> = signals
         .iter()

@@ -33,12 +33,13 @@ use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
-use read::{duration_or, env_overrides, read_raw};
+use read::{count_or, duration_or, env_overrides, read_raw};
 use server::{validate_server, RawServer};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_MAX_SERIES: usize = 10_000;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The config used when no `--config` is given; its `signal_files` are replaced by [`DEFAULT_PACK`].
@@ -71,6 +72,8 @@ struct RawConfig {
 struct RawEvaluation {
     interval: Option<String>,
     concurrency: Option<i64>,
+    query_offset: Option<String>,
+    max_series: Option<i64>,
 }
 
 /// How often the daemon evaluates, and how many queries may be in flight at once.
@@ -79,6 +82,11 @@ pub struct EvaluationConfig {
     /// Also the step of every range query, so `for` and `stable_for` are judged at this grain.
     pub interval: Duration,
     pub concurrency: usize,
+    /// How far behind now `serve` judges, so that late samples (remote-write lag) are in before
+    /// a step is fetched, once.
+    pub query_offset: Duration,
+    /// Most series one signal's query may return; a signal may set its own.
+    pub max_series: usize,
 }
 
 impl EvaluationConfig {
@@ -86,6 +94,11 @@ impl EvaluationConfig {
     /// seconds, at least one.
     pub fn step_secs(&self) -> i64 {
         self.interval.as_secs() as i64
+    }
+
+    /// The series limit of `signal`: its own `max_series`, else the evaluation's.
+    pub fn max_series(&self, signal: &crate::engine::pack::Signal) -> usize {
+        signal.max_series.unwrap_or(self.max_series)
     }
 }
 
@@ -169,19 +182,38 @@ fn validate(
             ),
         );
     }
-    let concurrency = match raw.evaluation.concurrency {
-        None => DEFAULT_CONCURRENCY,
-        Some(n) if n >= 1 => n as usize,
-        Some(n) => {
-            problems.add(
-                file,
-                None,
-                Some("evaluation.concurrency"),
-                format!("{n} must be at least 1"),
-            );
-            DEFAULT_CONCURRENCY
-        }
-    };
+    let concurrency = count_or(
+        file,
+        "evaluation.concurrency",
+        raw.evaluation.concurrency,
+        DEFAULT_CONCURRENCY,
+        problems,
+    );
+    let query_offset = duration_or(
+        file,
+        "evaluation.query_offset",
+        raw.evaluation.query_offset,
+        Duration::ZERO,
+        problems,
+    );
+    if query_offset.subsec_nanos() != 0 {
+        problems.add(
+            file,
+            None,
+            Some("evaluation.query_offset"),
+            format!(
+                "{} must be a whole number of seconds",
+                humantime::format_duration(query_offset)
+            ),
+        );
+    }
+    let max_series = count_or(
+        file,
+        "evaluation.max_series",
+        raw.evaluation.max_series,
+        DEFAULT_MAX_SERIES,
+        problems,
+    );
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen_text.parse().unwrap_or_else(|e| {
         problems.add(
@@ -200,6 +232,8 @@ fn validate(
         evaluation: EvaluationConfig {
             interval,
             concurrency,
+            query_offset,
+            max_series,
         },
         listen,
         pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),

@@ -72,6 +72,7 @@ pub(super) struct RawSignal {
     critical: Option<bool>,
     no_data: Option<String>,
     phases: Option<Vec<String>>,
+    max_series: Option<i64>,
 }
 
 /// Where the signal files are: on disk, found by the config's patterns, or compiled in.
@@ -359,6 +360,13 @@ fn validate_signal(
             "`for` applies to the fail threshold, but the signal has none".into(),
         ));
     }
+    let max_series = raw.max_series.and_then(|n| {
+        let limit = usize::try_from(n).ok().filter(|&n| n >= 1);
+        if limit.is_none() {
+            errors.push(("max_series", format!("{n} must be at least 1")));
+        }
+        limit
+    });
     for (key, message) in errors {
         problems.add(origin, Some(&name), Some(key), message);
     }
@@ -375,6 +383,7 @@ fn validate_signal(
         no_data,
         phases,
         origin: origin.to_string(),
+        max_series,
     })
 }
 

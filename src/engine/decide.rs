@@ -380,6 +380,7 @@ fn timestamp(secs: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
     use crate::engine::evaluate::judge;
+    use crate::engine::grid::Grid;
     use crate::engine::series::{Series, Window};
 
     fn signal(name: &str, weight: f64, critical: bool, no_data: NoDataPolicy) -> Signal {
@@ -396,6 +397,7 @@ mod tests {
             no_data,
             phases: vec![],
             origin: "test".into(),
+            max_series: None,
         }
     }
 
@@ -426,7 +428,19 @@ mod tests {
     }
 
     fn decide(p: &Phase, cases: &[(&Signal, Result<Vec<Series>, String>)], w: Window) -> Verdict {
-        let timelines: Vec<_> = cases.iter().map(|(s, a)| judge(s, a, w)).collect();
+        let grids: Vec<_> = cases
+            .iter()
+            .map(|(_, a)| {
+                a.as_ref()
+                    .map(|s| Grid::from_series(w, s))
+                    .map_err(Clone::clone)
+            })
+            .collect();
+        let timelines: Vec<_> = cases
+            .iter()
+            .zip(&grids)
+            .map(|((s, _), a)| judge(s, a.as_ref(), w))
+            .collect();
         let members: Vec<_> = cases
             .iter()
             .zip(&timelines)

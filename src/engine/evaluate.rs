@@ -5,8 +5,9 @@
 
 use serde::Serialize;
 
+use super::grid::{self, Grid};
 use super::pack::Signal;
-use super::series::{Labels, Series, Window};
+use super::series::{Labels, Window};
 use super::threshold::Threshold;
 
 /// Most offending series listed per signal; the rest are counted.
@@ -64,10 +65,11 @@ pub struct Judgement {
     pub error: Option<String>,
 }
 
-/// One series on the window's grid: `None` where it has no finite sample.
-struct Track {
-    labels: Labels,
-    values: Vec<Option<f64>>,
+/// One series of the answer's grid, borrowed: no copy of the answer is made to judge it.
+struct Track<'a> {
+    labels: &'a Labels,
+    /// One value per step of the window, NaN where the series has no finite sample.
+    values: &'a [f64],
     /// For each step, whether the fail threshold held at every step of the `for` window ending there.
     fail_held: Vec<bool>,
 }
@@ -76,34 +78,27 @@ struct Track {
 pub struct Timeline<'a> {
     signal: &'a Signal,
     window: Window,
-    outcome: Result<Vec<Track>, String>,
+    outcome: Result<Vec<Track<'a>>, String>,
 }
 
-/// Puts the answer on the grid and precomputes the `for` condition for every series and step.
+/// Precomputes the `for` condition for every series and step of an answer on `window`'s grid.
 pub fn judge<'a, E: std::fmt::Display>(
     signal: &'a Signal,
-    answer: &Result<Vec<Series>, E>,
+    answer: Result<&'a Grid, &E>,
     window: Window,
 ) -> Timeline<'a> {
-    let steps = window.len();
     let for_steps = signal.for_.as_secs().div_ceil(window.step as u64) as usize;
-    let outcome = answer.as_ref().map_err(|e| e.to_string()).map(|series| {
-        series
-            .iter()
-            .map(|s| {
-                let mut values = vec![None; steps];
-                for &(ts, v) in &s.samples {
-                    // NaN and ±Inf say nothing about health: they count as missing data.
-                    if let (Some(i), true) = (window.index_of(ts), v.is_finite()) {
-                        values[i] = Some(v);
-                    }
-                }
-                let fail_held = fail_held(signal, &values, for_steps);
-                Track {
-                    labels: s.labels.clone(),
-                    values,
-                    fail_held,
-                }
+    let outcome = answer.map_err(|e| e.to_string()).map(|grid| {
+        debug_assert_eq!(
+            grid.window(),
+            window,
+            "answers are judged on their own grid"
+        );
+        grid.series()
+            .map(|(labels, values)| Track {
+                labels,
+                values,
+                fail_held: fail_held(signal, values, for_steps),
             })
             .collect()
     });
@@ -117,7 +112,7 @@ pub fn judge<'a, E: std::fmt::Display>(
 /// `held[i]` is true when fail was breached at each of steps `i - for_steps ..= i`. Steps whose
 /// `for` window starts before the grid cannot be known to hold and are false, like a Prometheus
 /// alert that is still pending.
-fn fail_held(signal: &Signal, values: &[Option<f64>], for_steps: usize) -> Vec<bool> {
+fn fail_held(signal: &Signal, values: &[f64], for_steps: usize) -> Vec<bool> {
     let Some(fail) = signal.fail else {
         return vec![false; values.len()];
     };
@@ -125,7 +120,7 @@ fn fail_held(signal: &Signal, values: &[Option<f64>], for_steps: usize) -> Vec<b
     values
         .iter()
         .map(|v| {
-            run = if v.is_some_and(|v| fail.breached_by(v)) {
+            run = if grid::value(*v).is_some_and(|v| fail.breached_by(v)) {
                 run + 1
             } else {
                 0
@@ -171,7 +166,8 @@ impl Timeline<'_> {
         let mut value: Option<f64> = None;
         let mut offenders = Vec::new();
         for track in tracks {
-            let (Some(s), Some(v)) = (self.series_status(track, i), track.values[i]) else {
+            let (Some(s), Some(v)) = (self.series_status(track, i), grid::value(track.values[i]))
+            else {
                 continue;
             };
             status = status.max(Some(s));
@@ -211,7 +207,7 @@ impl Timeline<'_> {
     /// A series is `fail` once fail has held for `for`, `warn` while it breaches warn or while a
     /// fail breach is still pending, and `None` when it has no sample at this step.
     fn series_status(&self, track: &Track, i: usize) -> Option<Status> {
-        let v = track.values[i]?;
+        let v = grid::value(track.values[i])?;
         let breaches = |t: Option<Threshold>| t.is_some_and(|t| t.breached_by(v));
         Some(if track.fail_held[i] {
             Status::Fail
@@ -227,6 +223,7 @@ impl Timeline<'_> {
 mod tests {
     use super::*;
     use crate::engine::pack::NoDataPolicy;
+    use crate::engine::series::Series;
     use std::time::Duration;
 
     fn signal(warn: Option<&str>, fail: Option<&str>, for_secs: u64) -> Signal {
@@ -243,6 +240,7 @@ mod tests {
             no_data: NoDataPolicy::Fail,
             phases: vec![],
             origin: "test".into(),
+            max_series: None,
         }
     }
 
@@ -257,6 +255,10 @@ mod tests {
         }
     }
 
+    fn on_grid<E>(answer: Result<Vec<Series>, E>) -> Result<Grid, E> {
+        answer.map(|s| Grid::from_series(W, &s))
+    }
+
     const W: Window = Window {
         start: 0,
         end: 120,
@@ -268,7 +270,8 @@ mod tests {
         let s = signal(None, Some("> 1"), 60);
         // Breach at the last three steps: 60s at a 30s step needs three points in a row.
         let answer: Result<_, String> = Ok(vec![series("a", W, &[0.0, 0.0, 2.0, 2.0, 2.0])]);
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(2), Status::Warn, "pending, not fail");
         assert_eq!(t.status_at(3), Status::Warn);
         assert_eq!(t.status_at(4), Status::Fail);
@@ -278,7 +281,8 @@ mod tests {
     fn a_blip_shorter_than_for_never_fails() {
         let s = signal(None, Some("> 1"), 60);
         let answer: Result<_, String> = Ok(vec![series("a", W, &[0.0, 2.0, 2.0, 0.0, 0.0])]);
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert!((0..5).all(|i| t.status_at(i) != Status::Fail));
         assert_eq!(t.status_at(4), Status::Ok);
     }
@@ -288,7 +292,8 @@ mod tests {
         let s = signal(None, Some("> 1"), 30);
         let mut a = series("a", W, &[2.0, 2.0, 2.0, 2.0, 2.0]);
         a.samples.remove(3);
-        let t = judge(&s, &Ok::<_, String>(vec![a]), W);
+        let answer = on_grid(Ok::<_, String>(vec![a]));
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(2), Status::Fail);
         assert_eq!(t.status_at(3), Status::NoData);
         assert_eq!(t.status_at(4), Status::Warn);
@@ -299,7 +304,7 @@ mod tests {
         let s = signal(Some("> 0.5"), Some("> 1"), 0);
         let answer: Result<_, String> =
             Ok(vec![series("a", W, &[0.1; 5]), series("b", W, &[0.2; 5])]);
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.status, Status::Ok);
         assert_eq!(j.value, Some(0.2));
         assert!(j.offenders.is_empty());
@@ -315,7 +320,7 @@ mod tests {
             series("fail", W, &[1.5; 5]),
             series("fail-worst", W, &[3.0; 5]),
         ]);
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.status, Status::Fail);
         assert_eq!(j.value, Some(3.0));
         let order: Vec<_> = j
@@ -335,7 +340,7 @@ mod tests {
             series("bad", W, &[0.9; 5]),
             series("meh", W, &[0.97; 5]),
         ]);
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.status, Status::Fail);
         assert_eq!(j.value, Some(0.9));
         assert_eq!(j.offenders[0].labels["svc"], "bad");
@@ -348,7 +353,7 @@ mod tests {
         let answer: Result<_, String> = Ok((0..15)
             .map(|i| series(&format!("s{i:02}"), W, &[2.0 + i as f64; 5]))
             .collect());
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.offenders.len(), MAX_OFFENDERS);
         assert_eq!(j.offending_series, 15);
         assert_eq!(j.offenders[0].value, 16.0);
@@ -361,7 +366,8 @@ mod tests {
             series("nan", W, &[f64::NAN; 5]),
             series("inf", W, &[f64::INFINITY; 5]),
         ]);
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(4), Status::NoData);
         assert_eq!(t.judgement_at(4).value, None);
     }
@@ -370,7 +376,8 @@ mod tests {
     fn a_query_error_is_error_at_every_step() {
         let s = signal(None, Some("> 1"), 0);
         let answer: Result<Vec<Series>, _> = Err("Prometheus is unreachable: connection refused");
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(0), Status::Error);
         let j = t.judgement_at(4);
         assert_eq!(j.status, Status::Error);

@@ -10,7 +10,9 @@
 
 pub mod decide;
 pub mod evaluate;
+pub mod grid;
 pub mod pack;
 pub mod series;
 pub mod snapshot;
 pub mod threshold;
+pub mod window_cache;

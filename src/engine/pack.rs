@@ -43,6 +43,8 @@ pub struct Signal {
     pub phases: Vec<String>,
     /// Where the signal was defined, for messages.
     pub origin: String,
+    /// Most series its query may return (`max_series`), when it overrides the evaluation's.
+    pub max_series: Option<usize>,
 }
 
 impl Signal {

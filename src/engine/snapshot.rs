@@ -4,6 +4,7 @@
 //! Prometheus; `check` takes one and prints it. Built from answers already fetched: the engine
 //! never asks Prometheus itself.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -11,8 +12,9 @@ use serde::Serialize;
 
 use super::decide::{verdict, Member, SignalReport, Verdict};
 use super::evaluate::judge;
+use super::grid::Grid;
 use super::pack::{Pack, Signal, ALL_PHASES};
-use super::series::{Series, Window};
+use super::series::Window;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -27,13 +29,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Judges answers already fetched, one per signal in pack order, each over the window
-    /// [`windows`] gives it; `step` is the evaluation interval in seconds.
-    pub fn judge<E: std::fmt::Display>(
+    /// Judges answers already fetched, one per signal in pack order, each on the grid of the
+    /// window [`windows`] gives it (owned, or borrowed from a cache); `step` is the evaluation
+    /// interval in seconds.
+    pub fn judge<G: Borrow<Grid>, E: std::fmt::Display>(
         pack: &Pack,
         step: i64,
         at: i64,
-        answers: &[Result<Vec<Series>, E>],
+        answers: &[Result<G, E>],
     ) -> Snapshot {
         let started = Instant::now();
         let timelines: Vec<_> = pack
@@ -41,7 +44,7 @@ impl Snapshot {
             .iter()
             .zip(answers)
             .zip(windows(pack, step, at, at))
-            .map(|((s, a), w)| judge(s, a, w))
+            .map(|((s, a), w)| judge(s, a.as_ref().map(Borrow::borrow), w))
             .collect();
         let phases = pack
             .phase_names()

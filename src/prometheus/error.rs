@@ -16,6 +16,26 @@ pub enum SourceError {
     BadResponse(String),
     #[error("cannot authenticate to Prometheus: {0}")]
     Auth(String),
+    /// An unaggregated query in a big cluster: judging it would cost the gate its memory limit.
+    #[error(
+        "query returned {} series, more than max_series {}: aggregate it, e.g. `sum by (...)`",
+        thousands(*returned),
+        thousands(*limit)
+    )]
+    TooManySeries { returned: usize, limit: usize },
+}
+
+/// `52113` as `52,113`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The Prometheus URL as messages may show it: without user info, query or fragment, which can
@@ -36,6 +56,20 @@ pub fn shown_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn too_many_series_says_what_to_do() {
+        let e = SourceError::TooManySeries {
+            returned: 52_113,
+            limit: 10_000,
+        };
+        assert_eq!(
+            e.to_string(),
+            "query returned 52,113 series, more than max_series 10,000: aggregate it, e.g. `sum by (...)`"
+        );
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
 
     #[test]
     fn shown_urls_carry_no_credentials() {

@@ -22,6 +22,7 @@ use metrics::Metrics;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
+pub mod answers;
 pub mod auth;
 pub mod evaluation;
 pub mod listener;
