@@ -16,6 +16,7 @@ use config::{File, FileFormat};
 use serde::Deserialize;
 
 pub mod alerts;
+pub mod baseline;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
@@ -28,6 +29,7 @@ pub use read::parse_duration;
 
 use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
+use baseline::{BaselineSettings, RawBaseline};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{duration_or, env_overrides, read_raw};
@@ -52,6 +54,8 @@ struct RawConfig {
     evaluation: RawEvaluation,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    baseline: RawBaseline,
     #[serde(default)]
     signal_files: Vec<String>,
     #[serde(default)]
@@ -196,6 +200,11 @@ fn validate(
             .expect("default listen address parses")
     });
 
+    let (baseline, baseline_errors) = BaselineSettings::validate(raw.baseline);
+    for (key, message) in baseline_errors {
+        problems.add(file, None, Some(key), message);
+    }
+
     Config {
         prometheus,
         evaluation: EvaluationConfig {
@@ -203,7 +212,14 @@ fn validate(
             concurrency,
         },
         listen,
-        pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),
+        pack: validate_pack(
+            file,
+            baseline,
+            raw.phases,
+            raw.signals,
+            signal_sources,
+            problems,
+        ),
         alerts: validate_alerts(file, raw.alerts, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         source: None,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::baseline::BaselineSpec;
 use super::threshold::{Direction, Threshold};
 
 /// The bar of the `all` pseudo-phase, and of a phase that sets no `min_score`.
@@ -39,6 +40,11 @@ pub struct Signal {
     pub weight: f64,
     pub critical: bool,
     pub no_data: NoDataPolicy,
+    /// What a relative condition compares each series with.
+    pub baseline: BaselineSpec,
+    /// What a series without a baseline counts as, when the signal has a relative condition
+    /// (absolute conditions still apply to it).
+    pub no_baseline: NoDataPolicy,
     /// Names of the phases this signal belongs to (already resolved: never empty).
     pub phases: Vec<String>,
     /// Where the signal was defined, for messages.
@@ -49,7 +55,8 @@ impl Signal {
     /// The direction in which this signal's values get worse: the fail threshold's, else warn's.
     pub fn direction(&self) -> Direction {
         self.fail
-            .or(self.warn)
+            .as_ref()
+            .or(self.warn.as_ref())
             .map_or(Direction::HigherIsWorse, |t| t.direction())
     }
 

@@ -21,6 +21,7 @@ use metrics::Metrics;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
+pub mod baselines;
 pub mod evaluation;
 pub mod metrics;
 pub mod router;
@@ -66,6 +67,7 @@ pub async fn serve(
         alerting,
         publish,
         reloads,
+        baselines: Default::default(),
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 

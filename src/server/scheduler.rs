@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{interval, Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use super::evaluation::evaluate;
+use super::baselines::KeptBaselines;
+use super::evaluation::evaluate_keeping;
 use super::metrics::Metrics;
 use crate::alerting::delivery::Alerting;
 use crate::config::{self, Config, ConfigError};
@@ -32,6 +33,8 @@ pub struct Scheduler {
     pub alerting: Alerting,
     pub publish: watch::Sender<Option<Arc<Snapshot>>>,
     pub reloads: mpsc::Receiver<Reload>,
+    /// Fixed baselines fetched so far; a reload starts afresh, as it may have changed them.
+    pub baselines: KeptBaselines,
 }
 
 fn ticker(config: &Config) -> Interval {
@@ -65,7 +68,7 @@ impl Scheduler {
             let at = chrono::Utc::now().timestamp();
             let snapshot = tokio::select! {
                 _ = shutdown.cancelled() => return self.alerting,
-                s = evaluate(&config, &self.source, at) => Arc::new(s),
+                s = evaluate_keeping(&config, &self.source, at, &mut self.baselines) => Arc::new(s),
             };
             self.publish_snapshot(snapshot);
         }
@@ -105,6 +108,7 @@ impl Scheduler {
             );
         }
         self.source = source;
+        self.baselines = KeptBaselines::default();
         self.alerting
             .reconfigure(&new.alerts, new.evaluation.interval);
         // Phases and signals may have gone: their gauges must not linger with old values.
