@@ -149,33 +149,34 @@ impl Baselines {
     }
 }
 
-/// The mean of the finite values, if there is one.
+/// The mean of the finite values, if there is one. Kept as a running mean rather than a sum, so
+/// that a steady series' baseline is its value exactly, not that value plus rounding.
 fn mean<'a>(samples: impl Iterator<Item = &'a (i64, f64)>) -> Option<f64> {
-    let (sum, n) = samples
-        .filter(|(_, v)| v.is_finite())
-        .fold((0.0, 0usize), |(sum, n), (_, v)| (sum + v, n + 1));
-    (n > 0).then(|| sum / n as f64)
+    running_mean(samples.map(|(_, v)| *v))
+}
+
+fn running_mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (mean, n) = values
+        .filter(|v| v.is_finite())
+        .fold((0.0, 0usize), |(mean, n), v| {
+            (mean + (v - mean) / (n + 1) as f64, n + 1)
+        });
+    (n > 0).then_some(mean)
 }
 
 /// For each judged step `i`, the mean of the series' finite values at fetched grid points
-/// `i ..= i + points - 1` (the window that ends `offset` before the step), from prefix sums.
+/// `i ..= i + points - 1` (the window that ends `offset` before the step).
 fn sliding_means(s: &Series, fetched: Window, judged: Window, points: usize) -> Vec<Option<f64>> {
-    let mut values = vec![None; fetched.len()];
+    let mut values = vec![f64::NAN; fetched.len()];
     for &(ts, v) in &s.samples {
-        if let (Some(i), true) = (fetched.index_of(ts), v.is_finite()) {
-            values[i] = Some(v);
+        if let Some(i) = fetched.index_of(ts) {
+            values[i] = v;
         }
-    }
-    let mut sums = vec![(0.0, 0usize)];
-    for v in &values {
-        let (sum, n) = sums[sums.len() - 1];
-        sums.push(v.map_or((sum, n), |v| (sum + v, n + 1)));
     }
     (0..judged.len())
         .map(|i| {
-            let last = (i + points).min(values.len());
-            let ((from_sum, from_n), (to_sum, to_n)) = (sums[i.min(last)], sums[last]);
-            (to_n > from_n).then(|| (to_sum - from_sum) / (to_n - from_n) as f64)
+            let window = values.get(i..(i + points).min(values.len())).unwrap_or(&[]);
+            running_mean(window.iter().copied())
         })
         .collect()
 }
