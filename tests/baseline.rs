@@ -160,6 +160,22 @@ fn relative_conditions_judge_each_series_against_its_own_baseline() {
         "{reason}"
     );
 
+    let (_, text, _) = run(&[
+        "check",
+        "--config",
+        &s.path,
+        "--phase",
+        "lat",
+        "--at",
+        &rfc3339(s.t),
+    ]);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("list_p99 "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(row.contains("0.35 (3.5x baseline 0.1)"), "{text}");
+    assert!(row.contains("> 4 or > baseline * 3"), "{text}");
+
     // A list breaches when any condition does: here the absolute one.
     let post = signal(&v, "post_p99");
     assert_eq!(post["status"], "fail");
