@@ -4,33 +4,17 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::data::{now, OpenMetrics};
+use common::data::{now, rfc3339, OpenMetrics};
 use common::gate::TestGate;
+use common::process::gate_cli as run;
 use common::prometheus::TestPrometheus;
 use serde_json::Value;
 
 const MIN: i64 = 60;
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_upgrade-gate"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
-}
 
 /// The cluster the tests judge, `t` being now:
 /// - `lat{verb}`: LIST goes from 0.1 to 0.35 at t-90m (3.5x, far below the absolute 4), GET from
@@ -257,18 +241,7 @@ async fn the_daemon_reports_baselines_and_keeps_a_fixed_one() {
     let s = setup();
     let mut config = upgrade_gate::config::load(Some(std::path::Path::new(&s.path))).unwrap();
     config.evaluation.interval = Duration::from_secs(1);
-    let query_ranges = || {
-        s.prom
-            .get("/metrics")
-            .lines()
-            .find(|l| {
-                l.starts_with("prometheus_http_requests_total{")
-                    && l.contains("handler=\"/api/v1/query_range\"")
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
-    };
-    let before = query_ranges();
+    let before = s.prom.query_range_requests();
     let gate = TestGate::start(config).await;
     gate.ready().await;
 
@@ -317,7 +290,7 @@ async fn the_daemon_reports_baselines_and_keeps_a_fixed_one() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     gate.stop().await;
-    let fetched = query_ranges() - before;
+    let fetched = s.prom.query_range_requests() - before;
     // One more evaluation may have been in flight when the count was read.
     assert!(
         (n * 9 + 6..=(n + 1) * 9 + 6).contains(&fetched),
