@@ -9,34 +9,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::time::Duration;
 
+pub use super::pack::{Anchor, BaselineSpec};
 use super::pack::{NoDataPolicy, Signal};
 use super::series::{Labels, Series, Window};
 
-/// Where a signal's baseline window ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Anchor {
-    /// At this unix time, whatever the judged step: the moment before the upgrade started.
-    Fixed(i64),
-    /// This long before each judged step: the same time a day earlier, say.
-    Moving(Duration),
-}
-
-/// How a signal's baseline is taken: where its window ends, and how long it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct BaselineSpec {
-    pub anchor: Anchor,
-    pub window: Duration,
-}
-
 impl BaselineSpec {
-    /// The moving baseline of a config that says nothing: the same hour one day earlier.
-    pub const DEFAULT: BaselineSpec = BaselineSpec {
-        anchor: Anchor::Moving(Duration::from_secs(86_400)),
-        window: Duration::from_secs(3600),
-    };
-
     /// Steps of `step` seconds that the baseline window spans (its points are one more).
     fn steps(&self, step: i64) -> i64 {
         self.window.as_secs() as i64 / step
@@ -218,6 +196,7 @@ impl Signal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn series(values: &[(i64, f64)]) -> Series {
         Series {

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::baseline::BaselineSpec;
 use super::threshold::{Direction, Threshold};
 
 /// The bar of the `all` pseudo-phase, and of a phase that sets no `min_score`.
@@ -24,6 +23,30 @@ pub enum NoDataPolicy {
     Ok,
     Warn,
     Fail,
+}
+
+/// Where a signal's baseline window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Anchor {
+    /// At this unix time, whatever the judged step: the moment before the upgrade started.
+    Fixed(i64),
+    /// This long before each judged step: the same time a day earlier, say.
+    Moving(Duration),
+}
+
+/// How a signal's baseline is taken: where its window ends, and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BaselineSpec {
+    pub anchor: Anchor,
+    pub window: Duration,
+}
+
+impl BaselineSpec {
+    /// The moving baseline of a config that says nothing: the same hour one day earlier.
+    pub const DEFAULT: BaselineSpec = BaselineSpec {
+        anchor: Anchor::Moving(Duration::from_secs(86_400)),
+        window: Duration::from_secs(3600),
+    };
 }
 
 /// A named PromQL query with thresholds.
