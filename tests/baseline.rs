@@ -73,7 +73,7 @@ signals:
 struct Setup {
     t: i64,
     prom: TestPrometheus,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     path: String,
 }
 
@@ -87,7 +87,7 @@ fn setup() -> Setup {
         t,
         prom,
         path: path.display().to_string(),
-        _dir: dir,
+        dir,
     }
 }
 
@@ -295,6 +295,54 @@ async fn the_daemon_reports_baselines_and_keeps_a_fixed_one() {
     assert!(
         (n * 9 + 6..=(n + 1) * 9 + 6).contains(&fetched),
         "{fetched} range queries for {n} evaluations"
+    );
+}
+
+#[test]
+fn a_pipeline_pins_the_baseline_from_the_environment() {
+    let s = setup();
+    // The same config without `end`: the top level is the default moving baseline (1d) until the
+    // pipeline sets UPGRADE_GATE__BASELINE__END.
+    let path = s.dir.path().join("moving.yaml");
+    let text = std::fs::read_to_string(&s.path).unwrap();
+    let end = format!("end: \"{}\", ", rfc3339(s.t - 2 * HOUR));
+    std::fs::write(&path, text.replace(&end, "")).unwrap();
+    let check = |env: Option<String>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_upgrade-gate"));
+        cmd.args([
+            "check",
+            "--config",
+            path.to_str().unwrap(),
+            "--phase",
+            "daily",
+        ])
+        .args(["--output", "json", "--at", &rfc3339(s.t)]);
+        if let Some(end) = env {
+            cmd.env("UPGRADE_GATE__BASELINE__END", end);
+        }
+        let out = cmd.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        signal(&v, "daily_fixed").clone()
+    };
+    let moving = check(None);
+    assert_eq!(moving["status"], "fail", "a day ago it was 1: {moving:#}");
+    let pinned = check(Some(rfc3339(s.t - 2 * HOUR)));
+    assert_eq!(pinned["status"], "ok", "{pinned:#}");
+    assert_eq!(pinned["baseline"], 2.5);
+
+    let (code, _, err) = run(&["validate", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_upgrade-gate"))
+        .args(["validate", "--config", path.to_str().unwrap()])
+        .env("UPGRADE_GATE__BASELINE__END", "when the upgrade starts")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("key `baseline.end`: \"when the upgrade starts\" is not an RFC 3339 time"),
+        "{err}"
     );
 }
 
