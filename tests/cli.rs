@@ -200,6 +200,75 @@ fn check_cannot_evaluate_exits_2_and_says_no_go() {
 }
 
 #[test]
+fn an_unreachable_prometheus_is_said_once() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gate_config(dir.path(), &format!("http://gate:s3cr3t@127.0.0.1:{port}"));
+    let (code, out, err) = run(bin()
+        .args(["check", "--phase", "istio", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let reasons: Vec<&str> = out.lines().filter(|l| l.starts_with("  - ")).collect();
+    // The cause first and once, naming the server without its credentials, then the score.
+    assert_eq!(reasons.len(), 2, "{out}");
+    assert!(
+        reasons[0].starts_with(&format!(
+            "  - Prometheus at http://127.0.0.1:{port} is unreachable: "
+        )),
+        "{out}"
+    );
+    assert!(
+        reasons[0].ends_with("(2 signals could not be evaluated: mesh_5xx, steady)"),
+        "{out}"
+    );
+    assert!(
+        reasons[1].contains("score 0 is below min_score 90"),
+        "{out}"
+    );
+    // The runbook is about the signal's own failure, not about reaching Prometheus.
+    assert!(!out.contains("relabel namespaces"), "{out}");
+    assert_eq!(out.matches("is unreachable").count(), 1, "{out}");
+    assert!(!out.contains("s3cr3t") && !err.contains("s3cr3t"));
+
+    // The JSON keeps the error on every signal.
+    let (_, out, _) = run(bin()
+        .args(["check", "--phase", "istio", "--output", "json", "--config"])
+        .arg(&cfg));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for s in v["signals"].as_array().unwrap() {
+        assert!(
+            s["error"].as_str().unwrap().contains("is unreachable"),
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn help_says_which_config_is_read_and_logs_are_plain_off_a_terminal() {
+    for command in ["serve", "check", "wait", "replay", "validate"] {
+        let (code, out, _) = run(bin().args([command, "--help"]));
+        assert_eq!(code, 0);
+        assert!(out.contains("--config <FILE>"), "{command}: {out}");
+        assert!(
+            out.contains("Without it, the built-in default: deploy/upgrade-gate.yaml"),
+            "{command}: {out}"
+        );
+    }
+    // `serve` on an address already taken logs an error and stops: standard error is a pipe
+    // here, so the log line must carry no colour escapes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (code, _, err) = run(bin()
+        .env(
+            "UPGRADE_GATE__SERVER__LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .arg("serve"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}
+
+#[test]
 fn environment_overrides_the_config_file() {
     let t = now();
     let prom = TestPrometheus::start(&breach_data(t));
@@ -475,7 +544,9 @@ fn validate_online_names_the_signals_whose_metrics_are_absent() {
         .arg(&good));
     assert_eq!(code, 2);
     assert!(
-        err.contains("cannot check metrics online: Prometheus is unreachable"),
+        err.contains(
+            "cannot check metrics online: Prometheus at http://127.0.0.1:9 is unreachable"
+        ),
         "{err}"
     );
 }

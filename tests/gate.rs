@@ -345,7 +345,9 @@ signals:
     assert_eq!(v.decision, Decision::NoGo);
     assert_eq!(v.signals[0].status, Status::Error);
     assert!(
-        v.reasons[0].contains("Prometheus is unreachable"),
+        v.reasons[0].contains(&format!(
+            "Prometheus at http://127.0.0.1:{port} is unreachable"
+        )),
         "{:?}",
         v.reasons
     );

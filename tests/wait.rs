@@ -83,8 +83,13 @@ async fn waits_until_the_phase_turns_go() {
     let (code, out, err) = wait_on(base, "istio", "60s").await;
     assert_eq!(code, 0, "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
-    // One plain line per poll (stdout is not a terminal), no-go first, then go.
+    // Plain lines (stdout is not a terminal), no-go first, then go; a line only when the answer
+    // changes, so no two lines in a row say the same after their clock.
     assert!(lines.len() >= 3, "{out}");
+    assert!(
+        lines.windows(2).all(|w| w[0].get(9..) != w[1].get(9..)),
+        "{out}"
+    );
     assert!(
         !out.contains('\r'),
         "no live line rewriting outside a terminal"

@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::engine::decide::{fmt_labels, fmt_number, fmt_with_baseline, Decision, Verdict};
+use crate::engine::decide::{
+    fmt_labels, fmt_number, fmt_with_baseline, shared_errors, Decision, Verdict,
+};
 
 pub fn text(v: &Verdict) -> String {
     let mut out = String::new();
@@ -24,6 +26,8 @@ pub fn text(v: &Verdict) -> String {
     for r in &v.reasons {
         let _ = writeln!(out, "  - {r}");
     }
+    // An error many signals share is said once, in the reasons; the table points there.
+    let shared = shared_errors(&v.signals);
     let rows: Vec<[String; 6]> = v
         .signals
         .iter()
@@ -36,6 +40,9 @@ pub fn text(v: &Verdict) -> String {
                 s.warn.as_ref().map_or("-".to_string(), |t| t.to_string()),
                 s.fail.as_ref().map_or("-".to_string(), |t| t.to_string()),
                 match (&s.error, s.offenders.first()) {
+                    (Some(e), _) if shared.contains_key(e.as_str()) => {
+                        "(the shared cause above)".to_string()
+                    }
                     (Some(e), _) => e.clone(),
                     (None, Some(o)) => fmt_labels(&o.labels),
                     (None, None) => String::new(),

@@ -82,7 +82,8 @@ struct GateAnswer {
 }
 
 /// Polls until go or until `timeout`, writing progress to `out`. With `live`, each poll rewrites
-/// one terminal line; otherwise each poll is a line of its own, as CI logs want.
+/// one terminal line; otherwise a line is written when the answer changes, with a heartbeat in
+/// between, as CI logs want.
 pub async fn wait(
     target: &Target,
     phase: &str,
@@ -96,15 +97,16 @@ pub async fn wait(
         .timeout(interval.clamp(Duration::from_secs(1), Duration::from_secs(10)))
         .build()
         .expect("a reqwest client with a timeout builds");
+    let mut log = ChangeLog::default();
     loop {
         let poll = match target {
             Target::Server(base) => poll_server(&client, base, phase).await,
             Target::Local { config, source } => poll_local(config, source, phase).await,
         };
-        let line = progress_line(phase, &poll, Utc::now());
+        let now = Utc::now();
         if live {
-            let _ = write!(out, "\r\x1b[2K{line}");
-        } else {
+            let _ = write!(out, "\r\x1b[2K{}", progress_line(phase, &poll, now));
+        } else if let Some(line) = log.line(phase, &poll, now) {
             let _ = writeln!(out, "{line}");
         }
         let _ = out.flush();
@@ -249,6 +251,60 @@ async fn poll_local(config: &Config, source: &PrometheusSource, phase: &str) -> 
     }
 }
 
+/// How often a log that has seen no change says that it is still waiting.
+const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// Progress for a log rather than a terminal (a CI job's output): a line when the decision,
+/// score or reasons change, and a short heartbeat when nothing has for [`HEARTBEAT`], instead of
+/// the same long line at every poll.
+#[derive(Default)]
+struct ChangeLog {
+    /// What the last full line said, and when the last line of any kind was written.
+    last: Option<(String, DateTime<Utc>)>,
+    since: Option<DateTime<Utc>>,
+}
+
+impl ChangeLog {
+    fn line(&mut self, phase: &str, poll: &Poll, now: DateTime<Utc>) -> Option<String> {
+        let key = match poll {
+            Poll::Answer {
+                decision,
+                score,
+                reasons,
+                ..
+            } => format!("{decision:?} {score:?} {reasons:?}"),
+            Poll::Unknown(message) | Poll::Error(message) => message.clone(),
+        };
+        match &mut self.last {
+            Some((last, written)) if *last == key => {
+                if now - *written < chrono::Duration::from_std(HEARTBEAT).unwrap_or_default() {
+                    return None;
+                }
+                *written = now;
+                let since = self.since.unwrap_or(now);
+                let decision = match poll {
+                    Poll::Answer {
+                        decision: Decision::Go,
+                        ..
+                    } => "GO",
+                    Poll::Answer { .. } => "NO-GO",
+                    Poll::Unknown(_) | Poll::Error(_) => "ERROR",
+                };
+                Some(format!(
+                    "{} {phase} still {decision}, unchanged since {}",
+                    now.format("%H:%M:%S"),
+                    since.format("%H:%M:%S")
+                ))
+            }
+            _ => {
+                self.last = Some((key, now));
+                self.since = Some(now);
+                Some(progress_line(phase, poll, now))
+            }
+        }
+    }
+}
+
 /// `10:00:15 istio NO-GO score 75/90, healthy 4m of 15m: <first reason> (+2 more)`.
 pub fn progress_line(phase: &str, poll: &Poll, now: DateTime<Utc>) -> String {
     let clock = now.format("%H:%M:%S");
@@ -303,6 +359,42 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_log_gets_changes_and_heartbeats_not_every_poll() {
+        let no_go = |reason: &str| Poll::Answer {
+            decision: Decision::NoGo,
+            score: Some(75.0),
+            min_score: Some(90.0),
+            stable_since: None,
+            stable_for: Some("15m".into()),
+            reasons: vec![reason.into()],
+            evaluated_at: Some(at("2026-11-26T10:00:00Z")),
+        };
+        let mut log = ChangeLog::default();
+        let t = |s: u32| at("2026-11-26T10:00:00Z") + chrono::Duration::seconds(s.into());
+        assert_eq!(
+            log.line("istio", &no_go("a"), t(0)).as_deref(),
+            Some("10:00:00 istio NO-GO score 75/90: a")
+        );
+        // The same answer polled every second: silence until the heartbeat is due.
+        assert!((1..60).all(|s| log.line("istio", &no_go("a"), t(s)).is_none()));
+        assert_eq!(
+            log.line("istio", &no_go("a"), t(60)).as_deref(),
+            Some("10:01:00 istio still NO-GO, unchanged since 10:00:00")
+        );
+        assert!(log.line("istio", &no_go("a"), t(61)).is_none());
+        // A new reason is a new line at once.
+        assert_eq!(
+            log.line("istio", &no_go("b"), t(62)).as_deref(),
+            Some("10:01:02 istio NO-GO score 75/90: b")
+        );
+        assert_eq!(
+            log.line("istio", &Poll::Error("down".into()), t(63))
+                .as_deref(),
+            Some("10:01:03 istio ERROR: down")
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! Pure: the stability window is judged from the signals' timelines, not from memory of earlier
 //! cycles, so a restarted daemon answers the same as one that has been running for hours.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -213,10 +214,17 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
 
     let mut reasons = Vec::new();
     if !go {
+        let shared = shared_errors(reports.iter().map(|(_, r)| r));
+        reasons.extend(
+            shared
+                .iter()
+                .map(|(error, names)| common_cause(error, names)),
+        );
         reasons.extend(
             reports
                 .iter()
                 .filter(|(s, r)| blocks(s, r.status))
+                .filter(|(_, r)| !r.error.as_deref().is_some_and(|e| shared.contains_key(e)))
                 .map(|(s, r)| explain(s, r)),
         );
         if current < phase.min_score {
@@ -255,6 +263,37 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
         reasons,
         signals,
     }
+}
+
+/// Errors that two or more signals share, with the signals' names: one cause (an unreachable
+/// Prometheus, refused credentials) is said once rather than once per signal.
+pub fn shared_errors<'a>(
+    reports: impl IntoIterator<Item = &'a SignalReport>,
+) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut by_error: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in reports {
+        if let Some(e) = &r.error {
+            by_error.entry(e).or_default().push(&r.name);
+        }
+    }
+    by_error.retain(|_, names| names.len() > 1);
+    by_error
+}
+
+/// Most signal names a common-cause sentence lists; the rest are counted.
+const MAX_NAMED: usize = 5;
+
+/// `<error> (28 signals could not be evaluated: a, b, c, d, e and 23 more)`.
+fn common_cause(error: &str, names: &[&str]) -> String {
+    let listed = names[..names.len().min(MAX_NAMED)].join(", ");
+    let more = match names.len().saturating_sub(MAX_NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "{error} ({} signals could not be evaluated: {listed}{more})",
+        names.len()
+    )
 }
 
 /// One sentence about a signal that is not healthy: what, which series, how bad, against what.

@@ -17,7 +17,7 @@ use aws_sigv4::sign::v4;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::error::SourceError;
+use super::error::{shown_url, SourceError};
 use crate::config::SigV4Config;
 
 pub struct SigV4 {
@@ -80,7 +80,10 @@ impl SigV4 {
             &format!("{}{path}", base.trim_end_matches('/')),
             params,
         )
-        .map_err(|e| SourceError::Unreachable(format!("bad Prometheus URL: {e}")))?;
+        .map_err(|e| SourceError::Unreachable {
+            at: shown_url(base),
+            reason: format!("bad URL: {e}"),
+        })?;
         let credentials = self
             .provider()
             .await
@@ -115,7 +118,10 @@ impl SigV4 {
             if e.is_timeout() {
                 SourceError::Timeout(timeout)
             } else {
-                SourceError::Unreachable(e.without_url().to_string())
+                SourceError::Unreachable {
+                    at: shown_url(base),
+                    reason: e.without_url().to_string(),
+                }
             }
         })?;
         let status = response.status();

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use std::sync::{Arc, Mutex};
 
-use super::error::SourceError;
+use super::error::{shown_url, SourceError};
 use super::sigv4::SigV4;
 use crate::config::{Bearer, PrometheusConfig};
 use crate::engine::series::{Series, Window};
@@ -110,7 +110,7 @@ impl PrometheusSource {
                 tokio::time::timeout(timeout, request)
                     .await
                     .map_err(|_| SourceError::Timeout(timeout))?
-                    .map_err(|e| classify(e, timeout))?
+                    .map_err(|e| classify(e, timeout, &self.config.url))?
             }
         };
         Ok(names.into_iter().collect())
@@ -143,7 +143,7 @@ impl PrometheusSource {
                 tokio::time::timeout(timeout, request)
                     .await
                     .map_err(|_| SourceError::Timeout(timeout))?
-                    .map_err(|e| classify(e, timeout))?
+                    .map_err(|e| classify(e, timeout, &self.config.url))?
                     .into_inner()
                     .0
             }
@@ -250,16 +250,19 @@ fn build_client(
     if let Some(identity) = &auth.identity_pem {
         builder = builder.identity(reqwest::Identity::from_pem(identity).map_err(tls_error)?);
     }
-    let http = builder
-        .build()
-        .map_err(|e| SourceError::Unreachable(e.without_url().to_string()))?;
-    Client::from(http, &config.url)
-        .map_err(|e| SourceError::Unreachable(format!("bad Prometheus URL: {e}")))
+    let http = builder.build().map_err(|e| SourceError::Unreachable {
+        at: shown_url(&config.url),
+        reason: e.without_url().to_string(),
+    })?;
+    Client::from(http, &config.url).map_err(|e| SourceError::Unreachable {
+        at: shown_url(&config.url),
+        reason: format!("bad URL: {e}"),
+    })
 }
 
 /// Sorts a client error into what an operator would act on. URLs are stripped because they may
 /// carry credentials.
-fn classify(e: prometheus_http_query::Error, timeout: Duration) -> SourceError {
+fn classify(e: prometheus_http_query::Error, timeout: Duration, url: &str) -> SourceError {
     use prometheus_http_query::Error;
     match e {
         Error::Prometheus(p) if p.is_timeout() => SourceError::Timeout(timeout),
@@ -275,7 +278,10 @@ fn classify(e: prometheus_http_query::Error, timeout: Duration) -> SourceError {
                     "{} (is an auth layer or proxy answering instead of Prometheus?)",
                     describe_chain(r)
                 )),
-                None => SourceError::Unreachable(describe_chain(r)),
+                None => SourceError::Unreachable {
+                    at: shown_url(url),
+                    reason: describe_chain(r),
+                },
             },
             // Raised by the client itself, e.g. a body that is not the API's JSON.
             None => SourceError::BadResponse(c.to_string()),

@@ -522,11 +522,10 @@ fn model(scenario: Scenario, window: Window, w: &mut Writer) {
             ("git_version", K8S_VERSION),
         ]);
         w.gauge("kubernetes_build_info", &build, |_| Some(1.0));
-        w.gauge(
-            "apiserver_storage_objects",
-            &format!("{l},resource=\"pods\""),
-            |_| Some(120.0),
-        );
+        // Kubernetes 1.34 renamed the object count and still exports the deprecated name.
+        for name in ["apiserver_storage_objects", "apiserver_resource_objects"] {
+            w.gauge(name, &format!("{l},resource=\"pods\""), |_| Some(120.0));
+        }
     }
     for &(name, kind, op, error_type, code, count, per_sec) in WEBHOOK_REJECTIONS {
         let l = labels(&[
