@@ -112,8 +112,7 @@ healthy for 2m (deploy/demo/demo.yaml). Changes are printed below, as minutes:se
   logs           $work/upgrade-gate.log, $work/prometheus.log (removed on exit)
 
   curl -s http://$listen/gate/istio
-  UPGRADE_GATE__PROMETHEUS__URL=http://127.0.0.1:$prom_port UPGRADE_GATE__BASELINE__END=$(at "$start") \
-    $gate check --config deploy/demo/demo.yaml --phase istio
+  UPGRADE_GATE__PROMETHEUS__URL=http://127.0.0.1:$prom_port UPGRADE_GATE__BASELINE__END=$(at "$start") $gate check --config deploy/demo/demo.yaml --phase istio
 
 MSG
 
