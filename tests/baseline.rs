@@ -185,6 +185,18 @@ fn relative_conditions_judge_each_series_against_its_own_baseline() {
     let moving = signal(&v, "daily_moving");
     assert_eq!(moving["status"], "fail", "{moving:#}");
     assert_eq!(moving["baseline"], 1.0);
+
+    // A step before the fixed `end` (t-2h) keeps the same baseline; a moving one moves with it.
+    let early = check_at(&s.path, s.t - 150 * MIN);
+    assert_eq!(signal(&early, "daily_fixed")["baseline"], 2.5);
+    assert_eq!(
+        signal(&early, "list_p99")["baseline"],
+        0.2,
+        "the worst series is GET"
+    );
+    assert_eq!(signal(&early, "list_p99")["status"], "ok");
+    let moving = signal(&early, "daily_moving");
+    assert_eq!(moving["baseline"], 1.0, "{moving:#}");
 }
 
 #[test]
