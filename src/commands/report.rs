@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::engine::decide::{fmt_labels, fmt_number, shared_errors, Decision, Verdict};
+use crate::engine::decide::{
+    fmt_labels, fmt_number, fmt_with_baseline, shared_errors, Decision, Verdict,
+};
 
 pub fn text(v: &Verdict) -> String {
     let mut out = String::new();
@@ -33,9 +35,10 @@ pub fn text(v: &Verdict) -> String {
             [
                 format!("{}{}", s.name, if s.critical { " *" } else { "" }),
                 s.status.as_str().to_string(),
-                s.value.map_or("-".to_string(), fmt_number),
-                s.warn.map_or("-".to_string(), |t| t.to_string()),
-                s.fail.map_or("-".to_string(), |t| t.to_string()),
+                s.value
+                    .map_or("-".to_string(), |v| fmt_with_baseline(v, s.baseline)),
+                s.warn.as_ref().map_or("-".to_string(), |t| t.to_string()),
+                s.fail.as_ref().map_or("-".to_string(), |t| t.to_string()),
                 match (&s.error, s.offenders.first()) {
                     (Some(e), _) if shared.contains_key(e.as_str()) => {
                         "(the shared cause above)".to_string()

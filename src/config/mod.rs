@@ -17,6 +17,7 @@ use config::{File, FileFormat};
 use serde::Deserialize;
 
 pub mod alerts;
+pub mod baseline;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
@@ -31,6 +32,7 @@ pub use server::{Limits, ServerAuth, ServerConfig, ServerTls};
 
 use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
+use baseline::{BaselineSettings, RawBaseline};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{count_or, duration_or, env_overrides, read_raw};
@@ -57,6 +59,8 @@ struct RawConfig {
     evaluation: RawEvaluation,
     #[serde(default)]
     server: RawServer,
+    #[serde(default)]
+    baseline: RawBaseline,
     #[serde(default)]
     signal_files: Vec<String>,
     #[serde(default)]
@@ -227,6 +231,11 @@ fn validate(
             .expect("default listen address parses")
     });
 
+    let (baseline, baseline_errors) = BaselineSettings::validate(raw.baseline);
+    for (key, message) in baseline_errors {
+        problems.add(file, None, Some(key), message);
+    }
+
     Config {
         prometheus,
         evaluation: EvaluationConfig {
@@ -236,7 +245,14 @@ fn validate(
             max_series,
         },
         listen,
-        pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),
+        pack: validate_pack(
+            file,
+            baseline,
+            raw.phases,
+            raw.signals,
+            signal_sources,
+            problems,
+        ),
         alerts: validate_alerts(file, raw.alerts, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         server: validate_server(file, &raw.server, problems),

@@ -5,10 +5,10 @@
 
 use serde::Serialize;
 
+use super::baseline::{Baselines, SeriesBaseline};
 use super::grid::{self, Grid};
 use super::pack::Signal;
 use super::series::{Labels, Window};
-use super::threshold::Threshold;
 
 /// Most offending series listed per signal; the rest are counted.
 pub const MAX_OFFENDERS: usize = 10;
@@ -49,6 +49,8 @@ impl Status {
 pub struct Offender {
     pub labels: Labels,
     pub value: f64,
+    /// The series' baseline at this step, when the signal compares with one and it has one.
+    pub baseline: Option<f64>,
     pub status: Status,
 }
 
@@ -58,6 +60,8 @@ pub struct Judgement {
     pub status: Status,
     /// The worst series' value, by the signal's direction.
     pub value: Option<f64>,
+    /// The worst series' baseline.
+    pub baseline: Option<f64>,
     /// Breaching series, failing first, then worst value first; at most [`MAX_OFFENDERS`].
     pub offenders: Vec<Offender>,
     /// How many series breach in all, including those not listed.
@@ -72,6 +76,7 @@ struct Track<'a> {
     values: &'a [f64],
     /// For each step, whether the fail threshold held at every step of the `for` window ending there.
     fail_held: Vec<bool>,
+    baseline: SeriesBaseline,
 }
 
 /// A signal judged over a whole window; ask it for any step.
@@ -87,18 +92,37 @@ pub fn judge<'a, E: std::fmt::Display>(
     answer: Result<&'a Grid, &E>,
     window: Window,
 ) -> Timeline<'a> {
+    judge_against(signal, answer, &Baselines::Unused, window)
+}
+
+/// [`judge`], with each series' baseline for the signal's relative conditions. A baseline that
+/// could not be fetched makes the signal `error`, as its own query failing would.
+pub fn judge_against<'a, E: std::fmt::Display>(
+    signal: &'a Signal,
+    answer: Result<&'a Grid, &E>,
+    baselines: &Baselines,
+    window: Window,
+) -> Timeline<'a> {
     let for_steps = signal.for_.as_secs().div_ceil(window.step as u64) as usize;
-    let outcome = answer.map_err(|e| e.to_string()).map(|grid| {
+    let answer = match baselines {
+        Baselines::Failed(e) => Err(format!("baseline query failed: {e}")),
+        _ => answer.map_err(|e| e.to_string()),
+    };
+    let outcome = answer.map(|grid| {
         debug_assert_eq!(
             grid.window(),
             window,
             "answers are judged on their own grid"
         );
         grid.series()
-            .map(|(labels, values)| Track {
-                labels,
-                values,
-                fail_held: fail_held(signal, values, for_steps),
+            .map(|(labels, values)| {
+                let baseline = baselines.for_series(labels);
+                Track {
+                    labels,
+                    values,
+                    fail_held: fail_held(signal, values, &baseline, for_steps),
+                    baseline,
+                }
             })
             .collect()
     });
@@ -112,15 +136,21 @@ pub fn judge<'a, E: std::fmt::Display>(
 /// `held[i]` is true when fail was breached at each of steps `i - for_steps ..= i`. Steps whose
 /// `for` window starts before the grid cannot be known to hold and are false, like a Prometheus
 /// alert that is still pending.
-fn fail_held(signal: &Signal, values: &[f64], for_steps: usize) -> Vec<bool> {
-    let Some(fail) = signal.fail else {
+fn fail_held(
+    signal: &Signal,
+    values: &[f64],
+    baseline: &SeriesBaseline,
+    for_steps: usize,
+) -> Vec<bool> {
+    if signal.fail.is_none() {
         return vec![false; values.len()];
-    };
+    }
     let mut run = 0usize;
     values
         .iter()
-        .map(|v| {
-            run = if grid::value(*v).is_some_and(|v| fail.breached_by(v)) {
+        .enumerate()
+        .map(|(i, v)| {
+            run = if grid::value(*v).is_some_and(|v| signal.breaches_fail(v, baseline.at(i))) {
                 run + 1
             } else {
                 0
@@ -154,6 +184,7 @@ impl Timeline<'_> {
                 return Judgement {
                     status: Status::Error,
                     value: None,
+                    baseline: None,
                     offenders: Vec::new(),
                     offending_series: 0,
                     error: Some(e.clone()),
@@ -164,6 +195,7 @@ impl Timeline<'_> {
         let direction = self.signal.direction();
         let mut status: Option<Status> = None;
         let mut value: Option<f64> = None;
+        let mut baseline: Option<f64> = None;
         let mut offenders = Vec::new();
         for track in tracks {
             let (Some(s), Some(v)) = (self.series_status(track, i), grid::value(track.values[i]))
@@ -173,11 +205,13 @@ impl Timeline<'_> {
             status = status.max(Some(s));
             if value.is_none_or(|w| direction.worse(v, w)) {
                 value = Some(v);
+                baseline = track.baseline.at(i);
             }
             if s != Status::Ok {
                 offenders.push(Offender {
                     labels: track.labels.clone(),
                     value: v,
+                    baseline: track.baseline.at(i),
                     status: s,
                 });
             }
@@ -198,6 +232,7 @@ impl Timeline<'_> {
         Judgement {
             status: status.unwrap_or(Status::NoData),
             value,
+            baseline,
             offenders,
             offending_series,
             error: None,
@@ -208,10 +243,10 @@ impl Timeline<'_> {
     /// fail breach is still pending, and `None` when it has no sample at this step.
     fn series_status(&self, track: &Track, i: usize) -> Option<Status> {
         let v = grid::value(track.values[i])?;
-        let breaches = |t: Option<Threshold>| t.is_some_and(|t| t.breached_by(v));
+        let baseline = track.baseline.at(i);
         Some(if track.fail_held[i] {
             Status::Fail
-        } else if breaches(self.signal.warn) || breaches(self.signal.fail) {
+        } else if self.signal.breaches_warn(v, baseline) || self.signal.breaches_fail(v, baseline) {
             Status::Warn
         } else {
             Status::Ok
@@ -224,6 +259,7 @@ mod tests {
     use super::*;
     use crate::engine::pack::NoDataPolicy;
     use crate::engine::series::Series;
+    use crate::engine::threshold::Threshold;
     use std::time::Duration;
 
     fn signal(warn: Option<&str>, fail: Option<&str>, for_secs: u64) -> Signal {
@@ -238,6 +274,8 @@ mod tests {
             weight: 1.0,
             critical: false,
             no_data: NoDataPolicy::Fail,
+            baseline: crate::engine::baseline::BaselineSpec::DEFAULT,
+            no_baseline: NoDataPolicy::Ok,
             phases: vec![],
             origin: "test".into(),
             max_series: None,
@@ -370,6 +408,77 @@ mod tests {
         let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(4), Status::NoData);
         assert_eq!(t.judgement_at(4).value, None);
+    }
+
+    /// A fixed baseline of `mean` for the series named `svc`.
+    fn fixed(bases: &[(&str, f64)]) -> Baselines {
+        Baselines::Fixed(
+            bases
+                .iter()
+                .map(|(svc, b)| ([("svc".to_string(), svc.to_string())].into(), *b))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_relative_condition_compares_each_series_with_its_own_baseline() {
+        let s = signal(Some("> baseline * 1.5"), Some("> baseline * 3"), 0);
+        let answer: Result<_, String> = on_grid(Ok(vec![
+            series("slow", W, &[0.35; 5]),
+            series("fast", W, &[0.35; 5]),
+        ]));
+        let b = fixed(&[("slow", 0.1), ("fast", 0.3)]);
+        let j = judge_against(&s, answer.as_ref(), &b, W).judgement_at(4);
+        assert_eq!(j.status, Status::Fail);
+        assert_eq!(j.offending_series, 1, "{:?}", j.offenders);
+        assert_eq!(j.offenders[0].labels["svc"], "slow");
+        assert_eq!(j.offenders[0].baseline, Some(0.1));
+    }
+
+    #[test]
+    fn for_counts_relative_breaches_too() {
+        let s = signal(None, Some("> baseline * 3"), 60);
+        let answer: Result<_, String> =
+            on_grid(Ok(vec![series("a", W, &[0.1, 0.1, 0.5, 0.5, 0.5])]));
+        let t = judge_against(&s, answer.as_ref(), &fixed(&[("a", 0.1)]), W);
+        assert_eq!(t.status_at(2), Status::Warn, "pending");
+        assert_eq!(t.status_at(4), Status::Fail);
+    }
+
+    #[test]
+    fn a_series_without_baseline_counts_as_no_baseline_says() {
+        let answer: Result<_, String> = on_grid(Ok(vec![series("new", W, &[5.0; 5])]));
+        let b = fixed(&[]);
+        let mut s = signal(None, Some("> baseline * 3"), 0);
+        for (policy, status) in [
+            (NoDataPolicy::Ok, Status::Ok),
+            (NoDataPolicy::Warn, Status::Warn),
+            (NoDataPolicy::Fail, Status::Fail),
+        ] {
+            s.no_baseline = policy;
+            let j = judge_against(&s, answer.as_ref(), &b, W).judgement_at(4);
+            assert_eq!(j.status, status, "{policy:?}");
+            assert_eq!(j.baseline, None);
+        }
+        // Absolute conditions still apply to it.
+        let s = Signal {
+            fail: Some(Threshold::any_of(&["> 4".into(), "> baseline * 3".into()]).unwrap()),
+            ..signal(None, None, 0)
+        };
+        assert_eq!(
+            judge_against(&s, answer.as_ref(), &b, W).status_at(4),
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn a_failed_baseline_makes_the_signal_error() {
+        let s = signal(None, Some("> baseline * 3"), 0);
+        let answer: Result<_, String> = on_grid(Ok(vec![series("a", W, &[0.1; 5])]));
+        let j = judge_against(&s, answer.as_ref(), &Baselines::Failed("refused".into()), W)
+            .judgement_at(4);
+        assert_eq!(j.status, Status::Error);
+        assert_eq!(j.error.as_deref(), Some("baseline query failed: refused"));
     }
 
     #[test]

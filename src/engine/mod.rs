@@ -8,6 +8,7 @@
 //! from outside, such as the evaluation interval, it is handed as a value. `tests/layout.rs`
 //! holds it to that.
 
+pub mod baseline;
 pub mod decide;
 pub mod evaluate;
 pub mod grid;

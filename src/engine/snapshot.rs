@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::baseline::Baselines;
 use super::decide::{verdict, Member, SignalReport, Verdict};
-use super::evaluate::judge;
+use super::evaluate::judge_against;
 use super::grid::Grid;
 use super::pack::{Pack, Signal, ALL_PHASES};
 use super::series::Window;
@@ -38,13 +39,34 @@ impl Snapshot {
         at: i64,
         answers: &[Result<G, E>],
     ) -> Snapshot {
+        Snapshot::judge_against(pack, step, at, answers, &[])
+    }
+
+    /// [`Snapshot::judge`] with each signal's baselines, in pack order. A signal with a relative
+    /// condition whose baselines are not given is `error`: it cannot be judged without them.
+    pub fn judge_against<G: Borrow<Grid>, E: std::fmt::Display>(
+        pack: &Pack,
+        step: i64,
+        at: i64,
+        answers: &[Result<G, E>],
+        baselines: &[Baselines],
+    ) -> Snapshot {
         let started = Instant::now();
+        let missing = Baselines::Failed("no baseline was fetched".into());
         let timelines: Vec<_> = pack
             .signals
             .iter()
             .zip(answers)
             .zip(windows(pack, step, at, at))
-            .map(|((s, a), w)| judge(s, a.as_ref().map(Borrow::borrow), w))
+            .enumerate()
+            .map(|(i, ((s, a), w))| {
+                let b = baselines.get(i).unwrap_or(if s.is_relative() {
+                    &missing
+                } else {
+                    &Baselines::Unused
+                });
+                judge_against(s, a.as_ref().map(Borrow::borrow), b, w)
+            })
             .collect();
         let phases = pack
             .phase_names()

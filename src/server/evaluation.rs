@@ -1,4 +1,5 @@
-//! One evaluation: ask Prometheus for every signal's window, then let the engine judge.
+//! One evaluation: ask Prometheus for every signal's window (and the baselines of its relative
+//! conditions), then let the engine judge.
 //!
 //! The one place where the Prometheus source meets the engine, so that the daemon's loop,
 //! `check` and a local `wait` all judge exactly what the same fetch returned. `check` and `wait`
@@ -9,6 +10,7 @@
 
 use std::time::Instant;
 
+use super::baselines::{KeptBaselines, Plan};
 use crate::config::Config;
 use crate::engine::snapshot::{windows, Snapshot};
 use crate::engine::window_cache::WindowCache;
@@ -17,19 +19,37 @@ use crate::prometheus::source::PrometheusSource;
 
 /// Queries every signal once over the window its phases need, then judges every phase at `at`.
 pub async fn evaluate(config: &Config, source: &PrometheusSource, at: i64) -> Snapshot {
+    evaluate_keeping(config, source, at, &mut KeptBaselines::default()).await
+}
+
+/// [`evaluate`], reusing the fixed baselines in `kept` and keeping those it fetches (`serve`).
+pub async fn evaluate_keeping(
+    config: &Config,
+    source: &PrometheusSource,
+    at: i64,
+    kept: &mut KeptBaselines,
+) -> Snapshot {
     let started = Instant::now();
     let step = config.evaluation.step_secs();
     let pack = &config.pack;
-    let answers = source
+    let windows = windows(pack, step, at, at);
+    let judged = || pack.signals.iter().zip(windows.iter().copied());
+    // The baselines' range queries go in the same batch, under the same bound.
+    let plan = Plan::new(judged(), kept);
+    let mut answers = source
         .range_all(
-            pack.signals
-                .iter()
-                .zip(windows(pack, step, at, at))
-                .map(|(s, w)| (s.query.as_str(), w, config.evaluation.max_series(s))),
+            judged()
+                .map(|(s, w)| (s.query.as_str(), w, config.evaluation.max_series(s)))
+                .chain(
+                    plan.queries()
+                        .map(|(i, q, w)| (q, w, config.evaluation.max_series(&pack.signals[i]))),
+                ),
             config.evaluation.concurrency,
         )
         .await;
-    let mut snapshot = Snapshot::judge(pack, step, at, &answers);
+    let fetched = answers.split_off(pack.signals.len());
+    let baselines = plan.baselines(judged(), fetched, kept, at);
+    let mut snapshot = Snapshot::judge_against(pack, step, at, &answers, &baselines);
     snapshot.took = started.elapsed();
     snapshot
 }
@@ -41,9 +61,16 @@ pub async fn evaluate(config: &Config, source: &PrometheusSource, at: i64) -> Sn
 #[derive(Default)]
 pub struct Incremental {
     cache: WindowCache,
+    /// Fixed baselines, fetched once (see [`KeptBaselines`]).
+    baselines: KeptBaselines,
 }
 
 impl Incremental {
+    /// Drops the fixed baselines, after a reload that may have changed them.
+    pub fn forget_baselines(&mut self) {
+        self.baselines = KeptBaselines::default();
+    }
+
     /// Judges every phase at `at`, a step of the interval grid (multiples of the interval since
     /// the epoch), fetching what the cache does not hold yet.
     pub async fn evaluate(
@@ -56,6 +83,9 @@ impl Incremental {
         let step = config.evaluation.step_secs();
         let pack = &config.pack;
         let windows = windows(pack, step, at, at);
+        let judged = || pack.signals.iter().zip(windows.iter().copied());
+        // Baselines are fetched as `evaluate` does (fixed ones kept), not step by step.
+        let plan = Plan::new(judged(), &self.baselines);
         self.cache
             .retain(|name| pack.signals.iter().any(|s| s.name == name));
         let wanted: Vec<_> = pack
@@ -67,14 +97,25 @@ impl Incremental {
                 Some((s, *w, part))
             })
             .collect();
-        let fetched = source
+        let mut fetched = source
             .range_all(
                 wanted
                     .iter()
-                    .map(|(s, _, part)| (s.query.as_str(), *part, config.evaluation.max_series(s))),
+                    .map(|(s, _, part)| (s.query.as_str(), *part, config.evaluation.max_series(s)))
+                    .chain(
+                        plan.queries().map(|(i, q, w)| {
+                            (q, w, config.evaluation.max_series(&pack.signals[i]))
+                        }),
+                    ),
                 config.evaluation.concurrency,
             )
             .await;
+        let baselines = plan.baselines(
+            judged(),
+            fetched.split_off(wanted.len()),
+            &mut self.baselines,
+            at,
+        );
         let mut errors: Vec<(&str, SourceError)> = Vec::new();
         for ((signal, window, _), answer) in wanted.into_iter().zip(fetched) {
             let limit = config.evaluation.max_series(signal);
@@ -104,7 +145,7 @@ impl Incremental {
                 None => Ok(self.cache.get(&s.name).expect("merged above or held")),
             })
             .collect();
-        let mut snapshot = Snapshot::judge(pack, step, at, &answers);
+        let mut snapshot = Snapshot::judge_against(pack, step, at, &answers, &baselines);
         snapshot.took = started.elapsed();
         snapshot
     }

@@ -24,6 +24,7 @@ use scheduler::{Reload, Scheduler};
 
 pub mod answers;
 pub mod auth;
+pub mod baselines;
 pub mod evaluation;
 pub mod listener;
 pub mod metrics;
@@ -70,6 +71,7 @@ pub async fn serve(
         alerting,
         publish,
         reloads,
+        evaluator: Default::default(),
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 

@@ -39,6 +39,8 @@ pub struct Scheduler {
     pub alerting: Alerting,
     pub publish: watch::Sender<Option<Arc<Answers>>>,
     pub reloads: mpsc::Receiver<Reload>,
+    /// The windows and fixed baselines kept between evaluations.
+    pub evaluator: Incremental,
 }
 
 /// The step to judge now: the latest multiple of the interval at or before `now - query_offset`.
@@ -65,7 +67,6 @@ impl Scheduler {
     /// Runs until `shutdown` is cancelled; an evaluation in flight is abandoned then. Gives back
     /// the alert path, so that the caller can let it finish sending.
     pub async fn run(mut self, shutdown: CancellationToken) -> Alerting {
-        let mut evaluator = Incremental::default();
         // The first evaluation at once, the next ones on the grid.
         let mut next = Instant::now();
         loop {
@@ -77,7 +78,7 @@ impl Scheduler {
                     if self.config.borrow().prometheus != before {
                         // Another server, tenant or credentials: what is held may not be what it
                         // answers now, so every signal is fetched whole again.
-                        evaluator = Incremental::default();
+                        self.evaluator = Incremental::default();
                     }
                     if let Some(reply) = request.reply {
                         let _ = reply.send(outcome);
@@ -90,7 +91,7 @@ impl Scheduler {
             let at = grid_step(&config, wall_clock());
             let snapshot = tokio::select! {
                 _ = shutdown.cancelled() => return self.alerting,
-                s = evaluator.evaluate(&config, &self.source, at) => Arc::new(s),
+                s = self.evaluator.evaluate(&config, &self.source, at) => Arc::new(s),
             };
             self.publish_snapshot(snapshot);
             // Ticks missed while the evaluation overran are skipped: the next is the next step due.
@@ -132,6 +133,8 @@ impl Scheduler {
             );
         }
         self.source = source;
+        // The new configuration may pin or move the baselines.
+        self.evaluator.forget_baselines();
         self.alerting
             .reconfigure(&new.alerts, new.evaluation.interval);
         // Phases and signals may have gone: their gauges must not linger with old values.
