@@ -8,8 +8,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tokio::sync::watch;
 use tower::ServiceExt;
 use upgrade_gate::config::Config;
+use upgrade_gate::engine::grid::Grid;
 use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
+use upgrade_gate::server::answers::Answers;
 use upgrade_gate::server::metrics::Metrics;
 use upgrade_gate::server::router::{router, AppState};
 
@@ -46,11 +48,11 @@ fn config(signals: usize) -> Config {
 fn answers(
     config: &Config,
     series: usize,
-) -> Vec<Result<Vec<Series>, upgrade_gate::prometheus::error::SourceError>> {
+) -> Vec<Result<Grid, upgrade_gate::prometheus::error::SourceError>> {
     windows(&config.pack, config.evaluation.step_secs(), AT, AT)
         .iter()
         .map(|w| {
-            Ok((0..series)
+            let series: Vec<Series> = (0..series)
                 .map(|j| Series {
                     labels: [(
                         "destination_service".to_string(),
@@ -70,7 +72,8 @@ fn answers(
                         })
                         .collect(),
                 })
-                .collect())
+                .collect();
+            Ok(Grid::from_series(*w, &series))
         })
         .collect()
 }
@@ -108,7 +111,7 @@ fn http(c: &mut Criterion) {
     ));
     let metrics = Arc::new(Metrics::new());
     metrics.observe(&snapshot);
-    let (_tx, rx) = watch::channel(Some(snapshot));
+    let (_tx, rx) = watch::channel(Some(Arc::new(Answers::encode(snapshot))));
     let (_config_tx, config) = watch::channel(Arc::new(config));
     let (reload, _) = tokio::sync::mpsc::channel(1);
     let app = router(AppState {

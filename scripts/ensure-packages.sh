@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the demo and the tests run for real, when missing.
-# Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager, systemd, curl, openssl)
+# Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager, systemd, curl, openssl,
+# util-linux, wrk)
 # Needs root, or sudo, only when something is missing.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ binaries() {
     systemd) echo "systemd-analyze" ;;
     curl) echo "curl" ;;
     openssl) echo "openssl" ;;
+    util-linux) echo "prlimit" ;;
+    wrk) echo "wrk" ;;
     *) echo "ensure-packages: unknown package $1" >&2; exit 2 ;;
   esac
 }

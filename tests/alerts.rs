@@ -16,6 +16,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use upgrade_gate::alerting::delivery::Alerting;
 use upgrade_gate::config::{self, Config};
+use upgrade_gate::engine::grid::Grid;
 use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
 use upgrade_gate::server::metrics::Metrics;
@@ -59,12 +60,15 @@ fn snapshot(config: &Config, at: i64, value: f64) -> Snapshot {
             .zip(&config.pack.signals)
             .map(|(w, s)| {
                 let v = if s.name == "mesh_5xx" { value } else { 0.0 };
-                Ok(vec![Series {
-                    labels: [("destination_service".to_string(), "reviews".to_string())].into(),
-                    samples: (0..w.len())
-                        .map(|k| (w.start + w.step * k as i64, v))
-                        .collect(),
-                }])
+                Ok(Grid::from_series(
+                    *w,
+                    &[Series {
+                        labels: [("destination_service".to_string(), "reviews".to_string())].into(),
+                        samples: (0..w.len())
+                            .map(|k| (w.start + w.step * k as i64, v))
+                            .collect(),
+                    }],
+                ))
             })
             .collect();
     Snapshot::judge(&config.pack, config.evaluation.step_secs(), at, &answers)

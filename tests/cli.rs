@@ -200,6 +200,75 @@ fn check_cannot_evaluate_exits_2_and_says_no_go() {
 }
 
 #[test]
+fn an_unreachable_prometheus_is_said_once() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gate_config(dir.path(), &format!("http://gate:s3cr3t@127.0.0.1:{port}"));
+    let (code, out, err) = run(bin()
+        .args(["check", "--phase", "istio", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let reasons: Vec<&str> = out.lines().filter(|l| l.starts_with("  - ")).collect();
+    // The cause first and once, naming the server without its credentials, then the score.
+    assert_eq!(reasons.len(), 2, "{out}");
+    assert!(
+        reasons[0].starts_with(&format!(
+            "  - Prometheus at http://127.0.0.1:{port} is unreachable: "
+        )),
+        "{out}"
+    );
+    assert!(
+        reasons[0].ends_with("(2 signals could not be evaluated: mesh_5xx, steady)"),
+        "{out}"
+    );
+    assert!(
+        reasons[1].contains("score 0 is below min_score 90"),
+        "{out}"
+    );
+    // The runbook is about the signal's own failure, not about reaching Prometheus.
+    assert!(!out.contains("relabel namespaces"), "{out}");
+    assert_eq!(out.matches("is unreachable").count(), 1, "{out}");
+    assert!(!out.contains("s3cr3t") && !err.contains("s3cr3t"));
+
+    // The JSON keeps the error on every signal.
+    let (_, out, _) = run(bin()
+        .args(["check", "--phase", "istio", "--output", "json", "--config"])
+        .arg(&cfg));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    for s in v["signals"].as_array().unwrap() {
+        assert!(
+            s["error"].as_str().unwrap().contains("is unreachable"),
+            "{s}"
+        );
+    }
+}
+
+#[test]
+fn help_says_which_config_is_read_and_logs_are_plain_off_a_terminal() {
+    for command in ["serve", "check", "wait", "replay", "validate"] {
+        let (code, out, _) = run(bin().args([command, "--help"]));
+        assert_eq!(code, 0);
+        assert!(out.contains("--config <FILE>"), "{command}: {out}");
+        assert!(
+            out.contains("Without it, the built-in default: deploy/upgrade-gate.yaml"),
+            "{command}: {out}"
+        );
+    }
+    // `serve` on an address already taken logs an error and stops: standard error is a pipe
+    // here, so the log line must carry no colour escapes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (code, _, err) = run(bin()
+        .env(
+            "UPGRADE_GATE__SERVER__LISTEN",
+            taken.local_addr().unwrap().to_string(),
+        )
+        .arg("serve"));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}
+
+#[test]
 fn environment_overrides_the_config_file() {
     let t = now();
     let prom = TestPrometheus::start(&breach_data(t));
@@ -259,7 +328,7 @@ fn validate_lists_every_problem_with_file_signal_and_key() {
         "bad.yaml",
         r#"
 prometheus: {url: "ftp://x", timeout: 10x}
-evaluation: {interval: 500ms, concurrency: 0}
+evaluation: {interval: 500ms, concurrency: 0, query_offset: 1500ms, max_series: 0}
 server: {listen: nowhere}
 signal_files: ["missing/*.yaml", "sig/*.yaml"]
 phases:
@@ -274,7 +343,7 @@ signals:
   - {name: c, query: up, phases: [istio]}
   - {name: d, query: up, fail: "1", phases: [istio]}
   - {query: up, fail: "> 1"}
-  - {name: g, query: up, warn: "< 1", fail: "> 1", phases: [istio]}
+  - {name: g, query: up, warn: "< 1", fail: "> 1", phases: [istio], max_series: -3}
   - {name: h, query: up, fail: "> NaN", phases: [istio]}
   - {name: i, query: up, warn: "> 1", for: 1m, phases: [istio]}
   - {name: j, fail: "> 1", phases: []}
@@ -290,6 +359,8 @@ signals:
         format!("{bad}: key `prometheus.timeout`: \"10x\" is not a duration"),
         format!("{bad}: key `evaluation.interval`: 500ms must be a whole number of seconds"),
         format!("{bad}: key `evaluation.concurrency`: 0 must be at least 1"),
+        format!("{bad}: key `evaluation.query_offset`: 1s 500ms must be a whole number of seconds"),
+        format!("{bad}: key `evaluation.max_series`: 0 must be at least 1"),
         format!("{bad}: key `server.listen`: \"nowhere\" is not an address"),
         format!("{bad}: key `phases[0].min_score`: 120 must be between 0 and 100"),
         format!("{bad}: key `phases[0].stable_for`: \"soon\" is not a duration"),
@@ -310,6 +381,7 @@ signals:
         format!("{bad}: signal \"d\": key `fail`: \"1\" does not start with one of the operators"),
         format!("{bad}: signal \"#5\": key `name`: missing signal name"),
         format!("{bad}: signal \"g\": key `warn`: warn < 1 must point the same way as fail > 1"),
+        format!("{bad}: signal \"g\": key `max_series`: -3 must be at least 1"),
         format!("{bad}: signal \"h\": key `fail`: \"NaN\" is not a finite number"),
         format!("{bad}: signal \"i\": key `for`: `for` applies to the fail threshold, but the signal has none"),
         format!("{bad}: signal \"j\": key `query`: missing PromQL query"),
@@ -475,7 +547,9 @@ fn validate_online_names_the_signals_whose_metrics_are_absent() {
         .arg(&good));
     assert_eq!(code, 2);
     assert!(
-        err.contains("cannot check metrics online: Prometheus is unreachable"),
+        err.contains(
+            "cannot check metrics online: Prometheus at http://127.0.0.1:9 is unreachable"
+        ),
         "{err}"
     );
 }

@@ -573,6 +573,9 @@ fn systemd_unit_is_hardened_and_verifies() {
         assert_eq!(get("Service", key), value, "{key}");
     }
     assert!(get("Service", "RestrictAddressFamilies").contains("AF_INET"));
+    // Room for the default cap of 1024 connections plus the reserve the gate keeps.
+    let files: u64 = get("Service", "LimitNOFILE").parse().unwrap();
+    assert!(files >= 2048, "LimitNOFILE={files}");
     assert!(
         unit[&("Service".into(), "SystemCallFilter".into())].contains(&"@system-service".into())
     );
@@ -698,11 +701,15 @@ async fn pipeline_steps_pass_on_go_and_fail_on_no_go_against_a_real_gate() {
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gate.yaml");
+    // The gate wants a token, as one exposed through an ingress does: every step must pass it.
+    let token = dir.path().join("token");
+    std::fs::write(&token, "pipeline-t0ken\n").unwrap();
     std::fs::write(
         &path,
         format!(
             r#"prometheus: {{url: "{}", timeout: 2s}}
 evaluation: {{interval: 1s}}
+server: {{auth: {{bearer_token_file: "{}"}}}}
 phases:
   - {{name: open}}
   - {{name: blocked}}
@@ -710,7 +717,8 @@ signals:
   - {{name: always_ok, query: "vector(0)", fail: "> 0", phases: [open]}}
   - {{name: always_failing, query: "vector(1)", fail: "> 0", critical: true, phases: [blocked]}}
 "#,
-            prom.url()
+            prom.url(),
+            token.display()
         ),
     )
     .unwrap();
@@ -720,7 +728,7 @@ signals:
     let mut runs = Vec::new();
     for (name, step) in PIPELINE_STEPS {
         for (phase, timeout) in [("open", 30), ("blocked", 3), ("no-such-phase", 30)] {
-            let mut cmd = step(&gate.base, phase, timeout);
+            let mut cmd = step(&gate.base, phase, timeout, &token);
             cmd.env("NO_PROXY", "127.0.0.1,localhost")
                 .env("no_proxy", "127.0.0.1,localhost")
                 .stdin(Stdio::null());
@@ -1477,7 +1485,8 @@ fn github_step() -> (Value, String, BTreeMap<String, String>) {
     (wf, script, env)
 }
 
-/// `${{ inputs.NAME }}` replaced by `inputs[NAME]`; any other expression fails.
+/// `${{ inputs.NAME }}` and `${{ secrets.NAME }}` replaced by `inputs[NAME]`; any other
+/// expression fails.
 fn github_expand(text: &str, inputs: &BTreeMap<&str, String>) -> String {
     let mut out = String::new();
     let mut rest = text;
@@ -1487,6 +1496,7 @@ fn github_expand(text: &str, inputs: &BTreeMap<&str, String>) -> String {
         let expr = rest[at + 3..end].trim();
         let name = expr
             .strip_prefix("inputs.")
+            .or_else(|| expr.strip_prefix("secrets."))
             .unwrap_or_else(|| panic!("unexpected expression {expr}"));
         out.push_str(
             inputs
@@ -1560,8 +1570,9 @@ fn argo_expand(text: &str, params: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// A pipeline's own gate step, with its parameters set: (server, phase, timeout in s) -> command.
-type StepCommand = fn(&str, &str, u64) -> Command;
+/// A pipeline's own gate step, with its parameters set: (server, phase, timeout in s, file
+/// holding the gate's bearer token) -> command.
+type StepCommand = fn(&str, &str, u64, &Path) -> Command;
 
 const PIPELINE_STEPS: [(&str, StepCommand); 3] = [
     ("github-actions", github_command),
@@ -1570,13 +1581,14 @@ const PIPELINE_STEPS: [(&str, StepCommand); 3] = [
 ];
 
 /// The step's `run:` script under bash, its `env:` expanded from the workflow's inputs.
-fn github_command(server: &str, phase: &str, timeout: u64) -> Command {
+fn github_command(server: &str, phase: &str, timeout: u64, token: &Path) -> Command {
     let (_, script, env) = github_step();
     let inputs = BTreeMap::from([
         ("phase", phase.to_string()),
         ("server", server.to_string()),
         ("timeout-seconds", timeout.to_string()),
         ("poll-seconds", "1".to_string()),
+        ("gate-token", read(token).trim().to_string()),
     ]);
     let mut cmd = Command::new("bash");
     cmd.args(["-e", "-c", &script]);
@@ -1587,7 +1599,7 @@ fn github_command(server: &str, phase: &str, timeout: u64) -> Command {
 }
 
 /// The job template's script under sh, with its variables overridden as a job would.
-fn gitlab_command(server: &str, phase: &str, timeout: u64) -> Command {
+fn gitlab_command(server: &str, phase: &str, timeout: u64, token: &Path) -> Command {
     let (_, script, mut vars) = gitlab_job();
     for (k, v) in [
         ("GATE_URL", server.to_string()),
@@ -1599,13 +1611,18 @@ fn gitlab_command(server: &str, phase: &str, timeout: u64) -> Command {
         vars.insert(k.to_string(), v);
     }
     let mut cmd = Command::new("sh");
-    cmd.args(["-e", "-c", &script]).envs(vars);
+    // GATE_TOKEN is a masked CI/CD variable of the project, not one of the file's.
+    cmd.args(["-e", "-c", &script])
+        .envs(vars)
+        .env("GATE_TOKEN", read(token).trim());
     cmd
 }
 
 /// The template's container arguments, its parameters set, run by the binary just built.
-fn argo_command(server: &str, phase: &str, timeout: u64) -> Command {
+fn argo_command(server: &str, phase: &str, timeout: u64, token: &Path) -> Command {
     let (_, argv, mut params) = argo_wait();
+    assert!(params.contains_key("token-file"), "a token-file parameter");
+    params.insert("token-file".into(), token.display().to_string());
     params.insert("phase".into(), phase.into());
     params.insert("server".into(), server.into());
     params.insert("timeout".into(), format!("{timeout}s"));

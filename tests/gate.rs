@@ -345,7 +345,9 @@ signals:
     assert_eq!(v.decision, Decision::NoGo);
     assert_eq!(v.signals[0].status, Status::Error);
     assert!(
-        v.reasons[0].contains("Prometheus is unreachable"),
+        v.reasons[0].contains(&format!(
+            "Prometheus at http://127.0.0.1:{port} is unreachable"
+        )),
         "{:?}",
         v.reasons
     );
@@ -508,4 +510,42 @@ async fn queries_in_flight_never_exceed_the_concurrency_bound() {
     );
     assert!(s.signals.iter().all(|r| r.status == Status::Error));
     server.abort();
+}
+
+#[tokio::test]
+async fn a_query_above_max_series_is_an_error_that_says_to_aggregate() {
+    let t = now();
+    let mut data = OpenMetrics::new();
+    for pod in ["a", "b", "c"] {
+        data.gauge("restarts", &format!("pod=\"{pod}\""), around(t), |_| {
+            Some(0.0)
+        });
+    }
+    let prom = TestPrometheus::start(&data.render());
+    let (_dir, config) = config(
+        prom.url(),
+        r#"
+phases: [{name: p, min_score: 0}]
+signals:
+  - {name: wide, query: restarts, fail: "> 1", max_series: 2}
+  - {name: fits, query: restarts, fail: "> 1", max_series: 3}
+"#,
+    );
+    assert_eq!(config.evaluation.max_series, 10_000, "the default");
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    let whole = evaluation::evaluate(&config, &source, t).await;
+    // serve's evaluator counts the series of the whole window too, and fails closed the same way.
+    let incremental = evaluation::Incremental::default()
+        .evaluate(&config, &source, t)
+        .await;
+    for s in [&whole, &incremental] {
+        let wide = s.signals.iter().find(|r| r.name == "wide").unwrap();
+        assert_eq!(wide.status, Status::Error);
+        assert_eq!(
+            wide.error.as_deref(),
+            Some("query returned 3 series, more than max_series 2: aggregate it, e.g. `sum by (...)`")
+        );
+        assert_eq!(status(s, "fits"), Status::Ok);
+        assert_eq!(verdict(s, "p").decision, Decision::NoGo, "fails closed");
+    }
 }

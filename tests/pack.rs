@@ -76,3 +76,43 @@ async fn an_istio_5xx_spike_stops_the_istio_phase_naming_the_service() {
         .collect();
     assert!(others_bad.is_empty(), "{others_bad:?}");
 }
+
+/// The metric names of the samples in OpenMetrics text, as a query selects them.
+fn exposed_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l[..l.find(['{', ' ']).unwrap_or(l.len())].to_string())
+        .collect()
+}
+
+#[test]
+fn the_simulator_exports_every_metric_the_default_pack_reads() {
+    let config = upgrade_gate::config::load(None).unwrap_or_else(|e| panic!("{e}"));
+    let t = now();
+    for scenario in [
+        Scenario::Healthy,
+        Scenario::Istio5xxSpike,
+        Scenario::KarpenterLaunchFailures,
+        Scenario::ApiserverLatency,
+        Scenario::Al2023Migration,
+    ] {
+        // The hour `validate --online` looks at, as the demo backfills it.
+        let exposed = exposed_names(&openmetrics(scenario, t - 3600, t, 30));
+        let missing: Vec<String> = config
+            .pack
+            .signals
+            .iter()
+            .flat_map(|s| {
+                upgrade_gate::prometheus::online::metric_names(&s.query)
+                    .into_iter()
+                    .filter(|m| !exposed.contains(m))
+                    .map(|m| format!("{}: {m}", s.name))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{scenario:?} exports none of these, so their signals are never exercised: {missing:?}"
+        );
+    }
+}

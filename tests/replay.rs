@@ -3,27 +3,10 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::data::{now, OpenMetrics};
+use common::data::{now, rfc3339, OpenMetrics};
+use common::process::gate_cli as run;
 use common::prometheus::TestPrometheus;
 use serde_json::Value;
-
-fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_upgrade-gate"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
-}
 
 /// `mesh_5xx` breaches from `t-60m` to `t-40m`; a second signal stays healthy.
 fn setup(t: i64) -> (TestPrometheus, tempfile::TempDir, String) {
@@ -66,30 +49,19 @@ signals:
     (prom, dir, path)
 }
 
-fn query_range_requests(prom: &TestPrometheus) -> u64 {
-    prom.get("/metrics")
-        .lines()
-        .find(|l| {
-            l.starts_with("prometheus_http_requests_total{")
-                && l.contains("handler=\"/api/v1/query_range\"")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
-}
-
 #[test]
 fn the_timeline_shows_the_breach_and_the_soak_with_one_query_per_signal() {
     let t = now();
     let (prom, _dir, cfg) = setup(t);
     let (from, to) = (rfc3339(t - 90 * 60), rfc3339(t));
-    let before = query_range_requests(&prom);
+    let before = prom.query_range_requests();
     let (code, out, err) = run(&[
         "replay", "--config", &cfg, "--phase", "istio", "--from", &from, "--to", &to, "--output",
         "json",
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
-        query_range_requests(&prom) - before,
+        prom.query_range_requests() - before,
         2,
         "one range query per signal of the phase"
     );

@@ -159,7 +159,12 @@ async fn query_errors_are_counted_and_block_the_gate() {
     app.ready().await;
     let (code, body) = app.get("/gate/istio").await;
     assert_eq!(code, 503);
-    assert!(body.contains("Prometheus is unreachable"), "{body}");
+    assert!(
+        body.contains(&format!(
+            "Prometheus at http://127.0.0.1:{port} is unreachable"
+        )),
+        "{body}"
+    );
     let (_, metrics) = app.get("/metrics").await;
     assert!(
         metrics.contains("upgrade_gate_query_errors_total{signal=\"mesh_5xx\"} "),

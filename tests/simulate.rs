@@ -9,6 +9,7 @@ use common::data::now;
 use common::process::ServerProcess;
 use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::Value;
+use upgrade_gate::engine::baseline::Anchor;
 use upgrade_gate::engine::decide::Decision;
 use upgrade_gate::engine::evaluate::Status;
 use upgrade_gate::engine::snapshot::Snapshot;
@@ -33,6 +34,18 @@ fn backfilled(scenario: Scenario, fraction: f64) -> (TestPrometheus, Window) {
 async fn judge(prom: &TestPrometheus, at: i64) -> Snapshot {
     let mut config = upgrade_gate::config::load(None).unwrap_or_else(|e| panic!("{e}"));
     config.prometheus.url = prom.url().to_string();
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    evaluation::evaluate(&config, &source, at).await
+}
+
+/// The default pack judged at `at` with every baseline pinned at `end`, as a pipeline does with
+/// `UPGRADE_GATE__BASELINE__END` when the upgrade starts.
+async fn judge_pinned(prom: &TestPrometheus, at: i64, end: i64) -> Snapshot {
+    let mut config = upgrade_gate::config::load(None).unwrap_or_else(|e| panic!("{e}"));
+    config.prometheus.url = prom.url().to_string();
+    for s in &mut config.pack.signals {
+        s.baseline.anchor = Anchor::Fixed(end);
+    }
     let source = PrometheusSource::new(&config.prometheus).unwrap();
     evaluation::evaluate(&config, &source, at).await
 }
@@ -118,6 +131,69 @@ async fn apiserver_latency_is_pending_before_its_for_has_passed() {
         "{:?}",
         s.verdict("control-plane").unwrap().reasons
     );
+}
+
+#[tokio::test]
+async fn against_the_hour_before_the_window_a_healthy_cluster_stays_go() {
+    let (prom, window) = backfilled(Scenario::Healthy, 0.5);
+    let s = judge_pinned(&prom, window.at(0.5), window.start).await;
+    assert_no_go_only(&s, &[]);
+    assert_others_healthy(&s, &[]);
+    // The relative signals found their baselines: the healthy cluster is at them.
+    let list = signal(&s, "apiserver_list_p99_latency");
+    let (value, baseline) = (list.value.unwrap(), list.baseline.unwrap());
+    assert!((value / baseline - 1.0).abs() < 0.05, "{list:?}");
+}
+
+#[tokio::test]
+async fn a_list_regression_is_caught_only_against_its_baseline() {
+    let (prom, window) = backfilled(Scenario::ApiserverListRegression, 0.5);
+    let at = window.at(0.5);
+    // Against a day-old moving baseline there is no history: only the absolute ceilings apply,
+    // and the 4x slower LIST is far below them.
+    let s = judge(&prom, at).await;
+    assert_no_go_only(&s, &[]);
+    assert_others_healthy(&s, &[]);
+
+    let s = judge_pinned(&prom, at, window.start).await;
+    let r = signal(&s, "apiserver_list_p99_latency");
+    assert_eq!(r.status, Status::Fail, "{r:?}");
+    assert_eq!(r.offending_series, 1, "{:?}", r.offenders);
+    assert_eq!(r.offenders[0].labels["scope"], "cluster");
+    let (value, baseline) = (r.value.unwrap(), r.baseline.unwrap());
+    assert!(
+        value < 5.0 && value / baseline > 3.0,
+        "{value} vs {baseline}"
+    );
+    let v = s.verdict("control-plane").unwrap();
+    assert_eq!(v.decision, Decision::NoGo);
+    assert!(
+        v.reasons
+            .iter()
+            .any(|r| r.contains("apiserver_list_p99_latency")
+                && r.contains("x its baseline")
+                && r.contains("breaches fail > baseline * 3 for 10m")),
+        "{:?}",
+        v.reasons
+    );
+    // Every signal counts in `all`, where this one alone leaves the score above 90.
+    assert_no_go_only(&s, &["precheck", "control-plane"]);
+    assert_others_healthy(&s, &["apiserver_list_p99_latency"]);
+}
+
+#[tokio::test]
+async fn the_trouble_scenarios_still_break_against_a_pinned_baseline() {
+    let (prom, window) = backfilled(Scenario::Istio5xxSpike, 0.5);
+    let s = judge_pinned(&prom, window.at(0.5), window.start).await;
+    assert_eq!(signal(&s, "istio_5xx_ratio").status, Status::Fail);
+    assert_others_healthy(&s, &["istio_5xx_ratio"]);
+    let (prom, window) = backfilled(Scenario::ApiserverLatency, 0.5);
+    let s = judge_pinned(&prom, window.at(0.5), window.start).await;
+    let r = signal(&s, "apiserver_p99_latency_by_verb");
+    assert_eq!(r.status, Status::Fail);
+    assert_eq!(r.offenders[0].labels["verb"], "POST");
+    assert!(r.offenders[0].baseline.unwrap() < 0.5, "{r:?}");
+    assert_others_healthy(&s, &["apiserver_p99_latency_by_verb"]);
 }
 
 #[tokio::test]

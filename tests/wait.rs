@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::data::mesh_5xx_switching;
 use common::gate::{free_port, TestGate};
 use common::prometheus::TestPrometheus;
+use common::tls::certificates;
 use upgrade_gate::config;
 
 /// `mesh_5xx` failing until `recover` (unix seconds), healthy after; one sample a second.
@@ -34,6 +35,15 @@ async fn serve(path: &std::path::Path) -> TestGate {
 }
 
 async fn run_wait(args: Vec<String>) -> (i32, String, String) {
+    run_wait_with(args, &[]).await
+}
+
+/// `upgrade-gate` with `args`, with `env` added to its environment.
+async fn run_wait_with(args: Vec<String>, env: &[(&str, String)]) -> (i32, String, String) {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let Output {
         status,
         stdout,
@@ -41,6 +51,7 @@ async fn run_wait(args: Vec<String>) -> (i32, String, String) {
     } = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_upgrade-gate"))
             .args(args)
+            .envs(env)
             .output()
             .unwrap()
     })
@@ -83,8 +94,13 @@ async fn waits_until_the_phase_turns_go() {
     let (code, out, err) = wait_on(base, "istio", "60s").await;
     assert_eq!(code, 0, "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
-    // One plain line per poll (stdout is not a terminal), no-go first, then go.
+    // Plain lines (stdout is not a terminal), no-go first, then go; a line only when the answer
+    // changes, so no two lines in a row say the same after their clock.
     assert!(lines.len() >= 3, "{out}");
+    assert!(
+        lines.windows(2).all(|w| w[0].get(9..) != w[1].get(9..)),
+        "{out}"
+    );
     assert!(
         !out.contains('\r'),
         "no live line rewriting outside a terminal"
@@ -182,4 +198,58 @@ async fn evaluates_locally_with_a_config() {
             .contains(" istio GO score 100/90"),
         "{out}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_a_gate_behind_tls_and_a_token() {
+    let prom = TestPrometheus::start(&recovering_data(0));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let token = d.join("token");
+    std::fs::write(&token, "pipeline-t0ken\n").unwrap();
+    let path = write_config(d, prom.url());
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "server:\n  tls: {{cert_file: \"{}\", key_file: \"{}\"}}\n  auth: {{bearer_token_file: \"{}\"}}\n",
+        d.join("server.pem").display(),
+        d.join("server.key").display(),
+        token.display()
+    ));
+    std::fs::write(&path, text).unwrap();
+    let gate = serve(&path).await;
+    assert!(gate.base.starts_with("https://"));
+    // The runner trusts the private CA the way curl and most tools do.
+    let env = [("SSL_CERT_FILE", d.join("ca.pem").display().to_string())];
+    let wait = |extra: &[&str]| {
+        let mut list = vec![
+            "wait",
+            "--phase",
+            "istio",
+            "--server",
+            &gate.base,
+            "--timeout",
+            "3s",
+            "--interval",
+            "1s",
+        ];
+        list.extend_from_slice(extra);
+        run_wait_with(args(&list), &env)
+    };
+    let token_arg = token.display().to_string();
+    let (code, out, err) = wait(&["--token-file", &token_arg]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" istio GO score 100/90"), "{out}");
+
+    // Without the token: refused every time, which is an error (exit 2), never a go.
+    let (code, out, err) = wait(&[]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("refused the token (401)"), "{out}");
+    let (code, _, err) = wait(&["--token-file", "/nonexistent/token"]).await;
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot read --token-file /nonexistent/token"),
+        "{err}"
+    );
+    assert!(!format!("{out}{err}").contains("pipeline-t0ken"));
 }

@@ -5,7 +5,7 @@
 # of a phase's decision. Ctrl-C stops everything.
 #
 #   DEMO_SCENARIO=istio-5xx-spike    or karpenter-launch-failures, apiserver-latency,
-#                                    al2023-migration, healthy
+#                                    apiserver-list-regression, al2023-migration, healthy
 #   DEMO_DURATION=20m                the scenario's window: trouble from 10% to 95% of it
 #   DEMO_PROMETHEUS_PORT=19090       (loopback)
 #   DEMO_SIMULATOR_PORT=19091        (loopback)
@@ -18,6 +18,11 @@
 # scraped samples continue the backfilled series); and so that a phase turns go again a couple of
 # minutes after it recovers, upgrade-gate runs with deploy/demo/demo.yaml: the default pack and
 # phases with a 2m stable_for and a 10 s evaluation interval.
+#
+# Baseline. The upgrade "starts" with the live simulator: as a pipeline would, the script pins
+# UPGRADE_GATE__BASELINE__END to that moment, so the pack's relative thresholds compare each
+# series with its mean over the backfilled hour before it. apiserver-list-regression shows what
+# only that catches: LIST latency 4x its baseline, far below any absolute threshold.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/ensure-packages.sh prometheus
@@ -90,7 +95,7 @@ for _ in $(seq 1 300); do
 done
 
 UPGRADE_GATE__PROMETHEUS__URL="http://127.0.0.1:$prom_port" UPGRADE_GATE__SERVER__LISTEN="$listen" \
-  "$gate" serve --config deploy/demo/demo.yaml 2>"$work/upgrade-gate.log" &
+  UPGRADE_GATE__BASELINE__END="$(at "$start")" "$gate" serve --config deploy/demo/demo.yaml 2>"$work/upgrade-gate.log" &
 gate_pid=$!
 pids+=("$gate_pid")
 gate_port=${listen##*:}
@@ -107,7 +112,7 @@ healthy for 2m (deploy/demo/demo.yaml). Changes are printed below, as minutes:se
   logs           $work/upgrade-gate.log, $work/prometheus.log (removed on exit)
 
   curl -s http://$listen/gate/istio
-  UPGRADE_GATE__PROMETHEUS__URL=http://127.0.0.1:$prom_port $gate check --config deploy/demo/demo.yaml --phase istio
+  UPGRADE_GATE__PROMETHEUS__URL=http://127.0.0.1:$prom_port UPGRADE_GATE__BASELINE__END=$(at "$start") $gate check --config deploy/demo/demo.yaml --phase istio
 
 MSG
 

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use crate::engine::decide::{fmt_labels, fmt_number, Decision, SignalReport};
+use crate::engine::decide::{fmt_labels, fmt_number, fmt_with_baseline, Decision, SignalReport};
 use crate::engine::evaluate::Status;
 use crate::engine::pack::{NoDataPolicy, ALL_PHASES};
 use crate::engine::snapshot::Snapshot;
@@ -150,18 +150,16 @@ impl Alert {
 /// A signal's worst series, value and threshold, for messages: `{svc="a"} = 2 (fail > 1)`.
 pub fn describe(r: &SignalReport) -> String {
     let mut parts = Vec::new();
-    let value = r
-        .offenders
-        .first()
-        .map(|o| o.value)
-        .or(r.value)
-        .map(fmt_number);
+    let value = match r.offenders.first() {
+        Some(o) => Some(fmt_with_baseline(o.value, o.baseline)),
+        None => r.value.map(|v| fmt_with_baseline(v, r.baseline)),
+    };
     match (r.offenders.first(), value) {
         (Some(o), Some(v)) => parts.push(format!("{} = {v}", fmt_labels(&o.labels))),
         (None, Some(v)) => parts.push(v),
         _ => {}
     }
-    match (r.status, r.fail, r.warn) {
+    match (r.status, &r.fail, &r.warn) {
         (Status::Fail, Some(t), _) => parts.push(format!("(fail {t})")),
         (Status::Warn, _, Some(t)) | (Status::Warn, Some(t), None) => {
             parts.push(format!("(threshold {t})"))
@@ -383,6 +381,7 @@ mod tests {
             name: name.to_string(),
             status,
             value: Some(2.0),
+            baseline: None,
             warn: None,
             fail: Some("> 1".parse().unwrap()),
             for_: Duration::ZERO,

@@ -81,8 +81,9 @@ struct SignalBrief<'a> {
     name: &'a str,
     status: Status,
     value: Option<f64>,
-    warn: Option<Threshold>,
-    fail: Option<Threshold>,
+    baseline: Option<f64>,
+    warn: Option<&'a Threshold>,
+    fail: Option<&'a Threshold>,
     critical: bool,
     /// The worst offending series, when there is one.
     worst: Option<&'a Offender>,
@@ -99,8 +100,9 @@ impl<'a> From<&'a SignalReport> for SignalBrief<'a> {
             name: &r.name,
             status: r.status,
             value: r.value,
-            warn: r.warn,
-            fail: r.fail,
+            baseline: r.baseline,
+            warn: r.warn.as_ref(),
+            fail: r.fail.as_ref(),
             critical: r.critical,
             worst: r.offenders.first(),
             offending_series: r.offending_series,
@@ -266,6 +268,70 @@ mod tests {
         assert_eq!(
             sign("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    /// A firing signal alert: LIST p99 3.5x its baseline.
+    fn regression() -> Alert {
+        let labels: crate::engine::series::Labels = [("verb".into(), "LIST".into())].into();
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        Alert {
+            name: AlertName::SignalFailing,
+            phases: vec!["control-plane".into()],
+            signal: Some("list_p99".into()),
+            severity: super::super::book::Severity::Warning,
+            status: AlertStatus::Firing,
+            starts_at: at,
+            ends_at: None,
+            evaluated_at: at,
+            decision: None,
+            score: None,
+            signals: vec![SignalReport {
+                name: "list_p99".into(),
+                status: Status::Fail,
+                value: Some(0.35),
+                baseline: Some(0.1),
+                warn: None,
+                fail: Some(Threshold::any_of(&["> 4".into(), "> baseline * 3".into()]).unwrap()),
+                for_: Duration::ZERO,
+                weight: 1.0,
+                critical: false,
+                no_data: crate::engine::pack::NoDataPolicy::Ok,
+                phases: vec!["control-plane".into()],
+                offenders: vec![Offender {
+                    labels,
+                    value: 0.35,
+                    baseline: Some(0.1),
+                    status: Status::Fail,
+                }],
+                offending_series: 1,
+                error: None,
+                description: None,
+                runbook: None,
+                query: "q".into(),
+            }],
+            reasons: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_format_carries_the_baseline() {
+        let alert = regression();
+        let body = webhook(&alert, None);
+        assert_eq!(body["signals"][0]["baseline"], 0.1);
+        assert_eq!(body["signals"][0]["worst"]["baseline"], 0.1);
+        assert_eq!(body["signals"][0]["fail"], json!(["> 4", "> baseline * 3"]));
+        let slack = slack(&alert, None).to_string();
+        assert!(
+            slack.contains("= 0.35 (3.5x baseline 0.1) (fail > 4 or > baseline * 3)"),
+            "{slack}"
+        );
+        let am = alertmanager(&[alert], None, Duration::from_secs(60));
+        let am: Value = serde_json::from_slice(&am.body).unwrap();
+        let description = am[0]["annotations"]["description"].as_str().unwrap();
+        assert!(
+            description.contains("0.35 (3.5x baseline 0.1)"),
+            "{description}"
         );
     }
 

@@ -11,6 +11,18 @@ use crate::config::{self, Config};
 pub const EXIT_NO_GO: u8 = 1;
 pub const EXIT_CANNOT: u8 = 2;
 
+/// `--config`, shared by every command that reads one, so that each says the same about the
+/// default.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigFile {
+    /// Config file (YAML). Without it, the built-in default: deploy/upgrade-gate.yaml with the
+    /// queries/*.yaml pack compiled into the binary, Prometheus at http://127.0.0.1:9090. Any key
+    /// can be overridden from the environment as UPGRADE_GATE__SECTION__KEY (e.g.
+    /// UPGRADE_GATE__PROMETHEUS__URL).
+    #[arg(long = "config", id = "config", value_name = "FILE")]
+    pub path: Option<PathBuf>,
+}
+
 /// An RFC 3339 time, or `now` optionally followed by `+` or `-` and a duration (`now-2h`).
 pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
     if let Some(offset) = s.strip_prefix("now") {

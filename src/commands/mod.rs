@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 use crate::config;
 use crate::telemetry::LogFormat;
 use check::Output;
-use common::{parse_step, parse_time};
+use common::{parse_step, parse_time, ConfigFile};
 use replay::TimelineOutput;
 use simulate::SimulateArgs;
 
@@ -45,14 +45,13 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon: evaluate every interval and serve /gate, /signals, /metrics.
     Serve {
-        /// Config file (YAML); the built-in default pack when absent.
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Evaluate once and print the verdict. Exit 0 go, 1 no-go, 2 cannot evaluate.
     Check {
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigFile,
         /// Phase to judge; every signal when absent.
         #[arg(long)]
         phase: Option<String>,
@@ -63,16 +62,21 @@ pub enum Command {
         output: Output,
     },
     /// Block until a phase is go, printing progress. Exit 0 go, 1 timed out no-go, 2 error.
+    ///
+    /// Asks a running upgrade-gate with --server; without it, evaluates locally from --config
+    /// (or the built-in default).
     Wait {
         #[arg(long)]
         phase: String,
         /// A running upgrade-gate to ask, e.g. http://upgrade-gate:8080.
         #[arg(long, conflicts_with = "config")]
         server: Option<String>,
-        /// Evaluate locally with this config instead of asking a server (the built-in pack when
-        /// neither is given).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        /// File holding the server's bearer token (`server.auth.bearer_token_file`), sent as
+        /// `Authorization: Bearer`; read before every poll, so a rotated token is followed.
+        #[arg(long, requires = "server")]
+        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigFile,
         /// Give up after this long.
         #[arg(long, default_value = "30m", value_parser = config::parse_duration)]
         timeout: Duration,
@@ -83,8 +87,8 @@ pub enum Command {
     /// The decision timeline of a phase over a past window: when it would have turned no-go, why,
     /// and when it would have allowed the next phase. One range query per signal.
     Replay {
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigFile,
         #[arg(long)]
         phase: String,
         /// Start of the window: RFC 3339, or `now-6h`-style.
@@ -101,8 +105,8 @@ pub enum Command {
     },
     /// Check config, signal files, thresholds and PromQL syntax. Exit 0 valid, 2 invalid.
     Validate {
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        config: ConfigFile,
         /// Also ask Prometheus which queried metrics have no series in the last hour.
         #[arg(long)]
         online: bool,
@@ -115,20 +119,21 @@ pub enum Command {
 pub fn run(cli: Cli) -> ExitCode {
     crate::telemetry::init(cli.log_format);
     let code = match cli.command {
-        Command::Serve { config } => serve::run(config),
+        Command::Serve { config } => serve::run(config.path),
         Command::Check {
             config,
             phase,
             at,
             output,
-        } => check::run(config, phase, at, output),
+        } => check::run(config.path, phase, at, output),
         Command::Wait {
             phase,
             server,
+            token_file,
             config,
             timeout,
             interval,
-        } => wait::run(phase, server, config, timeout, interval),
+        } => wait::run(phase, server, token_file, config.path, timeout, interval),
         Command::Replay {
             config,
             phase,
@@ -136,8 +141,8 @@ pub fn run(cli: Cli) -> ExitCode {
             to,
             step,
             output,
-        } => replay::run(config, &phase, from, to, step, output),
-        Command::Validate { config, online } => validate::run(config, online),
+        } => replay::run(config.path, &phase, from, to, step, output),
+        Command::Validate { config, online } => validate::run(config.path, online),
         Command::Simulate(args) => simulate::run(args),
     };
     ExitCode::from(code)

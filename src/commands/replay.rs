@@ -17,10 +17,12 @@ use serde::Serialize;
 
 use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
+use crate::engine::baseline::Baselines;
 use crate::engine::decide::{fmt_number, verdict, Decision, Member, Verdict};
-use crate::engine::evaluate::judge;
+use crate::engine::evaluate::judge_against;
 use crate::engine::snapshot::windows;
 use crate::prometheus::source::PrometheusSource;
+use crate::server::baselines::{KeptBaselines, Plan};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TimelineOutput {
@@ -92,30 +94,54 @@ pub async fn replay(
         .zip(windows(&config.pack, step, from, to))
         .filter(|(s, _)| s.in_phase(&phase.name))
         .collect();
+    // A moving baseline is judged step by step like `check --at` would: its own range query
+    // covers the whole window, moved back by the offset.
+    let kept = &mut KeptBaselines::default();
+    let plan = Plan::new(signals.iter().copied(), kept);
     if let Some(points) = signals
         .iter()
-        .map(|(_, w)| w.len() as i64)
+        .map(|(_, w)| *w)
+        .chain(plan.queries().map(|(_, _, w)| w))
+        .map(|w| w.len() as i64)
         .max()
         .filter(|&p| p > MAX_POINTS)
     {
         return Err(ReplayError::TooManySteps { points });
     }
-    let answers = source
+    let mut answers = source
         .range_all(
-            signals.iter().map(|(s, w)| (s.query.as_str(), *w)),
+            signals
+                .iter()
+                .map(|(s, w)| (s.query.as_str(), *w, config.evaluation.max_series(s)))
+                .chain(
+                    plan.queries()
+                        .map(|(i, q, w)| (q, w, config.evaluation.max_series(signals[i].0))),
+                ),
             config.evaluation.concurrency,
         )
         .await;
-    if let Some(((s, _), Err(e))) = signals.iter().zip(&answers).find(|(_, a)| a.is_err()) {
+    let fetched = answers.split_off(signals.len());
+    let baselines = plan.baselines(signals.iter().copied(), fetched, kept, to);
+    let failed = signals
+        .iter()
+        .zip(&answers)
+        .zip(&baselines)
+        .find_map(|(((s, _), a), b)| match (a, b) {
+            (Err(e), _) => Some((s, e.to_string())),
+            (_, Baselines::Failed(e)) => Some((s, format!("baseline query failed: {e}"))),
+            _ => None,
+        });
+    if let Some((s, error)) = failed {
         return Err(ReplayError::Query {
             signal: s.name.clone(),
-            error: e.to_string(),
+            error,
         });
     }
     let timelines: Vec<_> = signals
         .iter()
         .zip(&answers)
-        .map(|((s, w), a)| judge(s, a, *w))
+        .zip(&baselines)
+        .map(|(((s, w), a), b)| judge_against(s, a.as_ref(), b, *w))
         .collect();
     let members: Vec<Member> = signals
         .iter()

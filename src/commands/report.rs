@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
-use crate::engine::decide::{fmt_labels, fmt_number, Decision, Verdict};
+use crate::engine::decide::{
+    fmt_labels, fmt_number, fmt_with_baseline, shared_errors, Decision, Verdict,
+};
 
 pub fn text(v: &Verdict) -> String {
     let mut out = String::new();
@@ -24,6 +26,8 @@ pub fn text(v: &Verdict) -> String {
     for r in &v.reasons {
         let _ = writeln!(out, "  - {r}");
     }
+    // An error many signals share is said once, in the reasons; the table points there.
+    let shared = shared_errors(&v.signals);
     let rows: Vec<[String; 6]> = v
         .signals
         .iter()
@@ -31,10 +35,14 @@ pub fn text(v: &Verdict) -> String {
             [
                 format!("{}{}", s.name, if s.critical { " *" } else { "" }),
                 s.status.as_str().to_string(),
-                s.value.map_or("-".to_string(), fmt_number),
-                s.warn.map_or("-".to_string(), |t| t.to_string()),
-                s.fail.map_or("-".to_string(), |t| t.to_string()),
+                s.value
+                    .map_or("-".to_string(), |v| fmt_with_baseline(v, s.baseline)),
+                s.warn.as_ref().map_or("-".to_string(), |t| t.to_string()),
+                s.fail.as_ref().map_or("-".to_string(), |t| t.to_string()),
                 match (&s.error, s.offenders.first()) {
+                    (Some(e), _) if shared.contains_key(e.as_str()) => {
+                        "(the shared cause above)".to_string()
+                    }
                     (Some(e), _) => e.clone(),
                     (None, Some(o)) => fmt_labels(&o.labels),
                     (None, None) => String::new(),

@@ -5,7 +5,7 @@
 //! meaning either way: a phase is go only when the gate says so; errors are never go.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,12 +16,17 @@ use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
 use crate::engine::decide::{fmt_number, Decision};
 use crate::prometheus::source::PrometheusSource;
+use crate::secret::Secret;
 use crate::server::evaluation::evaluate;
 
 /// Where the answers come from.
 pub enum Target {
-    /// Base URL of a running upgrade-gate, e.g. `http://upgrade-gate:8080`.
-    Server(String),
+    /// Base URL of a running upgrade-gate, e.g. `http://upgrade-gate:8080`, and the file holding
+    /// its bearer token, if it wants one.
+    Server {
+        base: String,
+        token_file: Option<PathBuf>,
+    },
     /// Evaluate locally against the config's Prometheus.
     Local {
         config: Box<Config>,
@@ -82,7 +87,8 @@ struct GateAnswer {
 }
 
 /// Polls until go or until `timeout`, writing progress to `out`. With `live`, each poll rewrites
-/// one terminal line; otherwise each poll is a line of its own, as CI logs want.
+/// one terminal line; otherwise a line is written when the answer changes, with a heartbeat in
+/// between, as CI logs want.
 pub async fn wait(
     target: &Target,
     phase: &str,
@@ -96,15 +102,18 @@ pub async fn wait(
         .timeout(interval.clamp(Duration::from_secs(1), Duration::from_secs(10)))
         .build()
         .expect("a reqwest client with a timeout builds");
+    let mut log = ChangeLog::default();
     loop {
         let poll = match target {
-            Target::Server(base) => poll_server(&client, base, phase).await,
+            Target::Server { base, token_file } => {
+                poll_server(&client, base, token_file.as_deref(), phase).await
+            }
             Target::Local { config, source } => poll_local(config, source, phase).await,
         };
-        let line = progress_line(phase, &poll, Utc::now());
+        let now = Utc::now();
         if live {
-            let _ = write!(out, "\r\x1b[2K{line}");
-        } else {
+            let _ = write!(out, "\r\x1b[2K{}", progress_line(phase, &poll, now));
+        } else if let Some(line) = log.line(phase, &poll, now) {
             let _ = writeln!(out, "{line}");
         }
         let _ = out.flush();
@@ -134,12 +143,22 @@ pub async fn wait(
 pub fn run(
     phase: String,
     server: Option<String>,
+    token_file: Option<PathBuf>,
     path: Option<PathBuf>,
     timeout: Duration,
     interval: Duration,
 ) -> u8 {
     let target = match server {
-        Some(url) => Target::Server(url),
+        Some(base) => {
+            // A wrong path is a mistake in the pipeline, not a gate that is not ready yet.
+            if let Some(file) = &token_file {
+                if let Err(e) = read_token(file) {
+                    eprintln!("{e}");
+                    return EXIT_CANNOT;
+                }
+            }
+            Target::Server { base, token_file }
+        }
         None => {
             let mut config = match load(path) {
                 Ok(c) => c,
@@ -178,13 +197,41 @@ pub fn run(
     outcome.exit_code()
 }
 
-async fn poll_server(client: &reqwest::Client, base: &str, phase: &str) -> Poll {
+/// The token in `file`, trimmed; the error names the file, never its content.
+fn read_token(file: &Path) -> Result<Secret, String> {
+    match std::fs::read_to_string(file) {
+        Ok(text) if text.trim().is_empty() => {
+            Err(format!("--token-file {} is empty", file.display()))
+        }
+        Ok(text) => Ok(Secret::new(text.trim().to_string())),
+        Err(e) => Err(format!("cannot read --token-file {}: {e}", file.display())),
+    }
+}
+
+async fn poll_server(
+    client: &reqwest::Client,
+    base: &str,
+    token_file: Option<&Path>,
+    phase: &str,
+) -> Poll {
     let url = format!("{}/gate/{phase}", base.trim_end_matches('/'));
-    let response = match client.get(&url).send().await {
+    let mut request = client.get(&url);
+    if let Some(file) = token_file {
+        match read_token(file) {
+            Ok(token) => request = request.bearer_auth(token.expose()),
+            Err(e) => return Poll::Error(e),
+        }
+    }
+    let response = match request.send().await {
         Ok(r) => r,
         Err(e) => return Poll::Error(format!("cannot reach {base}: {}", e.without_url())),
     };
     let status = response.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Poll::Error(format!(
+            "{base} refused the token (401): pass the server's bearer token with --token-file"
+        ));
+    }
     let body: GateAnswer = match response.json().await {
         Ok(b) => b,
         Err(e) => {
@@ -249,6 +296,60 @@ async fn poll_local(config: &Config, source: &PrometheusSource, phase: &str) -> 
     }
 }
 
+/// How often a log that has seen no change says that it is still waiting.
+const HEARTBEAT: Duration = Duration::from_secs(60);
+
+/// Progress for a log rather than a terminal (a CI job's output): a line when the decision,
+/// score or reasons change, and a short heartbeat when nothing has for [`HEARTBEAT`], instead of
+/// the same long line at every poll.
+#[derive(Default)]
+struct ChangeLog {
+    /// What the last full line said, and when the last line of any kind was written.
+    last: Option<(String, DateTime<Utc>)>,
+    since: Option<DateTime<Utc>>,
+}
+
+impl ChangeLog {
+    fn line(&mut self, phase: &str, poll: &Poll, now: DateTime<Utc>) -> Option<String> {
+        let key = match poll {
+            Poll::Answer {
+                decision,
+                score,
+                reasons,
+                ..
+            } => format!("{decision:?} {score:?} {reasons:?}"),
+            Poll::Unknown(message) | Poll::Error(message) => message.clone(),
+        };
+        match &mut self.last {
+            Some((last, written)) if *last == key => {
+                if now - *written < chrono::Duration::from_std(HEARTBEAT).unwrap_or_default() {
+                    return None;
+                }
+                *written = now;
+                let since = self.since.unwrap_or(now);
+                let decision = match poll {
+                    Poll::Answer {
+                        decision: Decision::Go,
+                        ..
+                    } => "GO",
+                    Poll::Answer { .. } => "NO-GO",
+                    Poll::Unknown(_) | Poll::Error(_) => "ERROR",
+                };
+                Some(format!(
+                    "{} {phase} still {decision}, unchanged since {}",
+                    now.format("%H:%M:%S"),
+                    since.format("%H:%M:%S")
+                ))
+            }
+            _ => {
+                self.last = Some((key, now));
+                self.since = Some(now);
+                Some(progress_line(phase, poll, now))
+            }
+        }
+    }
+}
+
 /// `10:00:15 istio NO-GO score 75/90, healthy 4m of 15m: <first reason> (+2 more)`.
 pub fn progress_line(phase: &str, poll: &Poll, now: DateTime<Utc>) -> String {
     let clock = now.format("%H:%M:%S");
@@ -303,6 +404,42 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_log_gets_changes_and_heartbeats_not_every_poll() {
+        let no_go = |reason: &str| Poll::Answer {
+            decision: Decision::NoGo,
+            score: Some(75.0),
+            min_score: Some(90.0),
+            stable_since: None,
+            stable_for: Some("15m".into()),
+            reasons: vec![reason.into()],
+            evaluated_at: Some(at("2026-11-26T10:00:00Z")),
+        };
+        let mut log = ChangeLog::default();
+        let t = |s: u32| at("2026-11-26T10:00:00Z") + chrono::Duration::seconds(s.into());
+        assert_eq!(
+            log.line("istio", &no_go("a"), t(0)).as_deref(),
+            Some("10:00:00 istio NO-GO score 75/90: a")
+        );
+        // The same answer polled every second: silence until the heartbeat is due.
+        assert!((1..60).all(|s| log.line("istio", &no_go("a"), t(s)).is_none()));
+        assert_eq!(
+            log.line("istio", &no_go("a"), t(60)).as_deref(),
+            Some("10:01:00 istio still NO-GO, unchanged since 10:00:00")
+        );
+        assert!(log.line("istio", &no_go("a"), t(61)).is_none());
+        // A new reason is a new line at once.
+        assert_eq!(
+            log.line("istio", &no_go("b"), t(62)).as_deref(),
+            Some("10:01:02 istio NO-GO score 75/90: b")
+        );
+        assert_eq!(
+            log.line("istio", &Poll::Error("down".into()), t(63))
+                .as_deref(),
+            Some("10:01:03 istio ERROR: down")
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! signal and the key, because a pack is edited in bulk before an upgrade window and fixing one
 //! error per run is how thresholds end up wrong at 2 a.m. One file per section: [`prometheus`]
 //! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers),
+//! [`server`] (the HTTP server's limits, TLS and token),
 //! [`cluster`] (replicas sharing the notification log), with
 //! the problem list in [`problems`] and the value readers in [`read`]. It builds the engine's
 //! pack; it knows nothing of how the configuration is used.
@@ -17,10 +18,12 @@ use config::{File, FileFormat};
 use serde::Deserialize;
 
 pub mod alerts;
+pub mod baseline;
 pub mod cluster;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
+pub mod server;
 pub mod signals;
 
 pub use alerts::{AlertsConfig, ReceiverConfig, ReceiverKind};
@@ -28,17 +31,21 @@ pub use cluster::ClusterConfig;
 pub use problems::{ConfigError, Problem};
 pub use prometheus::{Bearer, PrometheusAuth, PrometheusConfig, SigV4Config};
 pub use read::parse_duration;
+pub use server::{Limits, ServerAuth, ServerConfig, ServerTls};
 
 use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
+use baseline::{BaselineSettings, RawBaseline};
 use cluster::{validate_cluster, RawCluster};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
-use read::{duration_or, env_overrides, read_raw};
+use read::{count_or, duration_or, env_overrides, read_raw};
+use server::{validate_server, RawServer};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_CONCURRENCY: usize = 8;
+const DEFAULT_MAX_SERIES: usize = 10_000;
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// The config used when no `--config` is given; its `signal_files` are replaced by [`DEFAULT_PACK`].
@@ -57,6 +64,8 @@ struct RawConfig {
     #[serde(default)]
     server: RawServer,
     #[serde(default)]
+    baseline: RawBaseline,
+    #[serde(default)]
     signal_files: Vec<String>,
     #[serde(default)]
     phases: Vec<RawPhase>,
@@ -72,13 +81,8 @@ struct RawConfig {
 struct RawEvaluation {
     interval: Option<String>,
     concurrency: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<String>,
-    enable_reload_endpoint: Option<bool>,
+    query_offset: Option<String>,
+    max_series: Option<i64>,
 }
 
 /// How often the daemon evaluates, and how many queries may be in flight at once.
@@ -87,6 +91,11 @@ pub struct EvaluationConfig {
     /// Also the step of every range query, so `for` and `stable_for` are judged at this grain.
     pub interval: Duration,
     pub concurrency: usize,
+    /// How far behind now `serve` judges, so that late samples (remote-write lag) are in before
+    /// a step is fetched, once.
+    pub query_offset: Duration,
+    /// Most series one signal's query may return; a signal may set its own.
+    pub max_series: usize,
 }
 
 impl EvaluationConfig {
@@ -94,6 +103,11 @@ impl EvaluationConfig {
     /// seconds, at least one.
     pub fn step_secs(&self) -> i64 {
         self.interval.as_secs() as i64
+    }
+
+    /// The series limit of `signal`: its own `max_series`, else the evaluation's.
+    pub fn max_series(&self, signal: &crate::engine::pack::Signal) -> usize {
+        signal.max_series.unwrap_or(self.max_series)
     }
 }
 
@@ -109,6 +123,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Whether `POST /-/reload` re-reads the configuration (SIGHUP always does).
     pub reload_endpoint: bool,
+    /// Connection limits, TLS and the bearer token of the HTTP server.
+    pub server: ServerConfig,
     /// The file this was loaded from, re-read on reload; `None` for the built-in default.
     pub source: Option<PathBuf>,
 }
@@ -177,19 +193,38 @@ fn validate(
             ),
         );
     }
-    let concurrency = match raw.evaluation.concurrency {
-        None => DEFAULT_CONCURRENCY,
-        Some(n) if n >= 1 => n as usize,
-        Some(n) => {
-            problems.add(
-                file,
-                None,
-                Some("evaluation.concurrency"),
-                format!("{n} must be at least 1"),
-            );
-            DEFAULT_CONCURRENCY
-        }
-    };
+    let concurrency = count_or(
+        file,
+        "evaluation.concurrency",
+        raw.evaluation.concurrency,
+        DEFAULT_CONCURRENCY,
+        problems,
+    );
+    let query_offset = duration_or(
+        file,
+        "evaluation.query_offset",
+        raw.evaluation.query_offset,
+        Duration::ZERO,
+        problems,
+    );
+    if query_offset.subsec_nanos() != 0 {
+        problems.add(
+            file,
+            None,
+            Some("evaluation.query_offset"),
+            format!(
+                "{} must be a whole number of seconds",
+                humantime::format_duration(query_offset)
+            ),
+        );
+    }
+    let max_series = count_or(
+        file,
+        "evaluation.max_series",
+        raw.evaluation.max_series,
+        DEFAULT_MAX_SERIES,
+        problems,
+    );
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen = listen_text.parse().unwrap_or_else(|e| {
         problems.add(
@@ -203,17 +238,32 @@ fn validate(
             .expect("default listen address parses")
     });
 
+    let (baseline, baseline_errors) = BaselineSettings::validate(raw.baseline);
+    for (key, message) in baseline_errors {
+        problems.add(file, None, Some(key), message);
+    }
+
     Config {
         prometheus,
         evaluation: EvaluationConfig {
             interval,
             concurrency,
+            query_offset,
+            max_series,
         },
         listen,
-        pack: validate_pack(file, raw.phases, raw.signals, signal_sources, problems),
+        pack: validate_pack(
+            file,
+            baseline,
+            raw.phases,
+            raw.signals,
+            signal_sources,
+            problems,
+        ),
         alerts: validate_alerts(file, raw.alerts, problems),
         cluster: validate_cluster(file, raw.cluster, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
+        server: validate_server(file, &raw.server, problems),
         source: None,
     }
 }

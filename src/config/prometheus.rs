@@ -54,7 +54,7 @@ struct RawTls {
 }
 
 /// Where the Prometheus API is and how long one query may take.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PrometheusConfig {
     pub url: String,
     pub timeout: Duration,
@@ -62,7 +62,7 @@ pub struct PrometheusConfig {
 }
 
 /// How upgrade-gate proves who it is to Prometheus (or Mimir, Cortex, Thanos behind a proxy).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrometheusAuth {
     pub bearer: Option<Bearer>,
     pub basic: Option<(String, Secret)>,
@@ -77,7 +77,7 @@ pub struct PrometheusAuth {
     pub sigv4: Option<SigV4Config>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SigV4Config {
     pub region: String,
     /// `aps` for Amazon Managed Service for Prometheus.
@@ -86,7 +86,7 @@ pub struct SigV4Config {
     pub role_arn: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Bearer {
     Token(Secret),
     /// Re-read before every query: projected service-account tokens rotate.

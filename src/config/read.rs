@@ -70,6 +70,24 @@ pub(super) fn duration_or(
     }
 }
 
+/// A count that must be at least 1, or `default` when not given.
+pub(super) fn count_or(
+    file: &str,
+    key: &str,
+    value: Option<i64>,
+    default: usize,
+    problems: &mut Problems,
+) -> usize {
+    match value {
+        None => default,
+        Some(n) if n >= 1 => n as usize,
+        Some(n) => {
+            problems.add(file, None, Some(key), format!("{n} must be at least 1"));
+            default
+        }
+    }
+}
+
 /// A secret given inline (with `${ENV}` expansion) or as `<key>_file`, never both.
 pub(super) fn secret_value(
     file: &str,

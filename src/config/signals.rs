@@ -8,10 +8,11 @@ use std::time::Duration;
 use config::{File, FileFormat};
 use serde::Deserialize;
 
+use super::baseline::{BaselineSettings, RawBaseline};
 use super::problems::{Problem, Problems};
 use super::read::{duration_or, parse_duration, read_raw};
 use crate::engine::pack::{NoDataPolicy, Pack, Phase, Signal, ALL_PHASES, DEFAULT_MIN_SCORE};
-use crate::engine::threshold::Threshold;
+use crate::engine::threshold::{Threshold, ThresholdError};
 
 /// The default signal pack, compiled in so that the binary works without any file beside it.
 pub const DEFAULT_PACK: &[(&str, &str)] = &[
@@ -64,14 +65,40 @@ pub(super) struct RawSignal {
     description: Option<String>,
     runbook: Option<String>,
     query: Option<String>,
-    warn: Option<String>,
-    fail: Option<String>,
+    warn: Option<RawThreshold>,
+    fail: Option<RawThreshold>,
     #[serde(rename = "for")]
     for_: Option<String>,
     weight: Option<f64>,
     critical: Option<bool>,
     no_data: Option<String>,
+    baseline: Option<RawBaseline>,
+    no_baseline: Option<String>,
     phases: Option<Vec<String>>,
+    max_series: Option<i64>,
+}
+
+/// `warn` or `fail` as written: one condition, or a list breached when any condition is.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawThreshold {
+    One(String),
+    Many(Vec<String>),
+    /// Anything else (a bare number, a map), reported with the signal and key.
+    Other(serde::de::IgnoredAny),
+}
+
+impl RawThreshold {
+    fn parse(self) -> Result<Threshold, String> {
+        match self {
+            RawThreshold::One(text) => text.parse().map_err(|e: ThresholdError| e.to_string()),
+            RawThreshold::Many(texts) => Threshold::any_of(&texts).map_err(|e| e.to_string()),
+            RawThreshold::Other(_) => Err(
+                "expected a condition such as \"> 0.5\" or \"> baseline * 2\", or a list of them"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// Where the signal files are: on disk, found by the config's patterns, or compiled in.
@@ -118,6 +145,7 @@ pub(super) fn expand_signal_files(
 /// each signal validated where it was written.
 pub(super) fn validate_pack(
     file: &str,
+    baseline: BaselineSettings,
     raw_phases: Vec<RawPhase>,
     inline_signals: Vec<RawSignal>,
     signal_sources: SignalSources,
@@ -161,7 +189,8 @@ pub(super) fn validate_pack(
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut signals = Vec::new();
     for (index, (origin, raw)) in raw_signals.into_iter().enumerate() {
-        if let Some(signal) = validate_signal(&origin, index, raw, &phase_names, problems) {
+        if let Some(signal) = validate_signal(&origin, index, raw, &phase_names, baseline, problems)
+        {
             if let Some(first) = seen.get(&signal.name) {
                 problems.add(
                     &origin,
@@ -262,6 +291,7 @@ fn validate_signal(
     index: usize,
     raw: RawSignal,
     phase_names: &[String],
+    top_baseline: BaselineSettings,
     problems: &mut Problems,
 ) -> Option<Signal> {
     let Some(name) = raw.name.filter(|n| !n.trim().is_empty()) else {
@@ -288,11 +318,11 @@ fn validate_signal(
         errors.push(("query", format!("invalid PromQL: {}", e.trim())));
     }
     let mut threshold =
-        |key: &'static str, text: Option<String>| match text.map(|t| t.parse::<Threshold>()) {
+        |key: &'static str, raw: Option<RawThreshold>| match raw.map(RawThreshold::parse) {
             None => (None, true),
             Some(Ok(t)) => (Some(t), true),
             Some(Err(e)) => {
-                errors.push((key, e.to_string()));
+                errors.push((key, e));
                 (None, false)
             }
         };
@@ -313,15 +343,34 @@ fn validate_signal(
     if !(weight.is_finite() && weight > 0.0) {
         errors.push(("weight", format!("{weight} must be a number above 0")));
     }
-    let no_data = match raw.no_data.as_deref() {
-        None | Some("fail") => NoDataPolicy::Fail,
-        Some("ok") => NoDataPolicy::Ok,
-        Some("warn") => NoDataPolicy::Warn,
-        Some(other) => {
-            errors.push(("no_data", format!("{other:?} is not one of ok, warn, fail")));
-            NoDataPolicy::Fail
-        }
+    let mut read_policy = |key: &'static str, text: Option<String>, default| {
+        policy(text.as_deref(), default).unwrap_or_else(|message| {
+            errors.push((key, message));
+            default
+        })
     };
+    let no_data = read_policy("no_data", raw.no_data, NoDataPolicy::Fail);
+    let no_baseline_set = raw.no_baseline.is_some();
+    let no_baseline = read_policy("no_baseline", raw.no_baseline, NoDataPolicy::Ok);
+    let relative = [&warn, &fail]
+        .into_iter()
+        .flatten()
+        .any(|t| t.is_relative());
+    if no_baseline_set && !relative {
+        errors.push((
+            "no_baseline",
+            "the signal has no relative condition (such as \"> baseline * 2\"), so no series can lack a baseline".into(),
+        ));
+    }
+    let (own_baseline, baseline_errors) =
+        BaselineSettings::validate(raw.baseline.unwrap_or_default());
+    errors.extend(baseline_errors);
+    if !own_baseline.is_empty() && !relative {
+        errors.push((
+            "baseline",
+            "the signal has no relative condition (such as \"> baseline * 2\") to use it".into(),
+        ));
+    }
     let phases = match raw.phases {
         None => phase_names.to_vec(),
         Some(list) => {
@@ -359,6 +408,13 @@ fn validate_signal(
             "`for` applies to the fail threshold, but the signal has none".into(),
         ));
     }
+    let max_series = raw.max_series.and_then(|n| {
+        let limit = usize::try_from(n).ok().filter(|&n| n >= 1);
+        if limit.is_none() {
+            errors.push(("max_series", format!("{n} must be at least 1")));
+        }
+        limit
+    });
     for (key, message) in errors {
         problems.add(origin, Some(&name), Some(key), message);
     }
@@ -373,9 +429,23 @@ fn validate_signal(
         weight,
         critical: raw.critical.unwrap_or(false),
         no_data,
+        baseline: own_baseline.over(top_baseline),
+        no_baseline,
         phases,
         origin: origin.to_string(),
+        max_series,
     })
+}
+
+/// `ok`, `warn` or `fail`, for `no_data` and `no_baseline`.
+fn policy(text: Option<&str>, default: NoDataPolicy) -> Result<NoDataPolicy, String> {
+    match text {
+        None => Ok(default),
+        Some("fail") => Ok(NoDataPolicy::Fail),
+        Some("ok") => Ok(NoDataPolicy::Ok),
+        Some("warn") => Ok(NoDataPolicy::Warn),
+        Some(other) => Err(format!("{other:?} is not one of ok, warn, fail")),
+    }
 }
 
 fn valid_name(name: &str) -> bool {

@@ -4,6 +4,7 @@
 //! Pure: the stability window is judged from the signals' timelines, not from memory of earlier
 //! cycles, so a restarted daemon answers the same as one that has been running for hours.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -36,6 +37,8 @@ pub struct SignalReport {
     pub name: String,
     pub status: Status,
     pub value: Option<f64>,
+    /// The worst series' baseline (`null` when it has none, or the signal compares with none).
+    pub baseline: Option<f64>,
     pub warn: Option<Threshold>,
     pub fail: Option<Threshold>,
     #[serde(rename = "for", serialize_with = "humantime_str")]
@@ -61,8 +64,9 @@ impl SignalReport {
             name: signal.name.clone(),
             status: judgement.status,
             value: judgement.value,
-            warn: signal.warn,
-            fail: signal.fail,
+            baseline: judgement.baseline,
+            warn: signal.warn.clone(),
+            fail: signal.fail.clone(),
             for_: signal.for_,
             weight: signal.weight,
             critical: signal.critical,
@@ -210,10 +214,17 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
 
     let mut reasons = Vec::new();
     if !go {
+        let shared = shared_errors(reports.iter().map(|(_, r)| r));
+        reasons.extend(
+            shared
+                .iter()
+                .map(|(error, names)| common_cause(error, names)),
+        );
         reasons.extend(
             reports
                 .iter()
                 .filter(|(s, r)| blocks(s, r.status))
+                .filter(|(_, r)| !r.error.as_deref().is_some_and(|e| shared.contains_key(e)))
                 .map(|(s, r)| explain(s, r)),
         );
         if current < phase.min_score {
@@ -254,6 +265,37 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
     }
 }
 
+/// Errors that two or more signals share, with the signals' names: one cause (an unreachable
+/// Prometheus, refused credentials) is said once rather than once per signal.
+pub fn shared_errors<'a>(
+    reports: impl IntoIterator<Item = &'a SignalReport>,
+) -> BTreeMap<&'a str, Vec<&'a str>> {
+    let mut by_error: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for r in reports {
+        if let Some(e) = &r.error {
+            by_error.entry(e).or_default().push(&r.name);
+        }
+    }
+    by_error.retain(|_, names| names.len() > 1);
+    by_error
+}
+
+/// Most signal names a common-cause sentence lists; the rest are counted.
+const MAX_NAMED: usize = 5;
+
+/// `<error> (28 signals could not be evaluated: a, b, c, d, e and 23 more)`.
+fn common_cause(error: &str, names: &[&str]) -> String {
+    let listed = names[..names.len().min(MAX_NAMED)].join(", ");
+    let more = match names.len().saturating_sub(MAX_NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "{error} ({} signals could not be evaluated: {listed}{more})",
+        names.len()
+    )
+}
+
 /// One sentence about a signal that is not healthy: what, which series, how bad, against what.
 fn explain(signal: &Signal, report: &SignalReport) -> String {
     let who = if signal.critical {
@@ -268,32 +310,46 @@ fn explain(signal: &Signal, report: &SignalReport) -> String {
         ),
         Status::NoData => format!(
             "{who} returned no data (no_data: {})",
-            match signal.no_data {
-                NoDataPolicy::Ok => "ok",
-                NoDataPolicy::Warn => "warn",
-                NoDataPolicy::Fail => "fail",
-            }
+            policy_name(signal.no_data)
         ),
         Status::Fail | Status::Warn => {
-            let (threshold_name, threshold) = if report.status == Status::Fail {
-                ("fail", signal.fail)
-            } else if report
-                .offenders
-                .first()
-                .is_some_and(|o| signal.warn.is_none_or(|w| !w.breached_by(o.value)))
-            {
-                ("fail (pending `for`)", signal.fail)
-            } else {
-                ("warn", signal.warn)
-            };
             let worst = report.offenders.first();
+            let (threshold_name, threshold) = if report.status == Status::Fail {
+                ("fail", &signal.fail)
+            } else if worst.is_some_and(|o| !signal.breaches_warn(o.value, o.baseline)) {
+                ("fail (pending `for`)", &signal.fail)
+            } else {
+                ("warn", &signal.warn)
+            };
             let series = worst.map_or_else(String::new, |o| format!("{} ", fmt_labels(&o.labels)));
             let value = worst.map(|o| o.value).or(report.value);
+            let baseline = worst.map_or(report.baseline, |o| o.baseline);
+            // Name the condition the worst series breaches, or why it counts without one.
+            let breach = match (threshold, value) {
+                (Some(t), Some(v)) => match t.breached(v, baseline) {
+                    Some(c) => format!("breaches {threshold_name} {c}"),
+                    None if baseline.is_none() && t.is_relative() => format!(
+                        "has no baseline (no_baseline: {})",
+                        policy_name(signal.no_baseline)
+                    ),
+                    None => format!("breaches {threshold_name} {t}"),
+                },
+                (t, _) => format!(
+                    "breaches {threshold_name} {}",
+                    t.as_ref().map_or("?".to_string(), |t| t.to_string())
+                ),
+            };
+            let against = match (value, baseline) {
+                (Some(v), Some(b)) => match ratio(v, b) {
+                    Some(r) => format!(" is {r}x its baseline {},", fmt_number(b)),
+                    None => format!(" against its baseline {},", fmt_number(b)),
+                },
+                _ => String::new(),
+            };
             let mut s = format!(
-                "{who} is {}: {series}= {} breaches {threshold_name} {}",
+                "{who} is {}: {series}= {}{against} {breach}",
                 report.status.as_str(),
                 value.map_or("?".to_string(), fmt_number),
-                threshold.map_or("?".to_string(), |t| t.to_string()),
             );
             if report.status == Status::Fail && !signal.for_.is_zero() {
                 s.push_str(&format!(" for {}", humantime::format_duration(signal.for_)));
@@ -312,6 +368,30 @@ fn explain(signal: &Signal, report: &SignalReport) -> String {
         sentence.push_str(&format!(". Runbook: {runbook}"));
     }
     sentence
+}
+
+fn policy_name(policy: NoDataPolicy) -> &'static str {
+    match policy {
+        NoDataPolicy::Ok => "ok",
+        NoDataPolicy::Warn => "warn",
+        NoDataPolicy::Fail => "fail",
+    }
+}
+
+/// `value / baseline`, rounded to two decimals, when the baseline is not 0.
+fn ratio(value: f64, baseline: f64) -> Option<String> {
+    (baseline != 0.0).then(|| fmt_number((value / baseline * 100.0).round() / 100.0))
+}
+
+/// A value beside its baseline, as tables and messages show it: `0.35 (3.5x baseline 0.1)`.
+pub fn fmt_with_baseline(value: f64, baseline: Option<f64>) -> String {
+    match baseline {
+        None => fmt_number(value),
+        Some(b) => match ratio(value, b) {
+            Some(r) => format!("{} ({r}x baseline {})", fmt_number(value), fmt_number(b)),
+            None => format!("{} (baseline {})", fmt_number(value), fmt_number(b)),
+        },
+    }
 }
 
 /// `{a="1", b="2"}` as PromQL writes it.
@@ -341,6 +421,7 @@ fn timestamp(secs: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
     use crate::engine::evaluate::judge;
+    use crate::engine::grid::Grid;
     use crate::engine::series::{Series, Window};
 
     fn signal(name: &str, weight: f64, critical: bool, no_data: NoDataPolicy) -> Signal {
@@ -355,8 +436,11 @@ mod tests {
             weight,
             critical,
             no_data,
+            baseline: crate::engine::baseline::BaselineSpec::DEFAULT,
+            no_baseline: NoDataPolicy::Ok,
             phases: vec![],
             origin: "test".into(),
+            max_series: None,
         }
     }
 
@@ -387,7 +471,19 @@ mod tests {
     }
 
     fn decide(p: &Phase, cases: &[(&Signal, Result<Vec<Series>, String>)], w: Window) -> Verdict {
-        let timelines: Vec<_> = cases.iter().map(|(s, a)| judge(s, a, w)).collect();
+        let grids: Vec<_> = cases
+            .iter()
+            .map(|(_, a)| {
+                a.as_ref()
+                    .map(|s| Grid::from_series(w, s))
+                    .map_err(Clone::clone)
+            })
+            .collect();
+        let timelines: Vec<_> = cases
+            .iter()
+            .zip(&grids)
+            .map(|((s, _), a)| judge(s, a.as_ref(), w))
+            .collect();
         let members: Vec<_> = cases
             .iter()
             .zip(&timelines)

@@ -5,9 +5,10 @@
 
 use serde::Serialize;
 
+use super::baseline::{Baselines, SeriesBaseline};
+use super::grid::{self, Grid};
 use super::pack::Signal;
-use super::series::{Labels, Series, Window};
-use super::threshold::Threshold;
+use super::series::{Labels, Window};
 
 /// Most offending series listed per signal; the rest are counted.
 pub const MAX_OFFENDERS: usize = 10;
@@ -48,6 +49,8 @@ impl Status {
 pub struct Offender {
     pub labels: Labels,
     pub value: f64,
+    /// The series' baseline at this step, when the signal compares with one and it has one.
+    pub baseline: Option<f64>,
     pub status: Status,
 }
 
@@ -57,6 +60,8 @@ pub struct Judgement {
     pub status: Status,
     /// The worst series' value, by the signal's direction.
     pub value: Option<f64>,
+    /// The worst series' baseline.
+    pub baseline: Option<f64>,
     /// Breaching series, failing first, then worst value first; at most [`MAX_OFFENDERS`].
     pub offenders: Vec<Offender>,
     /// How many series breach in all, including those not listed.
@@ -64,45 +69,59 @@ pub struct Judgement {
     pub error: Option<String>,
 }
 
-/// One series on the window's grid: `None` where it has no finite sample.
-struct Track {
-    labels: Labels,
-    values: Vec<Option<f64>>,
+/// One series of the answer's grid, borrowed: no copy of the answer is made to judge it.
+struct Track<'a> {
+    labels: &'a Labels,
+    /// One value per step of the window, NaN where the series has no finite sample.
+    values: &'a [f64],
     /// For each step, whether the fail threshold held at every step of the `for` window ending there.
     fail_held: Vec<bool>,
+    baseline: SeriesBaseline,
 }
 
 /// A signal judged over a whole window; ask it for any step.
 pub struct Timeline<'a> {
     signal: &'a Signal,
     window: Window,
-    outcome: Result<Vec<Track>, String>,
+    outcome: Result<Vec<Track<'a>>, String>,
 }
 
-/// Puts the answer on the grid and precomputes the `for` condition for every series and step.
+/// Precomputes the `for` condition for every series and step of an answer on `window`'s grid.
 pub fn judge<'a, E: std::fmt::Display>(
     signal: &'a Signal,
-    answer: &Result<Vec<Series>, E>,
+    answer: Result<&'a Grid, &E>,
     window: Window,
 ) -> Timeline<'a> {
-    let steps = window.len();
+    judge_against(signal, answer, &Baselines::Unused, window)
+}
+
+/// [`judge`], with each series' baseline for the signal's relative conditions. A baseline that
+/// could not be fetched makes the signal `error`, as its own query failing would.
+pub fn judge_against<'a, E: std::fmt::Display>(
+    signal: &'a Signal,
+    answer: Result<&'a Grid, &E>,
+    baselines: &Baselines,
+    window: Window,
+) -> Timeline<'a> {
     let for_steps = signal.for_.as_secs().div_ceil(window.step as u64) as usize;
-    let outcome = answer.as_ref().map_err(|e| e.to_string()).map(|series| {
-        series
-            .iter()
-            .map(|s| {
-                let mut values = vec![None; steps];
-                for &(ts, v) in &s.samples {
-                    // NaN and ±Inf say nothing about health: they count as missing data.
-                    if let (Some(i), true) = (window.index_of(ts), v.is_finite()) {
-                        values[i] = Some(v);
-                    }
-                }
-                let fail_held = fail_held(signal, &values, for_steps);
+    let answer = match baselines {
+        Baselines::Failed(e) => Err(format!("baseline query failed: {e}")),
+        _ => answer.map_err(|e| e.to_string()),
+    };
+    let outcome = answer.map(|grid| {
+        debug_assert_eq!(
+            grid.window(),
+            window,
+            "answers are judged on their own grid"
+        );
+        grid.series()
+            .map(|(labels, values)| {
+                let baseline = baselines.for_series(labels);
                 Track {
-                    labels: s.labels.clone(),
+                    labels,
                     values,
-                    fail_held,
+                    fail_held: fail_held(signal, values, &baseline, for_steps),
+                    baseline,
                 }
             })
             .collect()
@@ -117,15 +136,21 @@ pub fn judge<'a, E: std::fmt::Display>(
 /// `held[i]` is true when fail was breached at each of steps `i - for_steps ..= i`. Steps whose
 /// `for` window starts before the grid cannot be known to hold and are false, like a Prometheus
 /// alert that is still pending.
-fn fail_held(signal: &Signal, values: &[Option<f64>], for_steps: usize) -> Vec<bool> {
-    let Some(fail) = signal.fail else {
+fn fail_held(
+    signal: &Signal,
+    values: &[f64],
+    baseline: &SeriesBaseline,
+    for_steps: usize,
+) -> Vec<bool> {
+    if signal.fail.is_none() {
         return vec![false; values.len()];
-    };
+    }
     let mut run = 0usize;
     values
         .iter()
-        .map(|v| {
-            run = if v.is_some_and(|v| fail.breached_by(v)) {
+        .enumerate()
+        .map(|(i, v)| {
+            run = if grid::value(*v).is_some_and(|v| signal.breaches_fail(v, baseline.at(i))) {
                 run + 1
             } else {
                 0
@@ -159,6 +184,7 @@ impl Timeline<'_> {
                 return Judgement {
                     status: Status::Error,
                     value: None,
+                    baseline: None,
                     offenders: Vec::new(),
                     offending_series: 0,
                     error: Some(e.clone()),
@@ -169,19 +195,23 @@ impl Timeline<'_> {
         let direction = self.signal.direction();
         let mut status: Option<Status> = None;
         let mut value: Option<f64> = None;
+        let mut baseline: Option<f64> = None;
         let mut offenders = Vec::new();
         for track in tracks {
-            let (Some(s), Some(v)) = (self.series_status(track, i), track.values[i]) else {
+            let (Some(s), Some(v)) = (self.series_status(track, i), grid::value(track.values[i]))
+            else {
                 continue;
             };
             status = status.max(Some(s));
             if value.is_none_or(|w| direction.worse(v, w)) {
                 value = Some(v);
+                baseline = track.baseline.at(i);
             }
             if s != Status::Ok {
                 offenders.push(Offender {
                     labels: track.labels.clone(),
                     value: v,
+                    baseline: track.baseline.at(i),
                     status: s,
                 });
             }
@@ -202,6 +232,7 @@ impl Timeline<'_> {
         Judgement {
             status: status.unwrap_or(Status::NoData),
             value,
+            baseline,
             offenders,
             offending_series,
             error: None,
@@ -211,11 +242,11 @@ impl Timeline<'_> {
     /// A series is `fail` once fail has held for `for`, `warn` while it breaches warn or while a
     /// fail breach is still pending, and `None` when it has no sample at this step.
     fn series_status(&self, track: &Track, i: usize) -> Option<Status> {
-        let v = track.values[i]?;
-        let breaches = |t: Option<Threshold>| t.is_some_and(|t| t.breached_by(v));
+        let v = grid::value(track.values[i])?;
+        let baseline = track.baseline.at(i);
         Some(if track.fail_held[i] {
             Status::Fail
-        } else if breaches(self.signal.warn) || breaches(self.signal.fail) {
+        } else if self.signal.breaches_warn(v, baseline) || self.signal.breaches_fail(v, baseline) {
             Status::Warn
         } else {
             Status::Ok
@@ -227,6 +258,8 @@ impl Timeline<'_> {
 mod tests {
     use super::*;
     use crate::engine::pack::NoDataPolicy;
+    use crate::engine::series::Series;
+    use crate::engine::threshold::Threshold;
     use std::time::Duration;
 
     fn signal(warn: Option<&str>, fail: Option<&str>, for_secs: u64) -> Signal {
@@ -241,8 +274,11 @@ mod tests {
             weight: 1.0,
             critical: false,
             no_data: NoDataPolicy::Fail,
+            baseline: crate::engine::baseline::BaselineSpec::DEFAULT,
+            no_baseline: NoDataPolicy::Ok,
             phases: vec![],
             origin: "test".into(),
+            max_series: None,
         }
     }
 
@@ -257,6 +293,10 @@ mod tests {
         }
     }
 
+    fn on_grid<E>(answer: Result<Vec<Series>, E>) -> Result<Grid, E> {
+        answer.map(|s| Grid::from_series(W, &s))
+    }
+
     const W: Window = Window {
         start: 0,
         end: 120,
@@ -268,7 +308,8 @@ mod tests {
         let s = signal(None, Some("> 1"), 60);
         // Breach at the last three steps: 60s at a 30s step needs three points in a row.
         let answer: Result<_, String> = Ok(vec![series("a", W, &[0.0, 0.0, 2.0, 2.0, 2.0])]);
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(2), Status::Warn, "pending, not fail");
         assert_eq!(t.status_at(3), Status::Warn);
         assert_eq!(t.status_at(4), Status::Fail);
@@ -278,7 +319,8 @@ mod tests {
     fn a_blip_shorter_than_for_never_fails() {
         let s = signal(None, Some("> 1"), 60);
         let answer: Result<_, String> = Ok(vec![series("a", W, &[0.0, 2.0, 2.0, 0.0, 0.0])]);
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert!((0..5).all(|i| t.status_at(i) != Status::Fail));
         assert_eq!(t.status_at(4), Status::Ok);
     }
@@ -288,7 +330,8 @@ mod tests {
         let s = signal(None, Some("> 1"), 30);
         let mut a = series("a", W, &[2.0, 2.0, 2.0, 2.0, 2.0]);
         a.samples.remove(3);
-        let t = judge(&s, &Ok::<_, String>(vec![a]), W);
+        let answer = on_grid(Ok::<_, String>(vec![a]));
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(2), Status::Fail);
         assert_eq!(t.status_at(3), Status::NoData);
         assert_eq!(t.status_at(4), Status::Warn);
@@ -299,7 +342,7 @@ mod tests {
         let s = signal(Some("> 0.5"), Some("> 1"), 0);
         let answer: Result<_, String> =
             Ok(vec![series("a", W, &[0.1; 5]), series("b", W, &[0.2; 5])]);
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.status, Status::Ok);
         assert_eq!(j.value, Some(0.2));
         assert!(j.offenders.is_empty());
@@ -315,7 +358,7 @@ mod tests {
             series("fail", W, &[1.5; 5]),
             series("fail-worst", W, &[3.0; 5]),
         ]);
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.status, Status::Fail);
         assert_eq!(j.value, Some(3.0));
         let order: Vec<_> = j
@@ -335,7 +378,7 @@ mod tests {
             series("bad", W, &[0.9; 5]),
             series("meh", W, &[0.97; 5]),
         ]);
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.status, Status::Fail);
         assert_eq!(j.value, Some(0.9));
         assert_eq!(j.offenders[0].labels["svc"], "bad");
@@ -348,7 +391,7 @@ mod tests {
         let answer: Result<_, String> = Ok((0..15)
             .map(|i| series(&format!("s{i:02}"), W, &[2.0 + i as f64; 5]))
             .collect());
-        let j = judge(&s, &answer, W).judgement_at(4);
+        let j = judge(&s, on_grid(answer).as_ref(), W).judgement_at(4);
         assert_eq!(j.offenders.len(), MAX_OFFENDERS);
         assert_eq!(j.offending_series, 15);
         assert_eq!(j.offenders[0].value, 16.0);
@@ -361,16 +404,89 @@ mod tests {
             series("nan", W, &[f64::NAN; 5]),
             series("inf", W, &[f64::INFINITY; 5]),
         ]);
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(4), Status::NoData);
         assert_eq!(t.judgement_at(4).value, None);
+    }
+
+    /// A fixed baseline of `mean` for the series named `svc`.
+    fn fixed(bases: &[(&str, f64)]) -> Baselines {
+        Baselines::Fixed(
+            bases
+                .iter()
+                .map(|(svc, b)| ([("svc".to_string(), svc.to_string())].into(), *b))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn a_relative_condition_compares_each_series_with_its_own_baseline() {
+        let s = signal(Some("> baseline * 1.5"), Some("> baseline * 3"), 0);
+        let answer: Result<_, String> = on_grid(Ok(vec![
+            series("slow", W, &[0.35; 5]),
+            series("fast", W, &[0.35; 5]),
+        ]));
+        let b = fixed(&[("slow", 0.1), ("fast", 0.3)]);
+        let j = judge_against(&s, answer.as_ref(), &b, W).judgement_at(4);
+        assert_eq!(j.status, Status::Fail);
+        assert_eq!(j.offending_series, 1, "{:?}", j.offenders);
+        assert_eq!(j.offenders[0].labels["svc"], "slow");
+        assert_eq!(j.offenders[0].baseline, Some(0.1));
+    }
+
+    #[test]
+    fn for_counts_relative_breaches_too() {
+        let s = signal(None, Some("> baseline * 3"), 60);
+        let answer: Result<_, String> =
+            on_grid(Ok(vec![series("a", W, &[0.1, 0.1, 0.5, 0.5, 0.5])]));
+        let t = judge_against(&s, answer.as_ref(), &fixed(&[("a", 0.1)]), W);
+        assert_eq!(t.status_at(2), Status::Warn, "pending");
+        assert_eq!(t.status_at(4), Status::Fail);
+    }
+
+    #[test]
+    fn a_series_without_baseline_counts_as_no_baseline_says() {
+        let answer: Result<_, String> = on_grid(Ok(vec![series("new", W, &[5.0; 5])]));
+        let b = fixed(&[]);
+        let mut s = signal(None, Some("> baseline * 3"), 0);
+        for (policy, status) in [
+            (NoDataPolicy::Ok, Status::Ok),
+            (NoDataPolicy::Warn, Status::Warn),
+            (NoDataPolicy::Fail, Status::Fail),
+        ] {
+            s.no_baseline = policy;
+            let j = judge_against(&s, answer.as_ref(), &b, W).judgement_at(4);
+            assert_eq!(j.status, status, "{policy:?}");
+            assert_eq!(j.baseline, None);
+        }
+        // Absolute conditions still apply to it.
+        let s = Signal {
+            fail: Some(Threshold::any_of(&["> 4".into(), "> baseline * 3".into()]).unwrap()),
+            ..signal(None, None, 0)
+        };
+        assert_eq!(
+            judge_against(&s, answer.as_ref(), &b, W).status_at(4),
+            Status::Fail
+        );
+    }
+
+    #[test]
+    fn a_failed_baseline_makes_the_signal_error() {
+        let s = signal(None, Some("> baseline * 3"), 0);
+        let answer: Result<_, String> = on_grid(Ok(vec![series("a", W, &[0.1; 5])]));
+        let j = judge_against(&s, answer.as_ref(), &Baselines::Failed("refused".into()), W)
+            .judgement_at(4);
+        assert_eq!(j.status, Status::Error);
+        assert_eq!(j.error.as_deref(), Some("baseline query failed: refused"));
     }
 
     #[test]
     fn a_query_error_is_error_at_every_step() {
         let s = signal(None, Some("> 1"), 0);
         let answer: Result<Vec<Series>, _> = Err("Prometheus is unreachable: connection refused");
-        let t = judge(&s, &answer, W);
+        let answer = on_grid(answer);
+        let t = judge(&s, answer.as_ref(), W);
         assert_eq!(t.status_at(0), Status::Error);
         let j = t.judgement_at(4);
         assert_eq!(j.status, Status::Error);

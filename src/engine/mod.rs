@@ -8,9 +8,12 @@
 //! from outside, such as the evaluation interval, it is handed as a value. `tests/layout.rs`
 //! holds it to that.
 
+pub mod baseline;
 pub mod decide;
 pub mod evaluate;
+pub mod grid;
 pub mod pack;
 pub mod series;
 pub mod snapshot;
 pub mod threshold;
+pub mod window_cache;

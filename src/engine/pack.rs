@@ -25,6 +25,30 @@ pub enum NoDataPolicy {
     Fail,
 }
 
+/// Where a signal's baseline window ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Anchor {
+    /// At this unix time, whatever the judged step: the moment before the upgrade started.
+    Fixed(i64),
+    /// This long before each judged step: the same time a day earlier, say.
+    Moving(Duration),
+}
+
+/// How a signal's baseline is taken: where its window ends, and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BaselineSpec {
+    pub anchor: Anchor,
+    pub window: Duration,
+}
+
+impl BaselineSpec {
+    /// The moving baseline of a config that says nothing: the same hour one day earlier.
+    pub const DEFAULT: BaselineSpec = BaselineSpec {
+        anchor: Anchor::Moving(Duration::from_secs(86_400)),
+        window: Duration::from_secs(3600),
+    };
+}
+
 /// A named PromQL query with thresholds.
 #[derive(Debug, Clone)]
 pub struct Signal {
@@ -39,17 +63,25 @@ pub struct Signal {
     pub weight: f64,
     pub critical: bool,
     pub no_data: NoDataPolicy,
+    /// What a relative condition compares each series with.
+    pub baseline: BaselineSpec,
+    /// What a series without a baseline counts as, when the signal has a relative condition
+    /// (absolute conditions still apply to it).
+    pub no_baseline: NoDataPolicy,
     /// Names of the phases this signal belongs to (already resolved: never empty).
     pub phases: Vec<String>,
     /// Where the signal was defined, for messages.
     pub origin: String,
+    /// Most series its query may return (`max_series`), when it overrides the evaluation's.
+    pub max_series: Option<usize>,
 }
 
 impl Signal {
     /// The direction in which this signal's values get worse: the fail threshold's, else warn's.
     pub fn direction(&self) -> Direction {
         self.fail
-            .or(self.warn)
+            .as_ref()
+            .or(self.warn.as_ref())
             .map_or(Direction::HigherIsWorse, |t| t.direction())
     }
 

@@ -4,15 +4,18 @@
 //! Prometheus; `check` takes one and prints it. Built from answers already fetched: the engine
 //! never asks Prometheus itself.
 
+use std::borrow::Borrow;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::baseline::Baselines;
 use super::decide::{verdict, Member, SignalReport, Verdict};
-use super::evaluate::judge;
+use super::evaluate::judge_against;
+use super::grid::Grid;
 use super::pack::{Pack, Signal, ALL_PHASES};
-use super::series::{Series, Window};
+use super::series::Window;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Snapshot {
@@ -27,21 +30,43 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Judges answers already fetched, one per signal in pack order, each over the window
-    /// [`windows`] gives it; `step` is the evaluation interval in seconds.
-    pub fn judge<E: std::fmt::Display>(
+    /// Judges answers already fetched, one per signal in pack order, each on the grid of the
+    /// window [`windows`] gives it (owned, or borrowed from a cache); `step` is the evaluation
+    /// interval in seconds.
+    pub fn judge<G: Borrow<Grid>, E: std::fmt::Display>(
         pack: &Pack,
         step: i64,
         at: i64,
-        answers: &[Result<Vec<Series>, E>],
+        answers: &[Result<G, E>],
+    ) -> Snapshot {
+        Snapshot::judge_against(pack, step, at, answers, &[])
+    }
+
+    /// [`Snapshot::judge`] with each signal's baselines, in pack order. A signal with a relative
+    /// condition whose baselines are not given is `error`: it cannot be judged without them.
+    pub fn judge_against<G: Borrow<Grid>, E: std::fmt::Display>(
+        pack: &Pack,
+        step: i64,
+        at: i64,
+        answers: &[Result<G, E>],
+        baselines: &[Baselines],
     ) -> Snapshot {
         let started = Instant::now();
+        let missing = Baselines::Failed("no baseline was fetched".into());
         let timelines: Vec<_> = pack
             .signals
             .iter()
             .zip(answers)
             .zip(windows(pack, step, at, at))
-            .map(|((s, a), w)| judge(s, a, w))
+            .enumerate()
+            .map(|(i, ((s, a), w))| {
+                let b = baselines.get(i).unwrap_or(if s.is_relative() {
+                    &missing
+                } else {
+                    &Baselines::Unused
+                });
+                judge_against(s, a.as_ref().map(Borrow::borrow), b, w)
+            })
             .collect();
         let phases = pack
             .phase_names()

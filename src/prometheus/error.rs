@@ -7,12 +7,77 @@ use std::time::Duration;
 pub enum SourceError {
     #[error("query timed out after {}", humantime::format_duration(*.0))]
     Timeout(Duration),
-    #[error("Prometheus is unreachable: {0}")]
-    Unreachable(String),
+    /// `at` is the server as [`shown_url`] gives it: errors reach logs, /gate and alerts.
+    #[error("Prometheus at {at} is unreachable: {reason}")]
+    Unreachable { at: String, reason: String },
     #[error("Prometheus rejected the query: {0}")]
     Rejected(String),
     #[error("Prometheus answered something that is not a range-query result: {0}")]
     BadResponse(String),
     #[error("cannot authenticate to Prometheus: {0}")]
     Auth(String),
+    /// An unaggregated query in a big cluster: judging it would cost the gate its memory limit.
+    #[error(
+        "query returned {} series, more than max_series {}: aggregate it, e.g. `sum by (...)`",
+        thousands(*returned),
+        thousands(*limit)
+    )]
+    TooManySeries { returned: usize, limit: usize },
+}
+
+/// `52113` as `52,113`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The Prometheus URL as messages may show it: without user info, query or fragment, which can
+/// carry credentials.
+pub fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "the configured URL".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_many_series_says_what_to_do() {
+        let e = SourceError::TooManySeries {
+            returned: 52_113,
+            limit: 10_000,
+        };
+        assert_eq!(
+            e.to_string(),
+            "query returned 52,113 series, more than max_series 10,000: aggregate it, e.g. `sum by (...)`"
+        );
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn shown_urls_carry_no_credentials() {
+        assert_eq!(
+            shown_url("https://gate:s3cr3t@prom.example:9090/prom/?token=x#f"),
+            "https://prom.example:9090/prom"
+        );
+        assert_eq!(shown_url("http://127.0.0.1:9090"), "http://127.0.0.1:9090");
+        assert_eq!(shown_url("not a url"), "the configured URL");
+    }
 }

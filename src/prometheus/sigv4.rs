@@ -17,7 +17,7 @@ use aws_sigv4::sign::v4;
 use serde::Deserialize;
 use tokio::sync::OnceCell;
 
-use super::error::SourceError;
+use super::error::{shown_url, SourceError};
 use crate::config::SigV4Config;
 
 pub struct SigV4 {
@@ -76,11 +76,44 @@ impl SigV4 {
         params: &[(&str, String)],
         timeout: Duration,
     ) -> Result<serde_json::Value, SourceError> {
+        let response = self.send(base, path, params, timeout).await?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| failed(e, timeout, base))?;
+        let answer: ApiAnswer = serde_json::from_slice(&body)
+            .map_err(|e| SourceError::BadResponse(format!("HTTP {status}: {e}")))?;
+        match (answer.status.as_str(), answer.data) {
+            ("success", Some(data)) => Ok(data),
+            (_, _) if answer.error_type.as_deref() == Some("timeout") => {
+                Err(SourceError::Timeout(timeout))
+            }
+            _ => Err(SourceError::Rejected(format!(
+                "{}: {}",
+                answer.error_type.unwrap_or_default(),
+                answer.error.unwrap_or_default()
+            ))),
+        }
+    }
+
+    /// A signed `GET base+path?params`; answers the response for the caller to read (a range
+    /// query's answer is read onto the grid as it arrives, never held whole).
+    pub async fn send(
+        &self,
+        base: &str,
+        path: &str,
+        params: &[(&str, String)],
+        timeout: Duration,
+    ) -> Result<reqwest::Response, SourceError> {
         let url = reqwest::Url::parse_with_params(
             &format!("{}{path}", base.trim_end_matches('/')),
             params,
         )
-        .map_err(|e| SourceError::Unreachable(format!("bad Prometheus URL: {e}")))?;
+        .map_err(|e| SourceError::Unreachable {
+            at: shown_url(base),
+            reason: format!("bad URL: {e}"),
+        })?;
         let credentials = self
             .provider()
             .await
@@ -111,33 +144,25 @@ impl SigV4 {
         for (name, value) in instructions.headers() {
             request = request.header(name, value);
         }
-        let response = request.send().await.map_err(|e| {
-            if e.is_timeout() {
-                SourceError::Timeout(timeout)
-            } else {
-                SourceError::Unreachable(e.without_url().to_string())
-            }
-        })?;
+        let response = request.send().await.map_err(|e| failed(e, timeout, base))?;
         let status = response.status();
         if status == 401 || status == 403 {
             return Err(SourceError::Auth(format!(
                 "Prometheus answered {status} to a SigV4-signed request: check the role's permissions and the region"
             )));
         }
-        let answer: ApiAnswer = response
-            .json()
-            .await
-            .map_err(|e| SourceError::BadResponse(format!("HTTP {status}: {}", e.without_url())))?;
-        match (answer.status.as_str(), answer.data) {
-            ("success", Some(data)) => Ok(data),
-            (_, _) if answer.error_type.as_deref() == Some("timeout") => {
-                Err(SourceError::Timeout(timeout))
-            }
-            _ => Err(SourceError::Rejected(format!(
-                "{}: {}",
-                answer.error_type.unwrap_or_default(),
-                answer.error.unwrap_or_default()
-            ))),
+        Ok(response)
+    }
+}
+
+/// A request that got no complete answer: too slow, or no connection.
+fn failed(e: reqwest::Error, timeout: Duration, base: &str) -> SourceError {
+    if e.is_timeout() {
+        SourceError::Timeout(timeout)
+    } else {
+        SourceError::Unreachable {
+            at: shown_url(base),
+            reason: e.without_url().to_string(),
         }
     }
 }

@@ -6,16 +6,17 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use prometheus_http_query::response::Data;
 use prometheus_http_query::Client;
 use tokio::sync::Semaphore;
 
 use std::sync::{Arc, Mutex};
 
-use super::error::SourceError;
+use super::answer;
+use super::error::{shown_url, SourceError};
 use super::sigv4::SigV4;
 use crate::config::{Bearer, PrometheusConfig};
-use crate::engine::series::{Series, Window};
+use crate::engine::grid::Grid;
+use crate::engine::series::Window;
 
 /// A Prometheus HTTP API client bound to one server and one per-query timeout.
 #[derive(Clone)]
@@ -57,23 +58,24 @@ impl PrometheusSource {
         Ok(current.1.clone())
     }
 
-    /// Runs every query over its window, at most `concurrency` at once, answers in input order.
+    /// Runs every query over its window, each refused above its series limit, at most
+    /// `concurrency` at once; answers in input order.
     pub async fn range_all(
         &self,
-        queries: impl IntoIterator<Item = (&str, Window)>,
+        queries: impl IntoIterator<Item = (&str, Window, usize)>,
         concurrency: usize,
-    ) -> Vec<Result<Vec<Series>, SourceError>> {
+    ) -> Vec<Result<Grid, SourceError>> {
         let permits = Semaphore::new(concurrency.max(1));
         let pending: Vec<_> = queries
             .into_iter()
-            .map(|(query, window)| {
+            .map(|(query, window, max_series)| {
                 let permits = &permits;
                 async move {
                     let _permit = permits
                         .acquire()
                         .await
                         .expect("the semaphore is never closed");
-                    self.range(query, window).await
+                    self.range(query, window, max_series).await
                 }
             })
             .collect();
@@ -110,72 +112,81 @@ impl PrometheusSource {
                 tokio::time::timeout(timeout, request)
                     .await
                     .map_err(|_| SourceError::Timeout(timeout))?
-                    .map_err(|e| classify(e, timeout))?
+                    .map_err(|e| classify(e, timeout, &self.config.url))?
             }
         };
         Ok(names.into_iter().collect())
     }
 
-    /// One range query. The timeout covers the whole exchange, including a server that accepts
-    /// the connection and then never answers.
-    pub async fn range(&self, query: &str, window: Window) -> Result<Vec<Series>, SourceError> {
+    /// One range query, put on `window`'s grid as it is read; more than `max_series` series is
+    /// an error. The timeout covers the whole exchange, including a server that accepts the
+    /// connection and then never answers.
+    pub async fn range(
+        &self,
+        query: &str,
+        window: Window,
+        max_series: usize,
+    ) -> Result<Grid, SourceError> {
         let timeout = self.config.timeout;
-        let data = match &self.sigv4 {
-            Some(signer) => {
-                let params = [
-                    ("query", query.to_string()),
-                    ("start", window.start.to_string()),
-                    ("end", window.end.to_string()),
-                    ("step", window.step.to_string()),
-                    ("timeout", format!("{}ms", timeout.as_millis())),
-                ];
-                let data = signer
-                    .get(&self.config.url, "/api/v1/query_range", &params, timeout)
-                    .await?;
-                serde_json::from_value(data).map_err(|e| SourceError::BadResponse(e.to_string()))?
-            }
-            None => {
-                let request = self
-                    .client()?
-                    .query_range(query, window.start, window.end, window.step as f64)
-                    .timeout(timeout.as_millis() as i64)
-                    .post();
-                tokio::time::timeout(timeout, request)
-                    .await
-                    .map_err(|_| SourceError::Timeout(timeout))?
-                    .map_err(|e| classify(e, timeout))?
-                    .into_inner()
-                    .0
-            }
+        let params = [
+            ("query", query.to_string()),
+            ("start", window.start.to_string()),
+            ("end", window.end.to_string()),
+            ("step", window.step.to_string()),
+            ("timeout", format!("{}ms", timeout.as_millis())),
+        ];
+        let path = "/api/v1/query_range";
+        let exchange = async {
+            let response = match &self.sigv4 {
+                Some(signer) => {
+                    signer
+                        .send(&self.config.url, path, &params, timeout)
+                        .await?
+                }
+                None => {
+                    let url = format!("{}{path}", self.config.url.trim_end_matches('/'));
+                    let response = self.client()?.inner().post(url).form(&params).send().await;
+                    let response =
+                        response.map_err(|e| classify_http(e, timeout, &self.config.url))?;
+                    let status = response.status();
+                    if status == 401 || status == 403 {
+                        return Err(SourceError::Auth(format!(
+                            "Prometheus answered {status}: check the credentials, or that a proxy in front of it accepts them"
+                        )));
+                    }
+                    response
+                }
+            };
+            let status = response.status();
+            answer::read(response, window, max_series, timeout, &self.config.url)
+                .await
+                .map_err(|e| match e {
+                    // Garbage with an error status is most likely a proxy's page: say which status.
+                    SourceError::BadResponse(why) if !status.is_success() => {
+                        SourceError::BadResponse(format!("HTTP {status}: {why}"))
+                    }
+                    SourceError::BadResponse(why) => SourceError::BadResponse(format!(
+                        "{why} (is an auth layer or proxy answering instead of Prometheus?)"
+                    )),
+                    other => other,
+                })
         };
-        into_series(data)
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| SourceError::Timeout(timeout))?
     }
 }
 
-/// The series of a range query's matrix.
-fn into_series(data: Data) -> Result<Vec<Series>, SourceError> {
-    match data {
-        Data::Matrix(vectors) => Ok(vectors
-            .into_iter()
-            .map(|rv| {
-                let (labels, samples) = rv.into_inner();
-                Series {
-                    labels: labels.into_iter().collect(),
-                    samples: samples
-                        .iter()
-                        .map(|s| (s.timestamp().round() as i64, s.value()))
-                        .collect(),
-                }
-            })
-            .collect()),
-        other => Err(SourceError::BadResponse(format!(
-            "expected a matrix, got {}",
-            match other {
-                Data::Vector(_) => "a vector",
-                Data::Scalar(_) => "a scalar",
-                _ => "another result type",
-            }
-        ))),
+/// Sorts a failed exchange into what an operator would act on. URLs are stripped because they
+/// may carry credentials.
+fn classify_http(e: reqwest::Error, timeout: Duration, url: &str) -> SourceError {
+    if e.is_timeout() {
+        SourceError::Timeout(timeout)
+    } else {
+        SourceError::Unreachable {
+            at: shown_url(url),
+            reason: describe_chain(&e),
+        }
     }
 }
 
@@ -250,16 +261,19 @@ fn build_client(
     if let Some(identity) = &auth.identity_pem {
         builder = builder.identity(reqwest::Identity::from_pem(identity).map_err(tls_error)?);
     }
-    let http = builder
-        .build()
-        .map_err(|e| SourceError::Unreachable(e.without_url().to_string()))?;
-    Client::from(http, &config.url)
-        .map_err(|e| SourceError::Unreachable(format!("bad Prometheus URL: {e}")))
+    let http = builder.build().map_err(|e| SourceError::Unreachable {
+        at: shown_url(&config.url),
+        reason: e.without_url().to_string(),
+    })?;
+    Client::from(http, &config.url).map_err(|e| SourceError::Unreachable {
+        at: shown_url(&config.url),
+        reason: format!("bad URL: {e}"),
+    })
 }
 
 /// Sorts a client error into what an operator would act on. URLs are stripped because they may
 /// carry credentials.
-fn classify(e: prometheus_http_query::Error, timeout: Duration) -> SourceError {
+fn classify(e: prometheus_http_query::Error, timeout: Duration, url: &str) -> SourceError {
     use prometheus_http_query::Error;
     match e {
         Error::Prometheus(p) if p.is_timeout() => SourceError::Timeout(timeout),
@@ -275,7 +289,10 @@ fn classify(e: prometheus_http_query::Error, timeout: Duration) -> SourceError {
                     "{} (is an auth layer or proxy answering instead of Prometheus?)",
                     describe_chain(r)
                 )),
-                None => SourceError::Unreachable(describe_chain(r)),
+                None => SourceError::Unreachable {
+                    at: shown_url(url),
+                    reason: describe_chain(r),
+                },
             },
             // Raised by the client itself, e.g. a body that is not the API's JSON.
             None => SourceError::BadResponse(c.to_string()),

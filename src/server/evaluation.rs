@@ -1,29 +1,152 @@
-//! One evaluation: ask Prometheus for every signal's window, then let the engine judge.
+//! One evaluation: ask Prometheus for every signal's window (and the baselines of its relative
+//! conditions), then let the engine judge.
 //!
 //! The one place where the Prometheus source meets the engine, so that the daemon's loop,
-//! `check` and a local `wait` all judge exactly what the same fetch returned.
+//! `check` and a local `wait` all judge exactly what the same fetch returned. `check` and `wait`
+//! fetch whole windows ([`evaluate`]); the daemon keeps its windows between evaluations and asks
+//! only for the steps it has not seen ([`Incremental`]), which a shared Prometheus (or a bill per
+//! sample processed, as on Amazon Managed Service for Prometheus) pays for once, not once per
+//! step of every window.
 
 use std::time::Instant;
 
+use super::baselines::{KeptBaselines, Plan};
 use crate::config::Config;
 use crate::engine::snapshot::{windows, Snapshot};
+use crate::engine::window_cache::WindowCache;
+use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 
 /// Queries every signal once over the window its phases need, then judges every phase at `at`.
 pub async fn evaluate(config: &Config, source: &PrometheusSource, at: i64) -> Snapshot {
+    evaluate_keeping(config, source, at, &mut KeptBaselines::default()).await
+}
+
+/// [`evaluate`], reusing the fixed baselines in `kept` and keeping those it fetches (`serve`).
+pub async fn evaluate_keeping(
+    config: &Config,
+    source: &PrometheusSource,
+    at: i64,
+    kept: &mut KeptBaselines,
+) -> Snapshot {
     let started = Instant::now();
     let step = config.evaluation.step_secs();
     let pack = &config.pack;
-    let answers = source
+    let windows = windows(pack, step, at, at);
+    let judged = || pack.signals.iter().zip(windows.iter().copied());
+    // The baselines' range queries go in the same batch, under the same bound.
+    let plan = Plan::new(judged(), kept);
+    let mut answers = source
         .range_all(
-            pack.signals
-                .iter()
-                .map(|s| s.query.as_str())
-                .zip(windows(pack, step, at, at)),
+            judged()
+                .map(|(s, w)| (s.query.as_str(), w, config.evaluation.max_series(s)))
+                .chain(
+                    plan.queries()
+                        .map(|(i, q, w)| (q, w, config.evaluation.max_series(&pack.signals[i]))),
+                ),
             config.evaluation.concurrency,
         )
         .await;
-    let mut snapshot = Snapshot::judge(pack, step, at, &answers);
+    let fetched = answers.split_off(pack.signals.len());
+    let baselines = plan.baselines(judged(), fetched, kept, at);
+    let mut snapshot = Snapshot::judge_against(pack, step, at, &answers, &baselines);
     snapshot.took = started.elapsed();
     snapshot
+}
+
+/// `serve`'s evaluations: each signal's window kept from one to the next, so that only new
+/// steps are fetched. The verdicts are those of [`evaluate`] at the same time: a signal is
+/// fetched whole when nothing usable is held (at start, after a reload that changed its query
+/// or window, after its own error, after a gap longer than its window).
+#[derive(Default)]
+pub struct Incremental {
+    cache: WindowCache,
+    /// Fixed baselines, fetched once (see [`KeptBaselines`]).
+    baselines: KeptBaselines,
+}
+
+impl Incremental {
+    /// Drops the fixed baselines, after a reload that may have changed them.
+    pub fn forget_baselines(&mut self) {
+        self.baselines = KeptBaselines::default();
+    }
+
+    /// Judges every phase at `at`, a step of the interval grid (multiples of the interval since
+    /// the epoch), fetching what the cache does not hold yet.
+    pub async fn evaluate(
+        &mut self,
+        config: &Config,
+        source: &PrometheusSource,
+        at: i64,
+    ) -> Snapshot {
+        let started = Instant::now();
+        let step = config.evaluation.step_secs();
+        let pack = &config.pack;
+        let windows = windows(pack, step, at, at);
+        let judged = || pack.signals.iter().zip(windows.iter().copied());
+        // Baselines are fetched as `evaluate` does (fixed ones kept), not step by step.
+        let plan = Plan::new(judged(), &self.baselines);
+        self.cache
+            .retain(|name| pack.signals.iter().any(|s| s.name == name));
+        let wanted: Vec<_> = pack
+            .signals
+            .iter()
+            .zip(&windows)
+            .filter_map(|(s, w)| {
+                let part = self.cache.missing(&s.name, &s.query, *w)?;
+                Some((s, *w, part))
+            })
+            .collect();
+        let mut fetched = source
+            .range_all(
+                wanted
+                    .iter()
+                    .map(|(s, _, part)| (s.query.as_str(), *part, config.evaluation.max_series(s)))
+                    .chain(
+                        plan.queries().map(|(i, q, w)| {
+                            (q, w, config.evaluation.max_series(&pack.signals[i]))
+                        }),
+                    ),
+                config.evaluation.concurrency,
+            )
+            .await;
+        let baselines = plan.baselines(
+            judged(),
+            fetched.split_off(wanted.len()),
+            &mut self.baselines,
+            at,
+        );
+        let mut errors: Vec<(&str, SourceError)> = Vec::new();
+        for ((signal, window, _), answer) in wanted.into_iter().zip(fetched) {
+            let limit = config.evaluation.max_series(signal);
+            let merged = answer.map(|grid| {
+                self.cache
+                    .merge(&signal.name, &signal.query, window, grid)
+                    .series_count()
+            });
+            // The series of the whole window, as a whole fetch would have counted them.
+            let error = match merged {
+                Ok(returned) if returned > limit => {
+                    Some(SourceError::TooManySeries { returned, limit })
+                }
+                Ok(_) => None,
+                Err(e) => Some(e),
+            };
+            if let Some(e) = error {
+                self.cache.forget(&signal.name);
+                errors.push((&signal.name, e));
+            }
+        }
+        let answers: Vec<_> = pack
+            .signals
+            .iter()
+            .map(|s| match errors.iter().find(|(name, _)| *name == s.name) {
+                Some((_, e)) => Err(e),
+                None => Ok(self.cache.get(&s.name).expect("merged above or held")),
+            })
+            .collect();
+        let mut snapshot = Snapshot::judge_against(pack, step, at, &answers, &baselines);
+        snapshot.took = started.elapsed();
+        snapshot
+    }
 }

@@ -45,6 +45,7 @@ pub struct Metrics {
     stable_seconds: Family<PhaseLabels, FloatGauge>,
     signal_status: Family<SignalStatusLabels, Gauge>,
     signal_value: Family<SignalLabels, FloatGauge>,
+    signal_baseline: Family<SignalLabels, FloatGauge>,
     query_errors: Family<SignalLabels, Counter>,
     evaluation_duration: Histogram,
     last_evaluation: FloatGauge,
@@ -70,6 +71,7 @@ impl Metrics {
             stable_seconds: Family::default(),
             signal_status: Family::default(),
             signal_value: Family::default(),
+            signal_baseline: Family::default(),
             query_errors: Family::default(),
             evaluation_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             last_evaluation: FloatGauge::default(),
@@ -102,6 +104,11 @@ impl Metrics {
             "upgrade_gate_signal_value",
             "Value of the signal's worst series (absent when it has no data)",
             metrics.signal_value.clone(),
+        );
+        registry.register(
+            "upgrade_gate_signal_baseline",
+            "Baseline of the signal's worst series, for relative thresholds (absent when it has none)",
+            metrics.signal_baseline.clone(),
         );
         registry.register(
             "upgrade_gate_query_errors",
@@ -166,12 +173,17 @@ impl Metrics {
             let labels = SignalLabels {
                 signal: s.name.clone(),
             };
-            match s.value {
-                Some(v) => {
-                    self.signal_value.get_or_create(&labels).set(v);
-                }
-                None => {
-                    self.signal_value.remove(&labels);
+            for (family, value) in [
+                (&self.signal_value, s.value),
+                (&self.signal_baseline, s.baseline),
+            ] {
+                match value {
+                    Some(v) => {
+                        family.get_or_create(&labels).set(v);
+                    }
+                    None => {
+                        family.remove(&labels);
+                    }
                 }
             }
             // Created at 0 on the first evaluation so that `increase()` sees the first error.
@@ -193,6 +205,7 @@ impl Metrics {
         self.stable_seconds.clear();
         self.signal_status.clear();
         self.signal_value.clear();
+        self.signal_baseline.clear();
     }
 
     /// OpenMetrics text of every metric.

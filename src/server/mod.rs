@@ -1,5 +1,6 @@
 //! The daemon: the evaluation loop ([`scheduler`], one [`evaluation`] per tick) and the HTTP
-//! server ([`router`]), sharing one shutdown token, with the gate's own [`metrics`].
+//! server ([`router`] behind the [`auth`] check and the [`listener`]'s limits), sharing one
+//! shutdown token, with the gate's own [`metrics`].
 //!
 //! This is where the pieces meet: it wires the Prometheus source, the engine and the alert path
 //! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an
@@ -22,7 +23,11 @@ use metrics::Metrics;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
+pub mod answers;
+pub mod auth;
+pub mod baselines;
 pub mod evaluation;
+pub mod listener;
 pub mod metrics;
 pub mod router;
 pub mod scheduler;
@@ -76,13 +81,14 @@ pub async fn serve(
         alerting,
         publish,
         reloads,
+        evaluator: Default::default(),
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 
     let state = AppState {
         snapshot,
         metrics,
-        config: config_rx,
+        config: config_rx.clone(),
         reload,
     };
     tracing::info!(
@@ -93,15 +99,18 @@ pub async fn serve(
         "upgrade-gate serving"
     );
     let server_token = token.clone();
-    let result = axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = server_token.cancelled() => {}
-            }
-            tracing::info!("shutting down");
-        })
-        .await;
+    let app = listener::with_limits(
+        auth::protect(router(state), config_rx.clone()),
+        &config.server.limits,
+    );
+    let result = listener::serve(listener, app, config_rx, async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = server_token.cancelled() => {}
+        }
+        tracing::info!("shutting down");
+    })
+    .await;
     token.cancel();
     // The loop owns the alert queues: once it has stopped they close, and the workers send what is
     // left in them, within the deadline.

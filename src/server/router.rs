@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -12,17 +13,18 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::answers::Answers;
 use super::metrics::Metrics;
 use super::scheduler::Reload;
 use crate::config::{Config, ConfigError};
-use crate::engine::decide::{Decision, Verdict};
+use crate::engine::decide::Decision;
 use crate::engine::pack::ALL_PHASES;
-use crate::engine::snapshot::Snapshot;
 
 /// Everything a handler may read. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub snapshot: watch::Receiver<Option<Arc<Snapshot>>>,
+    /// The latest snapshot, with its answers already encoded.
+    pub snapshot: watch::Receiver<Option<Arc<Answers>>>,
     pub metrics: Arc<Metrics>,
     /// The running configuration (replaced on reload): phase names are known from it before the
     /// first evaluation, so that a typo is a 404 rather than a 503 a pipeline would retry forever.
@@ -32,20 +34,29 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn latest(&self) -> Option<Arc<Snapshot>> {
+    fn latest(&self) -> Option<Arc<Answers>> {
         self.snapshot.borrow().clone()
     }
 
-    fn phases(&self) -> Vec<String> {
-        self.config.borrow().pack.phase_names()
+    /// Whether the running configuration has this phase; checked without allocating, since every
+    /// `/gate` request asks.
+    fn knows(&self, phase: &str) -> bool {
+        phase == ALL_PHASES
+            || self
+                .config
+                .borrow()
+                .pack
+                .phases
+                .iter()
+                .any(|p| p.name == phase)
     }
 }
 
 /// How old a verdict may get before `/gate` stops serving it: three missed evaluations, plus the
-/// query timeout that the last one may have spent waiting. If evaluation stalls, the gate fails
-/// closed instead of repeating an old answer.
+/// query timeout that the last one may have spent waiting, plus the `query_offset` it is judged
+/// behind now. If evaluation stalls, the gate fails closed instead of repeating an old answer.
 fn stale_after(config: &Config) -> Duration {
-    config.evaluation.interval * 3 + config.prometheus.timeout
+    config.evaluation.interval * 3 + config.prometheus.timeout + config.evaluation.query_offset
 }
 
 pub fn router(state: AppState) -> Router {
@@ -57,7 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/-/reload", post(reload))
-        .with_state(state)
+        .with_state(Arc::new(state))
 }
 
 /// Errors a client can get, each with a JSON body `{error, ...}`.
@@ -108,27 +119,20 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn verdict_response(verdict: &Verdict) -> Response {
-    let status = match verdict.decision {
-        Decision::Go => StatusCode::OK,
-        Decision::NoGo => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    (status, Json(verdict)).into_response()
-}
-
-async fn gate_all(state: State<AppState>) -> Result<Response, ApiError> {
+async fn gate_all(state: State<Arc<AppState>>) -> Result<Response, ApiError> {
     gate(state, Path(ALL_PHASES.to_string())).await
 }
 
 async fn gate(
-    State(state): State<AppState>,
+    State(state): State<Arc<AppState>>,
     Path(phase): Path<String>,
 ) -> Result<Response, ApiError> {
-    let known = state.phases();
-    if !known.contains(&phase) {
+    if !state.knows(&phase) {
+        let known = state.config.borrow().pack.phase_names();
         return Err(ApiError::UnknownPhase { phase, known });
     }
-    let snapshot = state.latest().ok_or(ApiError::NotReady)?;
+    let answers = state.latest().ok_or(ApiError::NotReady)?;
+    let snapshot = &answers.snapshot;
     let age = (Utc::now() - snapshot.evaluated_at)
         .to_std()
         .unwrap_or_default();
@@ -139,20 +143,21 @@ async fn gate(
             max_age: humantime::format_duration(max_age).to_string(),
         });
     }
-    let verdict = snapshot.verdict(&phase).ok_or(ApiError::NotReady)?;
-    Ok(verdict_response(verdict))
+    let (status, body) = answers.gate(&phase).ok_or(ApiError::NotReady)?;
+    Ok(json_bytes(status, body))
 }
 
-async fn signals(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let snapshot = state.latest().ok_or(ApiError::NotReady)?;
-    Ok(Json(json!({
-        "evaluated_at": snapshot.evaluated_at,
-        "signals": snapshot.signals,
-    }))
-    .into_response())
+async fn signals(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let answers = state.latest().ok_or(ApiError::NotReady)?;
+    Ok(json_bytes(StatusCode::OK, answers.signals()))
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// A body encoded at snapshot time, sent as `Json` would send it.
+fn json_bytes(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -163,7 +168,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn reload(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     if !state.config.borrow().reload_endpoint {
         return Err(ApiError::ReloadDisabled);
     }
@@ -177,13 +182,13 @@ async fn reload(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
 }
 
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.latest() {
         Some(s) => (
             StatusCode::OK,
             format!(
                 "ready: last evaluation at {}\n",
-                s.evaluated_at.to_rfc3339()
+                s.snapshot.evaluated_at.to_rfc3339()
             ),
         )
             .into_response(),
@@ -199,6 +204,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 mod tests {
     use super::*;
     use crate::engine::decide::Verdict;
+    use crate::engine::snapshot::Snapshot;
     use axum::body::Body;
     use axum::http::Request;
     use tower::ServiceExt;
@@ -231,7 +237,7 @@ mod tests {
         )
         .unwrap();
         let config = crate::config::load(Some(&path)).unwrap();
-        let (_tx, rx) = watch::channel(Some(Arc::new(snapshot)));
+        let (_tx, rx) = watch::channel(Some(Arc::new(Answers::encode(Arc::new(snapshot)))));
         let (_config_tx, config) = watch::channel(Arc::new(config));
         let (reload, _) = mpsc::channel(1);
         router(AppState {

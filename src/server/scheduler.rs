@@ -1,16 +1,23 @@
 //! The evaluation loop: every `interval`, take a snapshot, publish it, export it, and hand it to
 //! the alert path. Ticks missed while an evaluation overran are skipped, not bunched up.
 //!
+//! Evaluations sit on a fixed grid, multiples of the interval since the Unix epoch, judged
+//! `query_offset` behind now: so each one adds exactly one step to the windows the
+//! [`Incremental`] evaluator keeps, and a step is fetched once, final when fetched.
+//!
 //! It is also where a reload is applied, between two evaluations, so that no evaluation ever
 //! mixes two configurations.
 
 use std::sync::Arc;
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::{interval, Interval, MissedTickBehavior};
+use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::evaluation::evaluate;
+use super::answers::Answers;
+use super::evaluation::Incremental;
 use super::metrics::Metrics;
 use crate::alerting::delivery::Alerting;
 use crate::config::{self, Config, ConfigError};
@@ -30,44 +37,65 @@ pub struct Scheduler {
     pub source: PrometheusSource,
     pub metrics: Arc<Metrics>,
     pub alerting: Alerting,
-    pub publish: watch::Sender<Option<Arc<Snapshot>>>,
+    pub publish: watch::Sender<Option<Arc<Answers>>>,
     pub reloads: mpsc::Receiver<Reload>,
+    /// The windows and fixed baselines kept between evaluations.
+    pub evaluator: Incremental,
 }
 
-fn ticker(config: &Config) -> Interval {
-    let mut ticks = interval(config.evaluation.interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    ticks
+/// The step to judge now: the latest multiple of the interval at or before `now - query_offset`.
+fn grid_step(config: &Config, now: Duration) -> i64 {
+    let step = config.evaluation.step_secs();
+    let behind = now.as_secs() as i64 - config.evaluation.query_offset.as_secs() as i64;
+    behind.div_euclid(step) * step
+}
+
+/// How long until the next step of the grid may be judged.
+fn until_next_step(config: &Config, now: Duration) -> Duration {
+    let next = grid_step(config, now) + config.evaluation.step_secs();
+    let due = Duration::from_secs((next + config.evaluation.query_offset.as_secs() as i64) as u64);
+    due.saturating_sub(now)
+}
+
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 impl Scheduler {
     /// Runs until `shutdown` is cancelled; an evaluation in flight is abandoned then. Gives back
     /// the alert path, so that the caller can let it finish sending.
     pub async fn run(mut self, shutdown: CancellationToken) -> Alerting {
-        let mut ticks = ticker(&self.config.borrow());
+        // The first evaluation at once, the next ones on the grid.
+        let mut next = Instant::now();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return self.alerting,
                 Some(request) = self.reloads.recv() => {
-                    let interval_before = self.config.borrow().evaluation.interval;
+                    let before = self.config.borrow().prometheus.clone();
                     let outcome = self.reload();
-                    if self.config.borrow().evaluation.interval != interval_before {
-                        ticks = ticker(&self.config.borrow());
+                    if self.config.borrow().prometheus != before {
+                        // Another server, tenant or credentials: what is held may not be what it
+                        // answers now, so every signal is fetched whole again.
+                        self.evaluator = Incremental::default();
                     }
                     if let Some(reply) = request.reply {
                         let _ = reply.send(outcome);
                     }
                     continue;
                 }
-                _ = ticks.tick() => {}
+                _ = sleep_until(next) => {}
             }
             let config = self.config.borrow().clone();
-            let at = chrono::Utc::now().timestamp();
+            let at = grid_step(&config, wall_clock());
             let snapshot = tokio::select! {
                 _ = shutdown.cancelled() => return self.alerting,
-                s = evaluate(&config, &self.source, at) => Arc::new(s),
+                s = self.evaluator.evaluate(&config, &self.source, at) => Arc::new(s),
             };
             self.publish_snapshot(snapshot);
+            // Ticks missed while the evaluation overran are skipped: the next is the next step due.
+            next = Instant::now() + until_next_step(&config, wall_clock());
         }
     }
 
@@ -105,6 +133,8 @@ impl Scheduler {
             );
         }
         self.source = source;
+        // The new configuration may pin or move the baselines.
+        self.evaluator.forget_baselines();
         self.alerting
             .reconfigure(&new.alerts, new.evaluation.interval);
         // Phases and signals may have gone: their gauges must not linger with old values.
@@ -140,6 +170,42 @@ impl Scheduler {
             phases = snapshot.phases.len(),
             "evaluation finished"
         );
-        self.publish.send_replace(Some(snapshot));
+        self.publish
+            .send_replace(Some(Arc::new(Answers::encode(snapshot))));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(interval: u64, offset: u64) -> Config {
+        let mut config = config::load(None).unwrap();
+        config.evaluation.interval = Duration::from_secs(interval);
+        config.evaluation.query_offset = Duration::from_secs(offset);
+        config
+    }
+
+    #[test]
+    fn steps_sit_on_the_interval_grid_behind_the_offset() {
+        let c = config(15, 0);
+        let now = |s: u64, ms: u64| Duration::from_secs(s) + Duration::from_millis(ms);
+        assert_eq!(grid_step(&c, now(1_800_000_014, 999)), 1_800_000_000);
+        assert_eq!(grid_step(&c, now(1_800_000_015, 0)), 1_800_000_015);
+        assert_eq!(
+            until_next_step(&c, now(1_800_000_014, 500)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            until_next_step(&c, now(1_800_000_015, 0)),
+            Duration::from_secs(15)
+        );
+        // One minute behind: at 12:01:07 the step judged is 12:00:00, the next is due at 12:01:15.
+        let c = config(15, 60);
+        assert_eq!(grid_step(&c, now(1_800_000_067, 0)), 1_800_000_000);
+        assert_eq!(
+            until_next_step(&c, now(1_800_000_067, 0)),
+            Duration::from_secs(8)
+        );
     }
 }

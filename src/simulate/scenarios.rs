@@ -52,6 +52,10 @@ pub enum Scenario {
     /// POST requests are slow: apiserver_p99_latency_by_verb fails, precheck and control-plane no-go.
     #[value(name = "apiserver-latency")]
     ApiserverLatency,
+    /// Cluster-wide LISTs get 4x slower, still far below any absolute threshold: only a baseline
+    /// (the hour before the window) catches it, with apiserver_list_p99_latency's `> baseline * 3`.
+    #[value(name = "apiserver-list-regression")]
+    ApiserverListRegression,
     /// AL2 nodes replaced by AL2023 nodes one by one: nodes no-go until the last one has moved.
     #[value(name = "al2023-migration")]
     Al2023Migration,
@@ -126,6 +130,11 @@ pub const TROUBLES: &[Trouble] = &[
         what: "POST requests (pod creation behind a slow admission webhook) take 0.8 s on average, p99 about 3.7 s",
         expect: "apiserver_p99_latency_by_verb warns at once and fails once that has held for its `for` (10m): precheck and control-plane no-go",
     },
+    Trouble {
+        scenario: Scenario::ApiserverListRegression, from: 0.1, to: 0.95,
+        what: "cluster-wide LIST nodes takes 1 s on average instead of 0.25 s (p99 about 4.6 s instead of 1.15 s: far below the 30 s SLO)",
+        expect: "with the baseline pinned at the window's start (UPGRADE_GATE__BASELINE__END), apiserver_list_p99_latency is 4x its baseline: it warns (2x) within minutes and fails (3x) once that has held for its `for` (10m): precheck and control-plane no-go. Against a moving baseline without a day of history nothing fires",
+    },
 ];
 
 /// Nodes: name, its aws-node (VPC CNI) pod, and when it was created as a fraction of the window
@@ -179,9 +188,12 @@ const APISERVER: &[(&str, &str, &str, &str, &str, &str, f64, f64, f64)] = &[
     ("CONNECT", "", "pods", "exec", "namespace", "101", 0.01, 30.0, 0.0),
     ("GET", "", "pods", "log", "namespace", "200", 0.2, 5.0, 0.0),
 ];
-/// [`Scenario::ApiserverLatency`]: endpoints (verb, resource) and their mean latency in seconds
-/// during the trouble (p99 ≈ 4.6 × mean).
-const SLOW_ENDPOINTS: &[(&str, &str, f64)] = &[("POST", "pods", 0.8)];
+/// The apiserver scenarios: endpoints (verb, resource) and their mean latency in seconds during
+/// the trouble (p99 ≈ 4.6 × mean).
+const SLOW_ENDPOINTS: &[(Scenario, &str, &str, f64)] = &[
+    (Scenario::ApiserverLatency, "POST", "pods", 0.8),
+    (Scenario::ApiserverListRegression, "LIST", "nodes", 1.0),
+];
 const APISERVER_INSTANCES: &[&str] = &["10.0.101.12:443", "10.0.102.34:443"];
 #[rustfmt::skip]
 const APISERVER_BUCKETS: &[f64] = &[
@@ -249,6 +261,15 @@ const COREDNS_PODS: &[&str] = &["coredns-5b8f9c7d6-4xk2p", "coredns-5b8f9c7d6-9t
 /// DNS responses per CoreDNS pod: rcode, per second.
 #[rustfmt::skip]
 const DNS_RCODES: &[(&str, f64)] = &[("NOERROR", 80.0), ("NXDOMAIN", 20.0), ("SERVFAIL", 0.01)];
+/// CoreDNS request latency: mean seconds (mostly cache hits), and its buckets
+/// (`plugin.TimeBuckets`, `prometheus.ExponentialBuckets(0.00025, 2, 16)`; source: coredns/coredns
+/// plugin/plugin.go).
+const DNS_MEAN_SECS: f64 = 0.002;
+#[rustfmt::skip]
+const DNS_BUCKETS: &[f64] = &[
+    0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512,
+    1.024, 2.048, 4.096, 8.192,
+];
 
 /// OpenMetrics text (ending in `# EOF\n`) with one sample every `step_secs` seconds for every
 /// series from `from_unix` to `to_unix` (inclusive, unix seconds), for every metric the default
@@ -482,9 +503,8 @@ fn model(scenario: Scenario, window: Window, w: &mut Writer) {
         }
         let slow = SLOW_ENDPOINTS
             .iter()
-            .find(|&&(v, r, _)| v == verb && r == resource && sub.is_empty())
-            .filter(|_| during(Scenario::ApiserverLatency))
-            .map(|&(_, _, slow_mean)| slow_mean);
+            .find(|&&(s, v, r, _)| during(s) && v == verb && r == resource && sub.is_empty())
+            .map(|&(_, _, _, slow_mean)| slow_mean);
         w.histogram(
             "apiserver_request_duration_seconds",
             &labels(&base),
@@ -502,11 +522,10 @@ fn model(scenario: Scenario, window: Window, w: &mut Writer) {
             ("git_version", K8S_VERSION),
         ]);
         w.gauge("kubernetes_build_info", &build, |_| Some(1.0));
-        w.gauge(
-            "apiserver_storage_objects",
-            &format!("{l},resource=\"pods\""),
-            |_| Some(120.0),
-        );
+        // Kubernetes 1.34 renamed the object count and still exports the deprecated name.
+        for name in ["apiserver_storage_objects", "apiserver_resource_objects"] {
+            w.gauge(name, &format!("{l},resource=\"pods\""), |_| Some(120.0));
+        }
     }
     for &(name, kind, op, error_type, code, count, per_sec) in WEBHOOK_REJECTIONS {
         let l = labels(&[
@@ -745,6 +764,22 @@ fn model(scenario: Scenario, window: Window, w: &mut Writer) {
                 grows(long_ago, 0.0, Shape::flat(per_sec)),
             );
         }
+        let l = labels(&[
+            ("server", "dns://:53"),
+            ("zone", "."),
+            ("view", ""),
+            ("type", "A"),
+            ("pod", pod),
+        ]);
+        let requests = DNS_RCODES.iter().map(|(_, per_sec)| per_sec).sum();
+        w.histogram(
+            "coredns_dns_request_duration_seconds",
+            &l,
+            DNS_BUCKETS,
+            long_ago,
+            requests,
+            Shape::flat(DNS_MEAN_SECS),
+        );
     }
 }
 

@@ -86,3 +86,8 @@ pub fn now() -> i64 {
 pub fn around(now: i64) -> (i64, i64, i64) {
     (now - 2 * 3600, now + 3600, 15)
 }
+
+/// Unix seconds as the CLI takes them, e.g. `2027-01-15T08:00:00+00:00`.
+pub fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
+}

@@ -30,12 +30,17 @@ impl TestGate {
     pub async fn start(config: Config) -> TestGate {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(upgrade_gate::server::serve(config, listener, async {
             let _ = stopped.await;
         }));
         TestGate {
-            base: format!("http://{addr}"),
+            base: format!("{scheme}://{addr}"),
             addr,
             client: reqwest::Client::new(),
             stop: Some(stop),
@@ -108,4 +113,93 @@ pub fn start_process(config: impl Fn(&Path, SocketAddr) -> String) -> ServerProc
             command
         },
     )
+}
+
+/// `upgrade-gate serve` as a child process, for what only a process shows: its own file limit,
+/// its signals, its logs. Killed on drop.
+pub struct GateProcess {
+    child: std::process::Child,
+    pub addr: SocketAddr,
+    pub base: String,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl GateProcess {
+    /// Writes `config(listen)` to a temp dir and runs `[wrapper...] upgrade-gate serve --config`
+    /// on a free loopback port (a wrapper such as `prlimit --nofile=256:256` sets what the child
+    /// runs under), stderr to a file, until it has logged its first evaluation (it listens before
+    /// it evaluates; the log tells with TLS and a token as well), deadline 30 s.
+    pub fn start(config: impl Fn(&str) -> String, wrapper: &[&str]) -> GateProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let path = dir.path().join("gate.yaml");
+        std::fs::write(&path, config(&addr.to_string())).unwrap();
+        let log = dir.path().join("stderr.log");
+        let gate = env!("CARGO_BIN_EXE_upgrade-gate");
+        let argv: Vec<&str> = wrapper.iter().copied().chain([gate]).collect();
+        let child = std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .args(["--log-format", "json", "serve", "--config"])
+            .arg(&path)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+        let mut gate = GateProcess {
+            child,
+            addr,
+            base: format!("http://{addr}"),
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while gate.logged("evaluation finished").is_none() {
+            if let Some(status) = gate.child.try_wait().unwrap() {
+                panic!("upgrade-gate exited ({status}):\n{}", gate.logs());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "upgrade-gate never ready:\n{}",
+                gate.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        gate
+    }
+
+    /// Status and body of `method path` on a new connection (HTTP/1.0), within 10 s.
+    pub fn request(&self, method: &str, path: &str) -> std::io::Result<(u16, String)> {
+        super::process::http_request(self.addr, method, path, None, Duration::from_secs(10))
+    }
+
+    /// What the gate has logged so far (JSON lines).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The fields of the first log line whose message is `message`.
+    pub fn logged(&self, message: &str) -> Option<serde_json::Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["message"] == message)
+            .map(|l| l["fields"].clone())
+    }
+
+    /// Sends SIGHUP: reload the configuration.
+    pub fn hangup(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for GateProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

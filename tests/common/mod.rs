@@ -9,6 +9,7 @@ pub mod gate;
 pub mod process;
 pub mod prometheus;
 pub mod receiver;
+pub mod tls;
 
 /// The metric names upgrade-gate exports, as Prometheus stores them: a contract with the alerting
 /// rules and the Grafana dashboard (DESIGN.md, README "Exported metrics").

@@ -288,10 +288,10 @@ fn read_lossy(path: &Path) -> String {
         .unwrap_or_else(|e| format!("<cannot read {}: {e}>", path.display()))
 }
 
-/// Minimal blocking HTTP request. HTTP/1.0, so the server neither keeps the
+/// Minimal blocking HTTP request (also for tests that time the answer). HTTP/1.0, so the server neither keeps the
 /// connection alive nor (normally) uses chunked encoding; the body is
 /// everything up to EOF. A `body` is sent as JSON.
-fn http_request(
+pub fn http_request(
     addr: SocketAddr,
     method: &str,
     path_and_query: &str,
@@ -355,4 +355,17 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
         out.extend_from_slice(raw.get(..size)?);
         raw = raw.get(size + 2..)?;
     }
+}
+
+/// Runs the upgrade-gate binary with `args`: (exit code, stdout, stderr).
+pub fn gate_cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_upgrade-gate"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

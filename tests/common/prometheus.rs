@@ -161,6 +161,18 @@ impl TestPrometheus {
         ))
     }
 
+    /// How many range queries this Prometheus has answered (its own request counter).
+    pub fn query_range_requests(&self) -> u64 {
+        self.get("/metrics")
+            .lines()
+            .find(|l| {
+                l.starts_with("prometheus_http_requests_total{")
+                    && l.contains("handler=\"/api/v1/query_range\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0, |v| v.parse::<f64>().unwrap() as u64)
+    }
+
     /// Process id of the prometheus child.
     pub fn pid(&self) -> u32 {
         self.server.pid()

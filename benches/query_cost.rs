@@ -1,0 +1,162 @@
+//! What one evaluation of the default pack costs Prometheus, in the unit Amazon Managed Service
+//! for Prometheus bills and a shared Prometheus pays in CPU: samples processed
+//! (`totalQueryableSamples` with `stats=all`). Compared, in the same run and on the same data,
+//! with the pack's queries asked once as instant queries, the simplest poller there is.
+//!
+//! A proxy between the gate and a real Prometheus (Debian's, holding the healthy demo data at a
+//! 15 s scrape resolution) adds `stats=all` to every query and sums the samples. Figures go in
+//! BENCHMARKS.md; run with `cargo bench --bench query_cost`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use common::prometheus::TestPrometheus;
+use upgrade_gate::config::Config;
+use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::server::evaluation::{evaluate, Incremental};
+use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
+
+/// Steady-state evaluations averaged per figure.
+const STEPS: i64 = 4;
+
+#[derive(Clone)]
+struct Proxy {
+    upstream: String,
+    http: reqwest::Client,
+    samples: Arc<AtomicU64>,
+}
+
+/// Forwards one API call with `stats=all` added and counts the samples Prometheus processed.
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let query = parts
+        .uri
+        .query()
+        .map_or("stats=all".to_string(), |q| format!("{q}&stats=all"));
+    let url = format!("{}{}?{query}", proxy.upstream, parts.uri.path());
+    let mut upstream = proxy.http.request(parts.method, url);
+    if let Some(t) = parts.headers.get(CONTENT_TYPE) {
+        upstream = upstream.header(CONTENT_TYPE, t);
+    }
+    let answer = upstream.body(body).send().await.unwrap();
+    let status = answer.status();
+    let bytes: Bytes = answer.bytes().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let n = json["data"]["stats"]["samples"]["totalQueryableSamples"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no stats in {}", String::from_utf8_lossy(&bytes)));
+    proxy.samples.fetch_add(n, Ordering::SeqCst);
+    (status, [(CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
+async fn start_proxy(upstream: &str) -> (String, Arc<AtomicU64>) {
+    let samples = Arc::new(AtomicU64::new(0));
+    let app = Router::new().fallback(forward).with_state(Proxy {
+        upstream: upstream.to_string(),
+        http: reqwest::Client::new(),
+        samples: samples.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, samples)
+}
+
+/// Samples processed by `work`.
+async fn cost<F: std::future::Future>(samples: &AtomicU64, work: F) -> u64 {
+    samples.store(0, Ordering::SeqCst);
+    work.await;
+    samples.load(Ordering::SeqCst)
+}
+
+async fn measure(config: &Config, proxy: &str, samples: &AtomicU64, at: i64) {
+    let step = config.evaluation.step_secs();
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    let whole = cost(samples, evaluate(config, &source, at)).await;
+
+    let mut incremental = Incremental::default();
+    incremental.evaluate(config, &source, at).await;
+    let mut steady = 0;
+    for k in 1..=STEPS {
+        steady += cost(
+            samples,
+            incremental.evaluate(config, &source, at + k * step),
+        )
+        .await;
+    }
+    let steady = steady / STEPS as u64;
+
+    // The same queries, once each, as instant queries at a step of the same run.
+    let http = reqwest::Client::new();
+    let instant = cost(samples, async {
+        for s in &config.pack.signals {
+            http.post(format!("{proxy}/api/v1/query"))
+                .form(&[
+                    ("query", s.query.as_str()),
+                    ("time", &(at + step).to_string()),
+                ])
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    // The alternative to query_offset: re-fetch a settle margin of one step with each new one.
+    let settle = cost(samples, async {
+        for s in &config.pack.signals {
+            http.post(format!("{proxy}/api/v1/query_range"))
+                .form(&[
+                    ("query", s.query.as_str()),
+                    ("start", &at.to_string()),
+                    ("end", &(at + step).to_string()),
+                    ("step", &step.to_string()),
+                ])
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    let ratio = |n: u64| n as f64 / instant as f64;
+    println!(
+        "interval {step}s: instant queries {instant} samples; whole windows {whole} ({:.1}x); \
+         incremental + 1-step settle margin {settle} ({:.2}x); incremental with query_offset {steady} ({:.2}x)",
+        ratio(whole),
+        ratio(settle),
+        ratio(steady)
+    );
+}
+
+fn main() {
+    let now = chrono::Utc::now().timestamp();
+    let at = now - now % 60 - 600;
+    let prom = TestPrometheus::start(&openmetrics(
+        Scenario::Healthy,
+        at - 3 * 3600,
+        at + 1200,
+        15,
+    ));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (proxy, samples) = start_proxy(prom.url()).await;
+        for interval in [30, 15] {
+            let mut config = upgrade_gate::config::load(None).unwrap();
+            config.prometheus.url = proxy.clone();
+            config.evaluation.interval = Duration::from_secs(interval);
+            measure(&config, &proxy, &samples, at).await;
+        }
+    });
+}
