@@ -8,7 +8,8 @@
 //! - [`config`]: YAML + environment → a validated [`config::Config`], every problem listed
 //! - [`engine`]: pack, thresholds, judging, score and decision, snapshot; pure, no I/O
 //! - [`prometheus`]: range queries with a bound and timeouts, SigV4, the `--online` check
-//! - [`alerting`]: what fires, message formats per receiver, delivery queues
+//! - [`alerting`]: what fires, message formats per receiver, delivery queues, the notification
+//!   log, its state file and the gossip that shares it between replicas
 //! - [`server`]: the daemon's wiring, HTTP router, evaluation loop, exported metrics
 //! - [`simulate`]: synthetic upgrade scenarios, as a file to backfill or a live exporter
 //! - [`secret`], [`telemetry`]: secrets that never print, and logging set-up

@@ -56,7 +56,8 @@ fn kustomize_base_builds_and_validates_against_kubernetes_1_32_to_1_34() {
         ("ConfigMap", 2),
         ("Deployment", 1),
         ("PodDisruptionBudget", 1),
-        ("Service", 1),
+        // The gate's, and the headless one the replicas gossip through.
+        ("Service", 2),
         ("ServiceAccount", 1),
         ("ServiceMonitor", 1),
     ]
@@ -163,6 +164,13 @@ fn deployment_runs_two_hardened_replicas_with_probes() {
     );
     let env = container_env(c);
     assert_eq!(env["UPGRADE_GATE__SERVER__LISTEN"], "0.0.0.0:8080");
+    // Replicas gossip their notification log: advertised at the pod's own IP, peers through the
+    // headless Service.
+    assert_eq!(env["UPGRADE_GATE__CLUSTER__ADVERTISE"], "10.0.0.5:7946");
+    assert_eq!(
+        env["UPGRADE_GATE__CLUSTER__PEERS"],
+        "upgrade-gate-peers:7946"
+    );
     let url = &env["UPGRADE_GATE__PROMETHEUS__URL"];
     assert!(
         url.starts_with("http://") || url.starts_with("https://"),
@@ -229,13 +237,30 @@ fn service_monitor_pdb_and_service_select_the_pods() {
         pod_labels
     ));
 
-    let service = one(&docs, "Service");
+    let service = named(&docs, "Service", "upgrade-gate");
     assert!(subset(&service["spec"]["selector"], pod_labels));
     let ports = service["spec"]["ports"].as_array().unwrap();
     assert_eq!(ports.len(), 1);
     assert_eq!(ports[0]["name"], "http");
     assert_eq!(ports[0]["port"], 8080);
     assert_eq!(ports[0]["targetPort"], "http");
+
+    // The gossip: a headless Service naming every pod, ready or not, on the pods' UDP port, and
+    // not one the ServiceMonitor picks up.
+    let peers = named(&docs, "Service", "upgrade-gate-peers");
+    assert_eq!(peers["spec"]["clusterIP"], "None");
+    assert_eq!(peers["spec"]["publishNotReadyAddresses"], true);
+    assert!(subset(&peers["spec"]["selector"], pod_labels));
+    assert_eq!(
+        peers["spec"]["ports"],
+        json!([{"name": "gossip", "port": 7946, "targetPort": "gossip", "protocol": "UDP"}])
+    );
+    let pod_ports = &deployment["spec"]["template"]["spec"]["containers"][0]["ports"];
+    assert!(pod_ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p["name"] == "gossip" && p["containerPort"] == 7946 && p["protocol"] == "UDP"));
 
     let pdb = one(&docs, "PodDisruptionBudget");
     assert_eq!(pdb["apiVersion"], "policy/v1");
@@ -522,6 +547,11 @@ fn systemd_unit_is_hardened_and_verifies() {
         "/usr/local/bin/upgrade-gate serve --config /etc/upgrade-gate/upgrade-gate.yaml"
     );
     assert_eq!(get("Service", "ExecReload"), "/bin/kill -HUP $MAINPID");
+    // The notification log lives in the one directory the unit may write.
+    assert_eq!(get("Service", "StateDirectory"), "upgrade-gate");
+    assert!(unit[&("Service".into(), "Environment".into())].contains(
+        &"UPGRADE_GATE__ALERTS__STATE_FILE=/var/lib/upgrade-gate/notifications.json".into()
+    ));
     assert_eq!(get("Service", "Restart"), "on-failure");
     for (key, value) in [
         ("DynamicUser", "yes"),
@@ -1116,18 +1146,34 @@ fn command_line(container: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The container's environment as the kubelet builds it: the downward API's pod IP stands in as
+/// 10.0.0.5, and `$(NAME)` takes the value of an earlier variable.
 fn container_env(container: &Value) -> BTreeMap<String, String> {
-    container["env"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let value = e["value"]
-                .as_str()
-                .unwrap_or_else(|| panic!("env {} has no literal value", e["name"]));
-            (e["name"].as_str().unwrap().to_string(), value.to_string())
-        })
-        .collect()
+    let mut env = BTreeMap::new();
+    for e in container["env"].as_array().into_iter().flatten() {
+        let name = e["name"].as_str().unwrap().to_string();
+        let value = match (
+            e["value"].as_str(),
+            e["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        ) {
+            (Some(v), _) => env
+                .iter()
+                .fold(v.to_string(), |v, (k, earlier): (&String, &String)| {
+                    v.replace(&format!("$({k})"), earlier)
+                }),
+            (None, Some("status.podIP")) => "10.0.0.5".to_string(),
+            _ => panic!("env {name} has neither a literal value nor the pod IP"),
+        };
+        env.insert(name, value);
+    }
+    env
+}
+
+/// The one document of `kind` named `name`.
+fn named<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
 }
 
 /// Whether every label of `small` is in `big` with the same value (and `small` is not empty).

@@ -8,19 +8,17 @@
 //! The book is pure: it is fed snapshots and answers with notices, so the rules of when to tell
 //! people are tested without a network.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 use crate::engine::decide::{fmt_labels, fmt_number, fmt_with_baseline, Decision, SignalReport};
 use crate::engine::evaluate::Status;
 use crate::engine::pack::{NoDataPolicy, ALL_PHASES};
 use crate::engine::snapshot::Snapshot;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AlertName {
     #[serde(rename = "UpgradeGatePhaseNoGo")]
     PhaseNoGo,
@@ -40,7 +38,7 @@ impl AlertName {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Critical,
@@ -56,7 +54,7 @@ impl Severity {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     Firing,
@@ -82,9 +80,6 @@ pub struct Alert {
     /// The signals that explain the alert: the phase's unhealthy ones, or the one signal.
     pub signals: Vec<SignalReport>,
     pub reasons: Vec<String>,
-    /// Same for every retry of one notification, different for the next notification of the same
-    /// alert, so a receiver can drop duplicates without dropping repeats.
-    pub idempotency_key: String,
 }
 
 impl Alert {
@@ -96,6 +91,23 @@ impl Alert {
             self.phases.join(","),
             self.signal.as_deref().unwrap_or("")
         )
+    }
+
+    /// Same for every retry of one notification, different for the next notification of the same
+    /// alert (a repeat or a resolution is judged at another evaluation), so a receiver can drop
+    /// duplicates without dropping repeats.
+    pub fn idempotency_key(&self) -> String {
+        let status = match self.status {
+            AlertStatus::Firing => "firing",
+            AlertStatus::Resolved => "resolved",
+        };
+        let digest = Sha256::digest(format!(
+            "{}|{status}|{}|{}",
+            self.id(),
+            self.starts_at.timestamp(),
+            self.evaluated_at.timestamp()
+        ));
+        hex::encode(&digest[..16])
     }
 
     /// One line a person reads first.
@@ -173,10 +185,8 @@ pub fn signal_line(r: &SignalReport) -> String {
 /// What a receiver is told after one evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NoticeKind {
-    /// Started firing since the previous evaluation.
+    /// Started firing since the previous evaluation (or is firing at the first one).
     New,
-    /// Still firing, and `repeat_interval` has passed since it was last announced.
-    Repeat,
     /// Stopped firing since the previous evaluation.
     Resolved,
 }
@@ -190,33 +200,27 @@ pub struct Notice {
 /// The result of one evaluation for the alert path.
 #[derive(Debug, Default)]
 pub struct Update {
-    /// Changes and repeats, for receivers that notify people (Slack, webhooks), in order.
+    /// What this process saw change, in order: the candidates for Slack and webhooks, which the
+    /// notification log then filters (what a peer or an earlier run already sent) and completes
+    /// (repeats, and resolutions of what was announced before a restart).
     pub notices: Vec<Notice>,
     /// The whole current state: every firing alert and every alert resolved just now, for
     /// receivers that keep state themselves (Alertmanager) and want it refreshed.
     pub state: Vec<Alert>,
 }
 
-struct Active {
-    alert: Alert,
-    last_announced: DateTime<Utc>,
-    notifications: u32,
-}
-
-/// The alerts firing after the last evaluation, with when each was last announced.
+/// The alerts firing after the last evaluation, each with the evaluation that first saw it.
+///
+/// It remembers nothing across restarts: what was announced, and when, is the notification log's
+/// business. At the first evaluation everything firing is new to it.
 #[derive(Default)]
 pub struct AlertBook {
-    active: BTreeMap<String, Active>,
-    started: bool,
+    active: BTreeMap<String, Alert>,
 }
 
 impl AlertBook {
-    /// Compares `snapshot` with the previous one. On the first call, alerts already firing are taken
-    /// as known (announced before a restart) and are only repeated after `repeat_interval`.
-    pub fn update(&mut self, snapshot: &Snapshot, repeat_interval: Duration) -> Update {
-        let now = snapshot.evaluated_at;
-        let first = !self.started;
-        self.started = true;
+    /// Compares `snapshot` with the previous one.
+    pub fn update(&mut self, snapshot: &Snapshot) -> Update {
         let mut update = Update::default();
         let mut firing: BTreeMap<String, Alert> = firing_alerts(snapshot)
             .into_iter()
@@ -231,7 +235,7 @@ impl AlertBook {
             .collect();
         for id in ended {
             let previous = self.active.remove(&id).expect("listed above");
-            let alert = resolved(previous, snapshot);
+            let alert = resolve(previous, snapshot);
             update.state.push(alert.clone());
             update.notices.push(Notice {
                 kind: NoticeKind::Resolved,
@@ -240,63 +244,49 @@ impl AlertBook {
         }
 
         for (id, mut alert) in std::mem::take(&mut firing) {
-            let entry = self.active.remove(&id);
-            let (kind, starts_at, last_announced, notifications) = match entry {
-                None if first => (None, now, now, 0),
-                None => (Some(NoticeKind::New), now, now, 1),
-                Some(a) => {
-                    let due = !repeat_interval.is_zero()
-                        && (now - a.last_announced).to_std().unwrap_or_default() >= repeat_interval;
-                    if due {
-                        (
-                            Some(NoticeKind::Repeat),
-                            a.alert.starts_at,
-                            now,
-                            a.notifications + 1,
-                        )
-                    } else {
-                        (None, a.alert.starts_at, a.last_announced, a.notifications)
-                    }
-                }
-            };
-            alert.starts_at = starts_at;
-            alert.idempotency_key = idempotency_key(&alert, notifications);
-            if let Some(kind) = kind {
-                update.notices.push(Notice {
-                    kind,
+            match self.active.remove(&id) {
+                None => update.notices.push(Notice {
+                    kind: NoticeKind::New,
                     alert: alert.clone(),
-                });
+                }),
+                Some(previous) => alert.starts_at = previous.starts_at,
             }
             update.state.push(alert.clone());
-            self.active.insert(
-                id,
-                Active {
-                    alert,
-                    last_announced,
-                    notifications,
-                },
-            );
+            self.active.insert(id, alert);
         }
         update
     }
 }
 
-fn idempotency_key(alert: &Alert, notification: u32) -> String {
-    let status = match alert.status {
-        AlertStatus::Firing => "firing",
-        AlertStatus::Resolved => "resolved",
+/// A resolved notice for an alert this process may never have seen firing (it was announced
+/// before a restart, or by a peer), rebuilt from what the notification log kept of it.
+pub fn resolved_alert(
+    name: AlertName,
+    phases: Vec<String>,
+    signal: Option<String>,
+    severity: Severity,
+    starts_at: DateTime<Utc>,
+    snapshot: &Snapshot,
+) -> Alert {
+    let alert = Alert {
+        name,
+        phases,
+        signal,
+        severity,
+        status: AlertStatus::Firing,
+        starts_at,
+        ends_at: None,
+        evaluated_at: starts_at,
+        decision: None,
+        score: None,
+        signals: Vec::new(),
+        reasons: Vec::new(),
     };
-    let digest = Sha256::digest(format!(
-        "{}|{status}|{}|{notification}",
-        alert.id(),
-        alert.starts_at.timestamp()
-    ));
-    hex::encode(&digest[..16])
+    resolve(alert, snapshot)
 }
 
 /// The firing alert as it was, turned resolved with the current decision and signal state.
-fn resolved(previous: Active, snapshot: &Snapshot) -> Alert {
-    let mut alert = previous.alert;
+fn resolve(mut alert: Alert, snapshot: &Snapshot) -> Alert {
     alert.status = AlertStatus::Resolved;
     alert.ends_at = Some(snapshot.evaluated_at);
     alert.evaluated_at = snapshot.evaluated_at;
@@ -317,7 +307,6 @@ fn resolved(previous: Active, snapshot: &Snapshot) -> Alert {
                 .collect();
         }
     }
-    alert.idempotency_key = idempotency_key(&alert, previous.notifications + 1);
     alert
 }
 
@@ -344,7 +333,6 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
         score: None,
         signals,
         reasons: Vec::new(),
-        idempotency_key: String::new(),
     };
     let phases = snapshot
         .phases
@@ -384,9 +372,9 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::decide::Verdict;
+    use std::time::Duration;
 
-    const HOUR: Duration = Duration::from_secs(3600);
+    use crate::engine::decide::Verdict;
 
     fn report(name: &str, status: Status) -> SignalReport {
         SignalReport {
@@ -446,36 +434,33 @@ mod tests {
     }
 
     #[test]
-    fn what_fires_at_start_is_known_not_announced() {
+    fn what_fires_at_start_is_new_to_the_book() {
         let mut book = AlertBook::default();
-        let u = book.update(&snapshot(0, Decision::NoGo, &[("a", Status::Fail)]), HOUR);
-        assert!(u.notices.is_empty());
-        let ids: Vec<_> = u.state.iter().map(|a| a.id()).collect();
+        let u = book.update(&snapshot(0, Decision::NoGo, &[("a", Status::Fail)]));
         assert_eq!(
-            ids,
+            kinds(&u),
             [
-                "UpgradeGatePhaseNoGo/istio/",
-                "UpgradeGateSignalFailing/istio/a"
+                (NoticeKind::New, "UpgradeGatePhaseNoGo/istio/".into()),
+                (NoticeKind::New, "UpgradeGateSignalFailing/istio/a".into()),
             ],
             "the all pseudo-phase raises nothing of its own"
         );
+        assert_eq!(u.state.len(), 2);
     }
 
     #[test]
     fn changes_are_announced_once_and_resolve() {
         let mut book = AlertBook::default();
-        book.update(
-            &snapshot(0, Decision::Go, &[("a", Status::Ok), ("b", Status::Ok)]),
-            HOUR,
-        );
-        let u = book.update(
-            &snapshot(
-                1,
-                Decision::NoGo,
-                &[("a", Status::Fail), ("b", Status::Error)],
-            ),
-            HOUR,
-        );
+        book.update(&snapshot(
+            0,
+            Decision::Go,
+            &[("a", Status::Ok), ("b", Status::Ok)],
+        ));
+        let u = book.update(&snapshot(
+            1,
+            Decision::NoGo,
+            &[("a", Status::Fail), ("b", Status::Error)],
+        ));
         assert_eq!(
             kinds(&u),
             [
@@ -496,22 +481,20 @@ mod tests {
         let started = u.notices[0].alert.starts_at;
 
         // Nothing changed: nothing to say, but the state is still all there.
-        let same = book.update(
-            &snapshot(
-                2,
-                Decision::NoGo,
-                &[("a", Status::Fail), ("b", Status::Error)],
-            ),
-            HOUR,
-        );
+        let same = book.update(&snapshot(
+            2,
+            Decision::NoGo,
+            &[("a", Status::Fail), ("b", Status::Error)],
+        ));
         assert!(same.notices.is_empty());
         assert_eq!(same.state.len(), 3);
         assert_eq!(same.state[0].starts_at, started);
 
-        let u = book.update(
-            &snapshot(3, Decision::Go, &[("a", Status::Ok), ("b", Status::Ok)]),
-            HOUR,
-        );
+        let u = book.update(&snapshot(
+            3,
+            Decision::Go,
+            &[("a", Status::Ok), ("b", Status::Ok)],
+        ));
         assert_eq!(
             kinds(&u),
             [
@@ -533,74 +516,62 @@ mod tests {
         assert_eq!(phase.decision, Some(Decision::Go));
         assert_eq!(phase.summary(), "phase istio is GO again (score 100)");
         assert!(book
-            .update(&snapshot(4, Decision::Go, &[("a", Status::Ok)]), HOUR)
+            .update(&snapshot(4, Decision::Go, &[("a", Status::Ok)]))
             .state
             .is_empty());
     }
 
     #[test]
-    fn still_firing_alerts_repeat_after_the_interval_with_a_new_key() {
+    fn a_still_firing_alert_keeps_its_start_and_a_new_notification_gets_a_new_key() {
         let mut book = AlertBook::default();
-        book.update(&snapshot(0, Decision::Go, &[("a", Status::Ok)]), HOUR);
-        let first = book.update(&snapshot(1, Decision::Go, &[("a", Status::Fail)]), HOUR);
-        assert!(book
-            .update(&snapshot(60, Decision::Go, &[("a", Status::Fail)]), HOUR)
-            .notices
-            .is_empty());
-        let again = book.update(&snapshot(61, Decision::Go, &[("a", Status::Fail)]), HOUR);
-        assert_eq!(
-            kinds(&again),
-            [(
-                NoticeKind::Repeat,
-                "UpgradeGateSignalFailing/istio/a".into()
-            )]
-        );
+        book.update(&snapshot(0, Decision::Go, &[("a", Status::Ok)]));
+        let first = book.update(&snapshot(1, Decision::Go, &[("a", Status::Fail)]));
+        let later = book.update(&snapshot(61, Decision::Go, &[("a", Status::Fail)]));
+        assert!(later.notices.is_empty());
+        assert_eq!(later.state[0].starts_at, first.state[0].starts_at);
+        let (a, b) = (&first.state[0], &later.state[0]);
+        assert_eq!(a.idempotency_key(), a.clone().idempotency_key());
+        assert_ne!(a.idempotency_key(), b.idempotency_key());
+        let resolved = book.update(&snapshot(62, Decision::Go, &[("a", Status::Ok)]));
         assert_ne!(
-            first.notices[0].alert.idempotency_key,
-            again.notices[0].alert.idempotency_key
+            resolved.notices[0].alert.idempotency_key(),
+            b.idempotency_key()
         );
-        assert_eq!(
-            first.notices[0].alert.starts_at,
-            again.notices[0].alert.starts_at
-        );
-        // With repeat_interval 0, never again.
-        let mut book = AlertBook::default();
-        book.update(
-            &snapshot(0, Decision::Go, &[("a", Status::Fail)]),
-            Duration::ZERO,
-        );
-        assert!(book
-            .update(
-                &snapshot(600, Decision::Go, &[("a", Status::Fail)]),
-                Duration::ZERO
-            )
-            .notices
-            .is_empty());
     }
 
     #[test]
-    fn known_alerts_at_start_repeat_after_the_interval() {
-        let mut book = AlertBook::default();
-        book.update(&snapshot(0, Decision::Go, &[("a", Status::Fail)]), HOUR);
-        assert!(book
-            .update(&snapshot(59, Decision::Go, &[("a", Status::Fail)]), HOUR)
-            .notices
-            .is_empty());
-        let u = book.update(&snapshot(60, Decision::Go, &[("a", Status::Fail)]), HOUR);
-        assert_eq!(
-            kinds(&u),
-            [(
-                NoticeKind::Repeat,
-                "UpgradeGateSignalFailing/istio/a".into()
-            )]
+    fn an_alert_announced_before_a_restart_resolves_from_what_the_log_kept() {
+        let at = snapshot(5, Decision::Go, &[("a", Status::Ok)]);
+        let started = snapshot(0, Decision::Go, &[]).evaluated_at;
+        let phase = resolved_alert(
+            AlertName::PhaseNoGo,
+            vec!["istio".into()],
+            None,
+            Severity::Critical,
+            started,
+            &at,
         );
+        assert_eq!(phase.status, AlertStatus::Resolved);
+        assert_eq!(phase.starts_at, started);
+        assert_eq!(phase.ends_at, Some(at.evaluated_at));
+        assert_eq!(phase.summary(), "phase istio is GO again (score 100)");
+        let signal = resolved_alert(
+            AlertName::SignalFailing,
+            vec!["istio".into()],
+            Some("a".into()),
+            Severity::Warning,
+            started,
+            &at,
+        );
+        assert_eq!(signal.summary(), "signal a no longer fails");
+        assert_eq!(signal.signals[0].name, "a");
     }
 
     #[test]
     fn fail_to_error_is_one_resolved_and_one_new() {
         let mut book = AlertBook::default();
-        book.update(&snapshot(0, Decision::Go, &[("a", Status::Fail)]), HOUR);
-        let u = book.update(&snapshot(1, Decision::Go, &[("a", Status::Error)]), HOUR);
+        book.update(&snapshot(0, Decision::Go, &[("a", Status::Fail)]));
+        let u = book.update(&snapshot(1, Decision::Go, &[("a", Status::Error)]));
         assert_eq!(
             kinds(&u),
             [

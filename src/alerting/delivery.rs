@@ -2,8 +2,14 @@
 //! never waits; one worker per receiver sends in order, retrying connection errors, 5xx and 429
 //! (honouring `Retry-After`) with exponential backoff and jitter, and giving up on other 4xx.
 //! A receiver that is down holds up only its own queue.
+//!
+//! Slack and webhook workers consult the notification log: after each evaluation a worker waits
+//! its turn ([`Turn`]: position x (`peer_timeout` + one evaluation interval, the most two replicas'
+//! evaluations are apart)), sends only what the log says is due, and records
+//! what it sent. Alertmanager workers send the whole state every time; Alertmanager deduplicates.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,9 +18,12 @@ use prometheus_client::metrics::family::Family;
 use reqwest::StatusCode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use super::book::{Alert, AlertBook, NoticeKind};
+use super::book::{resolved_alert, Alert, AlertBook, AlertStatus, NoticeKind};
+use super::cluster::{Peers, Turn};
 use super::formats::{alertmanager, notification, Request};
+use super::nflog::{Due, Entry, Key};
 use crate::config::{AlertsConfig, ReceiverConfig, ReceiverKind};
 use crate::engine::snapshot::Snapshot;
 
@@ -28,14 +37,17 @@ pub enum AlertOutcome {
     Retried,
     Failed,
     Dropped,
+    /// Not sent: the notification log shows it sent already, by a peer or before a restart.
+    Deduplicated,
 }
 
 impl AlertOutcome {
-    const ALL: [AlertOutcome; 4] = [
+    const ALL: [AlertOutcome; 5] = [
         AlertOutcome::Sent,
         AlertOutcome::Retried,
         AlertOutcome::Failed,
         AlertOutcome::Dropped,
+        AlertOutcome::Deduplicated,
     ];
 
     fn as_str(self) -> &'static str {
@@ -44,6 +56,7 @@ impl AlertOutcome {
             AlertOutcome::Retried => "retried",
             AlertOutcome::Failed => "failed",
             AlertOutcome::Dropped => "dropped",
+            AlertOutcome::Deduplicated => "deduplicated",
         }
     }
 }
@@ -85,10 +98,20 @@ impl DeliveryCounters {
 }
 
 enum Job {
-    /// One notification for a person-facing receiver (Slack, webhook).
-    Notice(Alert),
+    /// One evaluation, for a person-facing receiver (Slack, webhook).
+    Evaluation(Arc<Evaluation>),
     /// The whole alert state, for Alertmanager.
     State(Vec<Alert>),
+}
+
+/// What a Slack or webhook worker needs to know of one evaluation.
+struct Evaluation {
+    snapshot: Arc<Snapshot>,
+    firing: Vec<Alert>,
+    /// What this process saw change (alert id and status): each is either sent or counted as
+    /// deduplicated.
+    changes: Vec<(String, AlertStatus)>,
+    queued: Instant,
 }
 
 struct Queue {
@@ -104,9 +127,11 @@ pub struct Alerting {
     /// Every worker started, including those of receivers replaced by a reload that may still be
     /// sending what was queued for them.
     workers: Vec<JoinHandle<()>>,
-    repeat_interval: Duration,
     send_resolved: bool,
     counters: DeliveryCounters,
+    peers: Peers,
+    /// The state file the log was opened with; another one takes a restart.
+    state_file: Option<std::path::PathBuf>,
 }
 
 /// What each worker needs to send.
@@ -117,23 +142,41 @@ struct Worker {
     firing_ttl: Duration,
     initial_backoff: Duration,
     max_backoff: Duration,
+    repeat_interval: Duration,
+    send_resolved: bool,
+    evaluation_interval: Duration,
     counters: DeliveryCounters,
+    turn: Turn,
 }
 
 impl Alerting {
-    /// Starts one worker per receiver.
+    /// Starts one worker per receiver, for a process on its own with the log in
+    /// `alerts.state_file`, if set.
     pub fn start(
         config: &AlertsConfig,
         evaluation_interval: Duration,
         counters: DeliveryCounters,
     ) -> Alerting {
+        let log = super::shared::SharedLog::open(config.state_file.clone());
+        let peers = Peers::alone(log, &Default::default());
+        Alerting::with_peers(config, evaluation_interval, counters, peers)
+    }
+
+    /// Starts one worker per receiver, taking turns with `peers`.
+    pub fn with_peers(
+        config: &AlertsConfig,
+        evaluation_interval: Duration,
+        counters: DeliveryCounters,
+        peers: Peers,
+    ) -> Alerting {
         let mut alerting = Alerting {
             book: AlertBook::default(),
             queues: Vec::new(),
             workers: Vec::new(),
-            repeat_interval: config.repeat_interval,
             send_resolved: config.send_resolved,
             counters,
+            peers,
+            state_file: config.state_file.clone(),
         };
         alerting.reconfigure(config, evaluation_interval);
         alerting
@@ -148,8 +191,10 @@ impl Alerting {
             .expect("a reqwest client with a timeout builds");
         // As Prometheus does: long enough to survive a few missed evaluations.
         let firing_ttl = 4 * evaluation_interval.max(Duration::from_secs(60));
-        self.repeat_interval = config.repeat_interval;
         self.send_resolved = config.send_resolved;
+        if config.state_file != self.state_file {
+            tracing::warn!("alerts.state_file changed; the new file is used only after a restart");
+        }
         self.queues.clear();
         self.workers.retain(|w| !w.is_finished());
         for receiver in &config.receivers {
@@ -167,52 +212,65 @@ impl Alerting {
                 firing_ttl,
                 initial_backoff: config.retry_initial_backoff,
                 max_backoff: config.retry_max_backoff,
+                repeat_interval: config.repeat_interval,
+                send_resolved: config.send_resolved,
+                evaluation_interval,
                 counters: self.counters.clone(),
+                turn: self.peers.turn.clone(),
             };
             self.workers.push(tokio::spawn(worker.run(rx)));
         }
     }
 
-    /// Closes the queues and waits until the workers have sent what is in them.
+    /// Closes the queues, waits until the workers have sent what is in them, and leaves the
+    /// cluster.
     pub async fn close(self) {
         drop(self.queues);
         futures::future::join_all(self.workers).await;
+        self.peers.leave().await;
     }
 
-    /// Logs what changed and queues it for every receiver. Never waits: a full queue drops the
-    /// alert for that receiver, with an error log and the `dropped` outcome.
+    /// Logs what changed and queues the evaluation for every receiver. Never waits: a full queue
+    /// drops it for that receiver, with an error log and the `dropped` outcome (the next evaluation
+    /// still brings what is due).
     pub fn observe(&mut self, snapshot: &Snapshot) {
-        let update = self.book.update(snapshot, self.repeat_interval);
+        let update = self.book.update(snapshot);
         for notice in &update.notices {
             let a = &notice.alert;
             match notice.kind {
                 NoticeKind::New => {
                     tracing::warn!(alert = a.name.as_str(), summary = %a.summary(), "alert firing")
                 }
-                NoticeKind::Repeat => {
-                    tracing::info!(alert = a.name.as_str(), summary = %a.summary(), "alert still firing")
-                }
                 NoticeKind::Resolved => {
                     tracing::info!(alert = a.name.as_str(), summary = %a.summary(), "alert resolved")
                 }
             }
         }
+        let evaluation = Arc::new(Evaluation {
+            snapshot: Arc::new(snapshot.clone()),
+            firing: update
+                .state
+                .iter()
+                .filter(|a| a.status == AlertStatus::Firing)
+                .cloned()
+                .collect(),
+            changes: update
+                .notices
+                .iter()
+                .filter(|n| self.send_resolved || n.kind != NoticeKind::Resolved)
+                .map(|n| (n.alert.id(), n.alert.status))
+                .collect(),
+            queued: Instant::now(),
+        });
         for queue in &self.queues {
-            let jobs: Vec<Job> = match queue.kind {
-                ReceiverKind::Alertmanager if update.state.is_empty() => Vec::new(),
-                ReceiverKind::Alertmanager => vec![Job::State(update.state.clone())],
-                ReceiverKind::Slack | ReceiverKind::Webhook => update
-                    .notices
-                    .iter()
-                    .filter(|n| self.send_resolved || n.kind != NoticeKind::Resolved)
-                    .map(|n| Job::Notice(n.alert.clone()))
-                    .collect(),
+            let job = match queue.kind {
+                ReceiverKind::Alertmanager if update.state.is_empty() => continue,
+                ReceiverKind::Alertmanager => Job::State(update.state.clone()),
+                ReceiverKind::Slack | ReceiverKind::Webhook => Job::Evaluation(evaluation.clone()),
             };
-            for job in jobs {
-                if queue.tx.try_send(job).is_err() {
-                    tracing::error!(receiver = %queue.receiver, "alert queue full; alert dropped");
-                    self.counters.record(&queue.receiver, AlertOutcome::Dropped);
-                }
+            if queue.tx.try_send(job).is_err() {
+                tracing::error!(receiver = %queue.receiver, "alert queue full; evaluation dropped");
+                self.counters.record(&queue.receiver, AlertOutcome::Dropped);
             }
         }
     }
@@ -222,8 +280,9 @@ impl Worker {
     async fn run(self, mut rx: mpsc::Receiver<Job>) {
         while let Some(job) = rx.recv().await {
             let request = match job {
-                Job::Notice(alert) => {
-                    notification(&self.receiver, &alert, self.external_url.as_deref())
+                Job::Evaluation(evaluation) => {
+                    self.notify(&evaluation).await;
+                    continue;
                 }
                 Job::State(state) => {
                     // Only the latest state matters to Alertmanager: fold what queued up while it
@@ -238,6 +297,58 @@ impl Worker {
                 }
             };
             self.deliver(&request).await;
+        }
+    }
+
+    /// Waits its turn, then sends what the notification log says is due and records it.
+    async fn notify(&self, evaluation: &Evaluation) {
+        self.turn
+            .wait(evaluation.queued, self.evaluation_interval)
+            .await;
+        let name = &self.receiver.name;
+        let snapshot = &evaluation.snapshot;
+        let due = self.turn.log.read(|log| {
+            log.due(
+                name,
+                &evaluation.firing,
+                snapshot.evaluated_at,
+                self.repeat_interval,
+            )
+        });
+        let alerts: Vec<Alert> = due
+            .into_iter()
+            .map(|d| match d {
+                Due::Announce(alert) => alert,
+                Due::Resolve(key, entry) => resolved_alert(
+                    key.alertname,
+                    key.phase
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    Some(key.signal).filter(|s| !s.is_empty()),
+                    entry.severity,
+                    entry.starts_at,
+                    snapshot,
+                ),
+            })
+            .collect();
+        for (id, status) in &evaluation.changes {
+            if !alerts.iter().any(|a| &a.id() == id && a.status == *status) {
+                tracing::info!(receiver = %name, alert = %id, status = ?status, "already notified (by a peer or before a restart); not sent again");
+                self.counters.record(name, AlertOutcome::Deduplicated);
+            }
+        }
+        for alert in alerts {
+            if alert.status == AlertStatus::Firing || self.send_resolved {
+                let request = notification(&self.receiver, &alert, self.external_url.as_deref());
+                self.deliver(&request).await;
+            }
+            // Recorded once delivered, or refused for good: sending it again would not help.
+            // A resolution that is not sent is recorded too, so the next incident is new.
+            self.turn
+                .log
+                .record(Key::of(name, &alert), Entry::of(&alert));
         }
     }
 

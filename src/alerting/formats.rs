@@ -56,7 +56,7 @@ pub fn notification(
         ReceiverKind::Webhook | ReceiverKind::Alertmanager => webhook(alert, external_url),
     };
     let body = serde_json::to_vec(&body).expect("JSON values serialize");
-    let mut headers = vec![(IDEMPOTENCY_HEADER, alert.idempotency_key.clone())];
+    let mut headers = vec![(IDEMPOTENCY_HEADER, alert.idempotency_key())];
     if let Some(secret) = &receiver.hmac_secret {
         headers.push((SIGNATURE_HEADER, sign(secret.expose(), &body)));
     }
@@ -137,7 +137,7 @@ pub fn webhook(alert: &Alert, external_url: Option<&str>) -> Value {
         "ends_at": alert.ends_at.map(rfc3339),
         "evaluated_at": rfc3339(alert.evaluated_at),
         "gate_url": gate_url(alert, external_url),
-        "idempotency_key": alert.idempotency_key,
+        "idempotency_key": alert.idempotency_key(),
     })
 }
 
@@ -311,7 +311,6 @@ mod tests {
                 query: "q".into(),
             }],
             reasons: Vec::new(),
-            idempotency_key: "k".into(),
         }
     }
 

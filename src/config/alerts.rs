@@ -1,6 +1,7 @@
 //! The `alerts` section: receivers (Slack, webhook, Alertmanager) with their secret URLs and
 //! HMAC keys, and how hard delivery tries.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -25,6 +26,7 @@ pub(super) struct RawAlerts {
     retry_initial_backoff: Option<String>,
     retry_max_backoff: Option<String>,
     queue_capacity: Option<i64>,
+    state_file: Option<String>,
     #[serde(default)]
     receivers: Vec<RawReceiver>,
 }
@@ -54,6 +56,8 @@ pub struct AlertsConfig {
     pub retry_max_backoff: Duration,
     /// Alerts waiting per receiver before new ones are dropped (and counted).
     pub queue_capacity: usize,
+    /// Where a lone process keeps its notification log across restarts.
+    pub state_file: Option<PathBuf>,
     pub receivers: Vec<ReceiverConfig>,
 }
 
@@ -223,6 +227,10 @@ pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &mut Problem
         retry_initial_backoff,
         retry_max_backoff,
         queue_capacity,
+        state_file: raw
+            .state_file
+            .filter(|p| !p.trim().is_empty())
+            .map(PathBuf::from),
         receivers,
     }
 }

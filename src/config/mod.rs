@@ -5,7 +5,8 @@
 //! signal and the key, because a pack is edited in bulk before an upgrade window and fixing one
 //! error per run is how thresholds end up wrong at 2 a.m. One file per section: [`prometheus`]
 //! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers),
-//! [`server`] (the HTTP server's limits, TLS and token), with
+//! [`server`] (the HTTP server's limits, TLS and token),
+//! [`cluster`] (replicas sharing the notification log), with
 //! the problem list in [`problems`] and the value readers in [`read`]. It builds the engine's
 //! pack; it knows nothing of how the configuration is used.
 
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 pub mod alerts;
 pub mod baseline;
+pub mod cluster;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
@@ -25,6 +27,7 @@ pub mod server;
 pub mod signals;
 
 pub use alerts::{AlertsConfig, ReceiverConfig, ReceiverKind};
+pub use cluster::ClusterConfig;
 pub use problems::{ConfigError, Problem};
 pub use prometheus::{Bearer, PrometheusAuth, PrometheusConfig, SigV4Config};
 pub use read::parse_duration;
@@ -33,6 +36,7 @@ pub use server::{Limits, ServerAuth, ServerConfig, ServerTls};
 use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
 use baseline::{BaselineSettings, RawBaseline};
+use cluster::{validate_cluster, RawCluster};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{count_or, duration_or, env_overrides, read_raw};
@@ -69,6 +73,7 @@ struct RawConfig {
     signals: Vec<RawSignal>,
     #[serde(default)]
     alerts: RawAlerts,
+    cluster: Option<RawCluster>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +119,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub pack: Pack,
     pub alerts: AlertsConfig,
+    /// Replicas sharing the notification log; `None` for a lone process.
+    pub cluster: Option<ClusterConfig>,
     /// Whether `POST /-/reload` re-reads the configuration (SIGHUP always does).
     pub reload_endpoint: bool,
     /// Connection limits, TLS and the bearer token of the HTTP server.
@@ -254,6 +261,7 @@ fn validate(
             problems,
         ),
         alerts: validate_alerts(file, raw.alerts, problems),
+        cluster: validate_cluster(file, raw.cluster, problems),
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         server: validate_server(file, &raw.server, problems),
         source: None,

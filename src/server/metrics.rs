@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::alerting::cluster::ClusterGauges;
 use crate::alerting::delivery::DeliveryCounters;
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
@@ -50,6 +51,8 @@ pub struct Metrics {
     last_evaluation: FloatGauge,
     /// Updated by the alert path; registered here with the rest.
     pub alerts: DeliveryCounters,
+    /// Updated by the gossip between replicas.
+    pub cluster: ClusterGauges,
 }
 
 impl Default for Metrics {
@@ -73,6 +76,7 @@ impl Metrics {
             evaluation_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             last_evaluation: FloatGauge::default(),
             alerts: DeliveryCounters::default(),
+            cluster: ClusterGauges::default(),
         };
         // Families are cheap handles onto shared state: the registry encodes the clones that the
         // struct keeps updating.
@@ -123,8 +127,18 @@ impl Metrics {
         );
         registry.register(
             "upgrade_gate_alerts",
-            "Alert deliveries by receiver: sent, retried (one per retry), failed (refused), dropped (queue full)",
+            "Alert deliveries by receiver: sent, retried (one per retry), failed (refused), dropped (queue full), deduplicated (already sent by a peer or before a restart)",
             metrics.alerts.family(),
+        );
+        registry.register(
+            "upgrade_gate_cluster_peers",
+            "Live replicas sharing the notification log, this one included (1 alone)",
+            metrics.cluster.peers.clone(),
+        );
+        registry.register(
+            "upgrade_gate_cluster_position",
+            "This replica's turn to send: it waits position x (peer_timeout + evaluation interval); 0 sends at once",
+            metrics.cluster.position.clone(),
         );
         Metrics {
             registry,

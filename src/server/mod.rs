@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::alerting::cluster::{ClusterError, Peers};
 use crate::alerting::delivery::Alerting;
 use crate::config::Config;
 use crate::prometheus::error::SourceError;
@@ -40,6 +41,8 @@ pub enum ServeError {
     Source(#[from] SourceError),
     #[error("HTTP server failed: {0}")]
     Http(#[from] std::io::Error),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
 }
 
 /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests and
@@ -57,10 +60,17 @@ pub async fn serve(
     #[cfg(unix)]
     tokio::spawn(reload_on_sighup(reload.clone(), token.clone()));
 
-    let alerting = Alerting::start(
+    let peers = Peers::start(
+        config.alerts.state_file.clone(),
+        config.cluster.as_ref(),
+        metrics.cluster.clone(),
+    )
+    .await?;
+    let alerting = Alerting::with_peers(
         &config.alerts,
         config.evaluation.interval,
         metrics.alerts.clone(),
+        peers,
     );
     let config = Arc::new(config);
     let (config_tx, config_rx) = watch::channel(config.clone());

@@ -1,13 +1,20 @@
-//! upgrade-gate itself, served in-process on a loopback port 0, for tests that talk to its HTTP API.
+//! upgrade-gate itself: served in-process on a loopback port 0 ([`TestGate`]), for tests that
+//! talk to its HTTP API, or as the built binary in a child process ([`start_process`]), for tests
+//! that kill and restart it.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use std::path::Path;
+use std::process::Command;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use upgrade_gate::config::Config;
 use upgrade_gate::server::ServeError;
+
+use super::process::{ServerKind, ServerProcess};
 
 /// A running gate; `stop` shuts it down and checks that it stopped cleanly.
 pub struct TestGate {
@@ -78,6 +85,34 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Tells the gate's child processes apart: `/signals` shows each signal's description, which
+/// [`start_process`] callers set to the name of the process' directory.
+const PROCESS: ServerKind = ServerKind {
+    owner: "GateProcess",
+    name: "gate",
+    install_hint: "cargo builds it for integration tests",
+    ready_path: "/readyz",
+    identity_path: "/signals",
+};
+
+/// `upgrade-gate serve` as a child process on a free loopback port, with the YAML that
+/// `config(dir, listen)` returns; ready once its first evaluation has finished. Some signal's
+/// `description` must contain `dir`'s name, so the start can tell this process from another on
+/// the same port. SIGKILLed on drop.
+pub fn start_process(config: impl Fn(&Path, SocketAddr) -> String) -> ServerProcess {
+    ServerProcess::start(
+        PROCESS,
+        |_| {},
+        |dir, addr| {
+            let path = dir.join("gate.yaml");
+            std::fs::write(&path, config(dir, addr)).expect("GateProcess: cannot write the config");
+            let mut command = Command::new(env!("CARGO_BIN_EXE_upgrade-gate"));
+            command.arg("serve").arg("--config").arg(path);
+            command
+        },
+    )
 }
 
 /// `upgrade-gate serve` as a child process, for what only a process shows: its own file limit,

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 pub mod alertmanager;
 pub mod data;
+pub mod exporter;
 pub mod gate;
 pub mod process;
 pub mod prometheus;
@@ -12,7 +13,7 @@ pub mod tls;
 
 /// The metric names upgrade-gate exports, as Prometheus stores them: a contract with the alerting
 /// rules and the Grafana dashboard (DESIGN.md, README "Exported metrics").
-pub const CONTRACT_METRICS: [&str; 9] = [
+pub const CONTRACT_METRICS: [&str; 11] = [
     "upgrade_gate_score",
     "upgrade_gate_decision",
     "upgrade_gate_signal_status",
@@ -22,4 +23,6 @@ pub const CONTRACT_METRICS: [&str; 9] = [
     "upgrade_gate_query_errors_total",
     "upgrade_gate_last_evaluation_timestamp_seconds",
     "upgrade_gate_alerts_total",
+    "upgrade_gate_cluster_peers",
+    "upgrade_gate_cluster_position",
 ];

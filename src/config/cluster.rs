@@ -1,0 +1,205 @@
+//! The `cluster` section: the replicas that share one notification log over gossip, where this
+//! one listens, what its peers dial, and how long each position waits before it sends.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::problems::Problems;
+use super::read::duration_or;
+use crate::secret::expand_env;
+
+const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    listen: Option<String>,
+    advertise: Option<String>,
+    /// A list in YAML; from the environment (`UPGRADE_GATE__CLUSTER__PEERS`), one string with
+    /// commas between peers.
+    #[serde(default, deserialize_with = "list_or_commas")]
+    peers: Vec<String>,
+    peer_timeout: Option<String>,
+}
+
+/// Gossip between replicas. Peers are `host:port`; a DNS name stands for every address it
+/// resolves to, so a headless Service names all replicas at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    pub listen: SocketAddr,
+    /// What peers dial to reach this replica; also its identity in the sending order.
+    pub advertise: SocketAddr,
+    pub peers: Vec<String>,
+    /// How long the replica at position k waits, k times, before it sends what nobody sent.
+    pub peer_timeout: Duration,
+}
+
+pub(super) fn validate_cluster(
+    file: &str,
+    raw: Option<RawCluster>,
+    problems: &mut Problems,
+) -> Option<ClusterConfig> {
+    let raw = raw?;
+    let address = |key: &str, text: &str, problems: &mut Problems| -> Option<SocketAddr> {
+        let key = format!("cluster.{key}");
+        let parsed = expand_env(text).and_then(|t| {
+            t.parse::<SocketAddr>()
+                .map_err(|e| format!("{t:?} is not an address such as 10.0.0.5:7946: {e}"))
+        });
+        parsed
+            .map_err(|m| problems.add(file, None, Some(&key), m))
+            .ok()
+    };
+    let listen = match raw.listen.as_deref() {
+        Some(text) => address("listen", text, problems),
+        None => {
+            problems.add(
+                file,
+                None,
+                Some("cluster.listen"),
+                "missing; the gossip address, such as 0.0.0.0:7946".into(),
+            );
+            None
+        }
+    };
+    let advertise = match raw.advertise.as_deref() {
+        Some(text) => address("advertise", text, problems),
+        None => listen,
+    };
+    if let Some(a) = advertise.filter(|a| a.ip().is_unspecified() || a.port() == 0) {
+        let key = if raw.advertise.is_some() {
+            "cluster.advertise"
+        } else {
+            "cluster.listen"
+        };
+        problems.add(
+            file,
+            None,
+            Some(key),
+            format!("peers cannot dial {a}; set cluster.advertise to this replica's own address, such as ${{POD_IP}}:7946"),
+        );
+    }
+    let mut peers = Vec::new();
+    for (i, peer) in raw.peers.iter().enumerate() {
+        let key = format!("cluster.peers[{i}]");
+        match expand_env(peer) {
+            Ok(p) if valid_host_port(&p) => peers.push(p),
+            Ok(p) => problems.add(
+                file,
+                None,
+                Some(&key),
+                format!("{p:?} is not host:port, such as upgrade-gate-peers:7946"),
+            ),
+            Err(m) => problems.add(file, None, Some(&key), m),
+        }
+    }
+    let peer_timeout = duration_or(
+        file,
+        "cluster.peer_timeout",
+        raw.peer_timeout,
+        DEFAULT_PEER_TIMEOUT,
+        problems,
+    );
+    if peer_timeout.is_zero() {
+        problems.add(
+            file,
+            None,
+            Some("cluster.peer_timeout"),
+            "must be more than 0".into(),
+        );
+    }
+    Some(ClusterConfig {
+        listen: listen?,
+        advertise: advertise?,
+        peers,
+        peer_timeout,
+    })
+}
+
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Peers {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Peers::deserialize(d)? {
+        Peers::List(list) => list,
+        Peers::Commas(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+fn valid_host_port(text: &str) -> bool {
+    match text.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(raw: RawCluster) -> (Option<ClusterConfig>, Vec<String>) {
+        let mut problems = Problems(Vec::new());
+        let c = validate_cluster("f.yaml", Some(raw), &mut problems);
+        (c, problems.0.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn advertise_defaults_to_listen_and_must_be_dialable() {
+        let (c, problems) = check(RawCluster {
+            listen: Some("127.0.0.1:7946".into()),
+            peers: vec!["peers.svc:7946".into(), "10.0.0.2:7946".into()],
+            ..RawCluster::default()
+        });
+        assert!(problems.is_empty(), "{problems:?}");
+        let c = c.unwrap();
+        assert_eq!(c.advertise, "127.0.0.1:7946".parse().unwrap());
+        assert_eq!(c.peer_timeout, DEFAULT_PEER_TIMEOUT);
+        let (_, problems) = check(RawCluster {
+            listen: Some("0.0.0.0:7946".into()),
+            ..RawCluster::default()
+        });
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("key `cluster.listen`"), "{problems:?}");
+    }
+
+    #[test]
+    fn peers_from_the_environment_are_one_string_with_commas() {
+        let raw: RawCluster = serde_json::from_value(serde_json::json!({
+            "listen": "10.0.0.5:7946",
+            "peers": "upgrade-gate-peers:7946, 10.0.0.6:7946"
+        }))
+        .unwrap();
+        let (c, problems) = check(raw);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            c.unwrap().peers,
+            ["upgrade-gate-peers:7946", "10.0.0.6:7946"]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named_by_key() {
+        let (c, problems) = check(RawCluster {
+            listen: Some("nowhere".into()),
+            advertise: Some("10.0.0.1:7946".into()),
+            peers: vec!["no-port".into()],
+            peer_timeout: Some("0s".into()),
+        });
+        assert!(c.is_none());
+        let keys: Vec<&str> = ["cluster.listen", "cluster.peers[0]", "cluster.peer_timeout"]
+            .into_iter()
+            .filter(|k| problems.iter().any(|p| p.contains(&format!("`{k}`"))))
+            .collect();
+        assert_eq!(keys.len(), 3, "{problems:?}");
+    }
+}
