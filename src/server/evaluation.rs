@@ -19,16 +19,7 @@ use crate::prometheus::source::PrometheusSource;
 
 /// Queries every signal once over the window its phases need, then judges every phase at `at`.
 pub async fn evaluate(config: &Config, source: &PrometheusSource, at: i64) -> Snapshot {
-    evaluate_keeping(config, source, at, &mut KeptBaselines::default()).await
-}
-
-/// [`evaluate`], reusing the fixed baselines in `kept` and keeping those it fetches (`serve`).
-pub async fn evaluate_keeping(
-    config: &Config,
-    source: &PrometheusSource,
-    at: i64,
-    kept: &mut KeptBaselines,
-) -> Snapshot {
+    let kept = &mut KeptBaselines::default();
     let started = Instant::now();
     let step = config.evaluation.step_secs();
     let pack = &config.pack;
