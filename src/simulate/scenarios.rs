@@ -146,6 +146,8 @@ const NODES: &[(&str, &str, Option<f64>)] = &[
     ("ip-10-0-13-47.ap-northeast-2.compute.internal", "aws-node-bt7mr", None),
     ("ip-10-0-11-58.ap-northeast-2.compute.internal", "aws-node-h3n6c", Some(0.3)),
     ("ip-10-0-12-69.ap-northeast-2.compute.internal", "aws-node-p5v1s", Some(0.6)),
+    // Joined before the window, so the hour before it (a demo's backfill) has a pending pod too.
+    ("ip-10-0-13-72.ap-northeast-2.compute.internal", "aws-node-r8t2k", Some(-0.5)),
 ];
 
 /// [`Scenario::Al2023Migration`]: AL2 nodes (name, aws-node pod) on the old kubelet, each deleted
