@@ -98,7 +98,10 @@ async fn run_alerts(config: &Config, values: &[f64]) -> Arc<Metrics> {
         metrics.alerts.clone(),
     );
     for (i, v) in values.iter().enumerate() {
-        alerting.observe(&snapshot(config, T0 + 30 * i as i64, *v));
+        alerting.observe(
+            &snapshot(config, T0 + 30 * i as i64, *v),
+            tokio::time::Instant::now(),
+        );
     }
     alerting.close().await;
     metrics
@@ -262,8 +265,11 @@ async fn alertmanager_sees_firing_then_resolved_and_deduplicates_replicas() {
     // Evaluation times a little in the past, as they are when a request reaches Alertmanager.
     let now = chrono::Utc::now().timestamp() - 40;
     // Already failing at start-up: Alertmanager is told the state anyway, it deduplicates.
-    one.observe(&snapshot(&config, now, 2.5));
-    two.observe(&snapshot(&config, now + 1, 2.5));
+    one.observe(&snapshot(&config, now, 2.5), tokio::time::Instant::now());
+    two.observe(
+        &snapshot(&config, now + 1, 2.5),
+        tokio::time::Instant::now(),
+    );
     let alerts = am.wait_until(WAIT, |a| a.len() == 2).await;
     let mut names: Vec<&str> = alerts
         .iter()
@@ -300,8 +306,14 @@ async fn alertmanager_sees_firing_then_resolved_and_deduplicates_replicas() {
     );
 
     // Recovery: both replicas resolve, and the alerts leave Alertmanager's active list.
-    one.observe(&snapshot(&config, now + 30, 0.1));
-    two.observe(&snapshot(&config, now + 31, 0.1));
+    one.observe(
+        &snapshot(&config, now + 30, 0.1),
+        tokio::time::Instant::now(),
+    );
+    two.observe(
+        &snapshot(&config, now + 31, 0.1),
+        tokio::time::Instant::now(),
+    );
     // (now + 31 is still in the past: a resolved alert ends before it is read.)
     am.wait_until(WAIT, |a| a.is_empty()).await;
     one.close().await;

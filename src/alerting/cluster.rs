@@ -85,16 +85,17 @@ pub struct Turn {
 }
 
 impl Turn {
-    /// Waits until the peers' logs are known, then `position x (peer_timeout + skew)` after
-    /// `since`. `skew` is how far apart two replicas' evaluations may be (one evaluation interval):
-    /// a peer ahead in the order may see a change only at its next evaluation, and must have had
-    /// its `peer_timeout` to send it and gossip the entry before this one looks at the log.
-    pub async fn wait(&self, since: Instant, skew: Duration) {
+    /// Waits until the peers' logs are known, then until `position x peer_timeout` after `due`:
+    /// the moment the evaluated step fell due on the interval grid that every replica shares (or
+    /// the evaluation's own start, when it began later, as the first one after a start does).
+    /// Counting from the grid rather than from when this replica finished evaluating keeps the
+    /// turns `peer_timeout` apart however long each replica's evaluation took.
+    pub async fn wait(&self, due: Instant) {
         let mut membership = self.membership.clone();
         // A closed channel means the gossip is gone: nobody else will send, so go ahead.
         let _ = membership.wait_for(|m| m.settled).await;
         let position = membership.borrow().position as u32;
-        tokio::time::sleep_until(since + (self.peer_timeout + skew) * position).await;
+        tokio::time::sleep_until(due + self.peer_timeout * position).await;
     }
 }
 

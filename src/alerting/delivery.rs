@@ -4,9 +4,8 @@
 //! A receiver that is down holds up only its own queue.
 //!
 //! Slack and webhook workers consult the notification log: after each evaluation a worker waits
-//! its turn ([`Turn`]: position x (`peer_timeout` + one evaluation interval, the most two replicas'
-//! evaluations are apart)), sends only what the log says is due, and records
-//! what it sent. Alertmanager workers send the whole state every time; Alertmanager deduplicates.
+//! its turn ([`Turn`]: position x `peer_timeout` after the evaluated step fell due on the grid all
+//! replicas share), sends only what the log says is due, and records what it sent. Alertmanager workers send the whole state every time; Alertmanager deduplicates.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -111,7 +110,8 @@ struct Evaluation {
     /// What this process saw change (alert id and status): each is either sent or counted as
     /// deduplicated.
     changes: Vec<(String, AlertStatus)>,
-    queued: Instant,
+    /// When the evaluation was due (see [`Turn::wait`]).
+    due: Instant,
 }
 
 struct Queue {
@@ -144,7 +144,6 @@ struct Worker {
     max_backoff: Duration,
     repeat_interval: Duration,
     send_resolved: bool,
-    evaluation_interval: Duration,
     counters: DeliveryCounters,
     turn: Turn,
 }
@@ -214,7 +213,6 @@ impl Alerting {
                 max_backoff: config.retry_max_backoff,
                 repeat_interval: config.repeat_interval,
                 send_resolved: config.send_resolved,
-                evaluation_interval,
                 counters: self.counters.clone(),
                 turn: self.peers.turn.clone(),
             };
@@ -233,7 +231,8 @@ impl Alerting {
     /// Logs what changed and queues the evaluation for every receiver. Never waits: a full queue
     /// drops it for that receiver, with an error log and the `dropped` outcome (the next evaluation
     /// still brings what is due).
-    pub fn observe(&mut self, snapshot: &Snapshot) {
+    /// `due` is when the evaluation was scheduled to start: the same moment on every replica.
+    pub fn observe(&mut self, snapshot: &Snapshot, due: Instant) {
         let update = self.book.update(snapshot);
         for notice in &update.notices {
             let a = &notice.alert;
@@ -260,7 +259,7 @@ impl Alerting {
                 .filter(|n| self.send_resolved || n.kind != NoticeKind::Resolved)
                 .map(|n| (n.alert.id(), n.alert.status))
                 .collect(),
-            queued: Instant::now(),
+            due,
         });
         for queue in &self.queues {
             let job = match queue.kind {
@@ -302,9 +301,7 @@ impl Worker {
 
     /// Waits its turn, then sends what the notification log says is due and records it.
     async fn notify(&self, evaluation: &Evaluation) {
-        self.turn
-            .wait(evaluation.queued, self.evaluation_interval)
-            .await;
+        self.turn.wait(evaluation.due).await;
         let name = &self.receiver.name;
         let snapshot = &evaluation.snapshot;
         let due = self.turn.log.read(|log| {

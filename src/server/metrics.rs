@@ -137,7 +137,7 @@ impl Metrics {
         );
         registry.register(
             "upgrade_gate_cluster_position",
-            "This replica's turn to send: it waits position x (peer_timeout + evaluation interval); 0 sends at once",
+            "This replica's turn to send: it waits position x peer_timeout; 0 sends at once",
             metrics.cluster.position.clone(),
         );
         Metrics {

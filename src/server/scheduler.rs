@@ -93,7 +93,7 @@ impl Scheduler {
                 _ = shutdown.cancelled() => return self.alerting,
                 s = self.evaluator.evaluate(&config, &self.source, at) => Arc::new(s),
             };
-            self.publish_snapshot(snapshot);
+            self.publish_snapshot(snapshot, next);
             // Ticks missed while the evaluation overran are skipped: the next is the next step due.
             next = Instant::now() + until_next_step(&config, wall_clock());
         }
@@ -149,7 +149,9 @@ impl Scheduler {
         Ok(())
     }
 
-    fn publish_snapshot(&mut self, snapshot: Arc<Snapshot>) {
+    /// `due` is the instant this evaluation was scheduled for: the step's moment on the grid (or
+    /// the start, for the first evaluation), which replicas' turns to notify count from.
+    fn publish_snapshot(&mut self, snapshot: Arc<Snapshot>, due: Instant) {
         self.metrics.observe(&snapshot);
         for s in snapshot
             .signals
@@ -162,7 +164,7 @@ impl Scheduler {
                 "signal query failed"
             );
         }
-        self.alerting.observe(&snapshot);
+        self.alerting.observe(&snapshot, due);
         tracing::info!(
             evaluated_at = %snapshot.evaluated_at.to_rfc3339(),
             took_ms = snapshot.took.as_millis() as u64,
