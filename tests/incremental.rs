@@ -1,6 +1,7 @@
 //! `serve`'s incremental evaluation against a whole fetch, side by side, over live data: a real
 //! Prometheus scraping an exporter whose series change, appear and vanish while the two run.
-//! Every snapshot must be the same, including across a reload that changes a query and a window.
+//! Every snapshot must be the same, including across a reload that changes a query and a window,
+//! and for a relative signal whose moving baseline is kept and extended like the windows.
 
 mod common;
 
@@ -60,6 +61,7 @@ signals:
   - {{name: worst, query: '{query}', warn: "> 4", fail: "> 5", for: 2s, critical: true}}
   - {{name: peak, query: 'max_over_time(changing[3s])', warn: "> 6", no_data: ok}}
   - {{name: count, query: 'count(changing)', fail: "< 2"}}
+  - {{name: rel, query: changing, warn: "> baseline * 1.5", fail: "> baseline + 3", no_baseline: warn, baseline: {{offset: 4s, window: 3s}}}}
 "#
         ),
     )
@@ -81,6 +83,7 @@ async fn incremental_snapshots_equal_whole_fetches_while_series_come_and_go() {
     let offset = config.evaluation.query_offset.as_secs() as i64;
     let mut seen_statuses = std::collections::BTreeSet::new();
     let mut seen_series = std::collections::BTreeSet::new();
+    let mut baselines_seen = 0;
     let mut decisions = Vec::new();
     let mut last = 0;
     let mut compared = 0;
@@ -117,6 +120,13 @@ async fn incremental_snapshots_equal_whole_fetches_while_series_come_and_go() {
                     .filter_map(|o| o.labels.get("s").cloned()),
             );
         }
+        baselines_seen += whole
+            .signals
+            .iter()
+            .filter(|s| s.name == "rel")
+            .flat_map(|s| &s.offenders)
+            .filter(|o| o.baseline.is_some())
+            .count();
         decisions.push(whole.verdict("p").unwrap().decision);
         compared += 1;
     }
@@ -129,4 +139,8 @@ async fn incremental_snapshots_equal_whole_fetches_while_series_come_and_go() {
     let worst: Vec<_> = seen_statuses.iter().filter(|(n, _)| n == "worst").collect();
     assert!(worst.len() >= 2, "{seen_statuses:?}");
     assert!(decisions.contains(&Decision::NoGo), "{decisions:?}");
+    assert!(
+        baselines_seen > 0,
+        "the relative signal was judged against a baseline"
+    );
 }

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::engine::baseline::Baselines;
 use crate::engine::decide::{fmt_number, verdict, Decision, Member, Verdict};
 use crate::engine::evaluate::judge_against;
+use crate::engine::pack::Signal;
 use crate::engine::snapshot::windows;
 use crate::prometheus::source::PrometheusSource;
 use crate::server::baselines::{KeptBaselines, Plan};
@@ -97,11 +98,12 @@ pub async fn replay(
     // A moving baseline is judged step by step like `check --at` would: its own range query
     // covers the whole window, moved back by the offset.
     let kept = &mut KeptBaselines::default();
-    let plan = Plan::new(signals.iter().copied(), kept);
+    let max_series = |s: &Signal| config.evaluation.max_series(s);
+    let plan = Plan::new(signals.iter().copied(), kept, max_series);
     if let Some(points) = signals
         .iter()
         .map(|(_, w)| *w)
-        .chain(plan.queries().map(|(_, _, w)| w))
+        .chain(plan.queries().map(|(_, w, _)| w))
         .map(|w| w.len() as i64)
         .max()
         .filter(|&p| p > MAX_POINTS)
@@ -112,11 +114,8 @@ pub async fn replay(
         .range_all(
             signals
                 .iter()
-                .map(|(s, w)| (s.query.as_str(), *w, config.evaluation.max_series(s)))
-                .chain(
-                    plan.queries()
-                        .map(|(i, q, w)| (q, w, config.evaluation.max_series(signals[i].0))),
-                ),
+                .map(|(s, w)| (s.query.as_str(), *w, max_series(s)))
+                .chain(plan.queries()),
             config.evaluation.concurrency,
         )
         .await;

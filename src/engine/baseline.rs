@@ -82,10 +82,14 @@ impl Baselines {
         judged: Window,
         answer: &Result<Grid, E>,
     ) -> Baselines {
-        let grid = match answer {
-            Err(e) => return Baselines::Failed(e.to_string()),
-            Ok(grid) => grid,
-        };
+        match answer {
+            Err(e) => Baselines::Failed(e.to_string()),
+            Ok(grid) => Baselines::from_grid(spec, judged, grid),
+        }
+    }
+
+    /// The baselines from the points over `spec.query_window(judged)`, however they were fetched.
+    pub fn from_grid(spec: &BaselineSpec, judged: Window, grid: &Grid) -> Baselines {
         match spec.anchor {
             Anchor::Fixed(_) => Baselines::Fixed(
                 grid.series()

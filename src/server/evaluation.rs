@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::baselines::{KeptBaselines, Plan};
 use crate::config::Config;
+use crate::engine::pack::Signal;
 use crate::engine::snapshot::{windows, Snapshot};
 use crate::engine::window_cache::WindowCache;
 use crate::prometheus::error::SourceError;
@@ -26,15 +27,13 @@ pub async fn evaluate(config: &Config, source: &PrometheusSource, at: i64) -> Sn
     let windows = windows(pack, step, at, at);
     let judged = || pack.signals.iter().zip(windows.iter().copied());
     // The baselines' range queries go in the same batch, under the same bound.
-    let plan = Plan::new(judged(), kept);
+    let max_series = |s: &Signal| config.evaluation.max_series(s);
+    let plan = Plan::new(judged(), kept, max_series);
     let mut answers = source
         .range_all(
             judged()
-                .map(|(s, w)| (s.query.as_str(), w, config.evaluation.max_series(s)))
-                .chain(
-                    plan.queries()
-                        .map(|(i, q, w)| (q, w, config.evaluation.max_series(&pack.signals[i]))),
-                ),
+                .map(|(s, w)| (s.query.as_str(), w, max_series(s)))
+                .chain(plan.queries()),
             config.evaluation.concurrency,
         )
         .await;
@@ -52,12 +51,12 @@ pub async fn evaluate(config: &Config, source: &PrometheusSource, at: i64) -> Sn
 #[derive(Default)]
 pub struct Incremental {
     cache: WindowCache,
-    /// Fixed baselines, fetched once (see [`KeptBaselines`]).
+    /// Fixed baselines, fetched once, and moving ones' windows (see [`KeptBaselines`]).
     baselines: KeptBaselines,
 }
 
 impl Incremental {
-    /// Drops the fixed baselines, after a reload that may have changed them.
+    /// Drops the baselines, after a reload that may have changed them.
     pub fn forget_baselines(&mut self) {
         self.baselines = KeptBaselines::default();
     }
@@ -75,8 +74,9 @@ impl Incremental {
         let pack = &config.pack;
         let windows = windows(pack, step, at, at);
         let judged = || pack.signals.iter().zip(windows.iter().copied());
-        // Baselines are fetched as `evaluate` does (fixed ones kept), not step by step.
-        let plan = Plan::new(judged(), &self.baselines);
+        // Fixed baselines are kept, moving ones extended by their new steps.
+        let max_series = |s: &Signal| config.evaluation.max_series(s);
+        let plan = Plan::new(judged(), &self.baselines, max_series);
         self.cache
             .retain(|name| pack.signals.iter().any(|s| s.name == name));
         let wanted: Vec<_> = pack
@@ -92,12 +92,8 @@ impl Incremental {
             .range_all(
                 wanted
                     .iter()
-                    .map(|(s, _, part)| (s.query.as_str(), *part, config.evaluation.max_series(s)))
-                    .chain(
-                        plan.queries().map(|(i, q, w)| {
-                            (q, w, config.evaluation.max_series(&pack.signals[i]))
-                        }),
-                    ),
+                    .map(|(s, _, part)| (s.query.as_str(), *part, max_series(s)))
+                    .chain(plan.queries()),
                 config.evaluation.concurrency,
             )
             .await;
@@ -109,7 +105,7 @@ impl Incremental {
         );
         let mut errors: Vec<(&str, SourceError)> = Vec::new();
         for ((signal, window, _), answer) in wanted.into_iter().zip(fetched) {
-            let limit = config.evaluation.max_series(signal);
+            let limit = max_series(signal);
             let merged = answer.map(|grid| {
                 self.cache
                     .merge(&signal.name, &signal.query, window, grid)
