@@ -8,9 +8,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::exporter::Exporter;
@@ -18,6 +20,7 @@ use common::gate::{free_port, start_process};
 use common::process::ServerProcess;
 use common::prometheus::{urlencode, TestPrometheus};
 use common::receiver::Receiver;
+use tokio::net::UdpSocket;
 
 const FAILING: &str = "mesh_5xx{destination_service=\"reviews\"} 2.5\n";
 const HEALTHY: &str = "mesh_5xx{destination_service=\"reviews\"} 0.1\n";
@@ -115,6 +118,8 @@ struct Setup {
     state_file: Option<PathBuf>,
     /// This replica's gossip port and every replica's (its own may be among them).
     cluster: Option<(u16, Vec<u16>)>,
+    /// The port peers dial instead of the gossip port (a [`Relay`] in front of it).
+    advertise: Option<u16>,
     repeat_interval: Option<&'static str>,
 }
 
@@ -160,6 +165,9 @@ alerts:
                 "cluster:\n  listen: 127.0.0.1:{own}\n  peers: [{}]\n  peer_timeout: 1s\n",
                 peers.join(", ")
             ));
+            if let Some(port) = setup.advertise {
+                yaml.push_str(&format!("  advertise: 127.0.0.1:{port}\n"));
+            }
         }
         yaml
     })
@@ -365,6 +373,121 @@ fn replicas_that_cannot_reach_each_other_both_send_and_lose_nothing() {
     for g in &all {
         assert_eq!(metric(g, "upgrade_gate_cluster_peers"), 1.0);
         assert_eq!(outcome(g, "sent"), (2 * ALERTS) as f64);
+    }
+}
+
+/// A UDP relay in front of one replica's gossip port, which the test can cut and heal: the replica
+/// advertises the relay's address, so every gossip packet to it, and every answer from it, passes
+/// here. Each sender gets an upstream socket of its own, so answers find their way back.
+struct Relay {
+    port: u16,
+    cut: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Relay {
+        let front = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+        let port = front.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let relay = Relay {
+            port,
+            cut: cut.clone(),
+        };
+        tokio::spawn(async move {
+            let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+            let mut buf = vec![0; 65_536];
+            loop {
+                let (n, sender) = front.recv_from(&mut buf).await.unwrap();
+                if cut.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let upstream = match upstreams.get(&sender) {
+                    Some(u) => u.clone(),
+                    None => {
+                        let u = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                        u.connect(("127.0.0.1", target)).await.unwrap();
+                        let (u2, front, cut) = (u.clone(), front.clone(), cut.clone());
+                        tokio::spawn(async move {
+                            let mut buf = vec![0; 65_536];
+                            while let Ok(n) = u2.recv(&mut buf).await {
+                                if !cut.load(Ordering::SeqCst) {
+                                    let _ = front.send_to(&buf[..n], sender).await;
+                                }
+                            }
+                        });
+                        upstreams.insert(sender, u.clone());
+                        u
+                    }
+                };
+                let _ = upstream.send(&buf[..n]).await;
+            }
+        });
+        relay
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_partition_of_a_formed_cluster_loses_nothing_and_heals() {
+    let world = World::healthy();
+    let gossip = [free_port(), free_port()];
+    let relays: Vec<Relay> = gossip
+        .iter()
+        .map(|g| world.runtime.block_on(Relay::start(*g)))
+        .collect();
+    let peers: Vec<u16> = relays.iter().map(|r| r.port).collect();
+    let gates: Vec<ServerProcess> = gossip
+        .iter()
+        .zip(&relays)
+        .map(|(g, r)| {
+            let setup = Setup {
+                cluster: Some((*g, peers.clone())),
+                advertise: Some(r.port),
+                ..Setup::default()
+            };
+            start(&world, &setup)
+        })
+        .collect();
+    let all: Vec<&ServerProcess> = gates.iter().collect();
+    let peers_seen = |n: f64| {
+        poll(&format!("every replica to see {n} peers"), || {
+            all.iter()
+                .all(|g| metric(g, "upgrade_gate_cluster_peers") == n)
+        })
+    };
+    peers_seen(2.0);
+    // An incident in the formed cluster: announced once.
+    world.fail();
+    decided(&all, 2 * ALERTS);
+    world.assert_each(1, &["firing"]);
+    // Cut: each replica is alone and first in its own order, so each announces the end itself.
+    relays.iter().for_each(|r| r.set_cut(true));
+    peers_seen(1.0);
+    world.recover();
+    decided(&all, 4 * ALERTS);
+    let deliveries = world.deliveries();
+    for alert in ["UpgradeGatePhaseNoGo", "UpgradeGateSignalFailing"] {
+        let resolved = deliveries[&(alert.to_string(), "resolved".to_string())];
+        assert_eq!(
+            resolved, 2,
+            "{alert}: both sides of the partition resolve it"
+        );
+    }
+    // Healed: the logs merge again, and the next incident is announced once.
+    relays.iter().for_each(|r| r.set_cut(false));
+    peers_seen(2.0);
+    world.fail();
+    decided(&all, 6 * ALERTS);
+    let deliveries = world.deliveries();
+    for alert in ["UpgradeGatePhaseNoGo", "UpgradeGateSignalFailing"] {
+        let firing = deliveries[&(alert.to_string(), "firing".to_string())];
+        assert_eq!(
+            firing, 2,
+            "{alert}: once before the partition, once after it healed"
+        );
     }
 }
 
