@@ -94,7 +94,9 @@ fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
     });
     assert_eq!(get(&base, "/gate/karpenter").0, 404);
 
-    // A new phase in the config and a new signal in a signal file.
+    // A new phase in the config and a new signal in a signal file; and a cluster section, which
+    // only a restart applies.
+    let cluster = format!("cluster: {{listen: \"127.0.0.1:{}\"}}\n", free_port());
     std::fs::write(
         &path,
         config(
@@ -102,13 +104,18 @@ fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
             &listen,
             false,
             "[{name: istio}, {name: karpenter}]",
-        ),
+        ) + &cluster,
     )
     .unwrap();
     std::fs::write(&signals, WITH_KARPENTER).unwrap();
     hup();
     poll("the new phase", || get(&base, "/gate/karpenter").0 == 200);
     assert!(logs().contains("configuration reloaded"), "{}", logs());
+    assert!(
+        logs().contains("cluster changed; the gossip keeps its old settings until a restart"),
+        "{}",
+        logs()
+    );
     poll("the new signal's metrics", || {
         get(&base, "/metrics")
             .1

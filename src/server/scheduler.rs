@@ -132,6 +132,9 @@ impl Scheduler {
                 "server.listen changed; the new address takes effect only after a restart"
             );
         }
+        if new.cluster != current.cluster {
+            tracing::warn!("cluster changed; the gossip keeps its old settings until a restart");
+        }
         self.source = source;
         // The new configuration may pin or move the baselines.
         self.evaluator.forget_baselines();
