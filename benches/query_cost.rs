@@ -114,6 +114,25 @@ async fn measure(config: &Config, proxy: &str, samples: &AtomicU64, at: i64) {
         }
     })
     .await;
+    // Every query the gate asks, once each as an instant query: the signals' above, and each
+    // moving baseline's own query at the one point a step adds to its window.
+    let baseline_points = cost(samples, async {
+        for s in config.pack.signals.iter().filter(|s| s.is_relative()) {
+            let upgrade_gate::engine::baseline::Anchor::Moving(offset) = s.baseline.anchor else {
+                continue;
+            };
+            http.post(format!("{proxy}/api/v1/query"))
+                .form(&[
+                    ("query", s.query.as_str()),
+                    ("time", &(at + step - offset.as_secs() as i64).to_string()),
+                ])
+                .send()
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    let instant_all = instant + baseline_points;
     // What `serve` paid before moving baselines were kept: each one's whole window, every time.
     let windows = upgrade_gate::engine::snapshot::windows(&config.pack, step, at, at);
     let baselines_whole = cost(samples, async {
@@ -163,12 +182,15 @@ async fn measure(config: &Config, proxy: &str, samples: &AtomicU64, at: i64) {
          whole windows and baselines {whole} ({:.1}x); incremental + 1-step settle margin {settle} ({:.2}x); \
          incremental with query_offset, baselines kept {steady} ({:.2}x); \
          the moving baselines' whole windows, which serve fetched every evaluation before, \
-         on top of that {baselines_whole} ({:.2}x)",
+         on top of that {baselines_whole} ({:.2}x); \
+         against every query the gate asks (baselines' new points too) as instant queries, \
+         {instant_all} samples: incremental {:.2}x",
         config.pack.signals.len(),
         ratio(whole),
         ratio(settle),
         ratio(steady),
-        ratio(baselines_whole)
+        ratio(baselines_whole),
+        steady as f64 / instant_all as f64
     );
 }
 
