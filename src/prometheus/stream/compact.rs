@@ -182,28 +182,54 @@ fn float(text: &[u8]) -> Option<f64> {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
     };
-    let (mut mantissa, mut count, mut scale, mut point) = (0u64, 0usize, 0usize, false);
-    for &b in digits {
+    // At most 15 digits and a point: the mantissa is below 2^53, the divisor at most 1e15.
+    if digits.is_empty() || digits.len() > 16 {
+        return parse(text);
+    }
+    let (mut mantissa, mut point) = (0u64, None);
+    for (i, &b) in digits.iter().enumerate() {
         match b {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(b - b'0');
-                count += 1;
-                scale += usize::from(point);
-                if count > 15 {
-                    return parse(text);
-                }
-            }
-            b'.' if !point => point = true,
+            b'0'..=b'9' => mantissa = mantissa * 10 + u64::from(b - b'0'),
+            b'.' if point.is_none() => point = Some(i),
             _ => return parse(text),
         }
     }
-    if count == 0 {
-        return parse(text);
-    }
+    let scale = match point {
+        None if digits.len() <= 15 => 0,
+        Some(at) if digits.len() > 1 => digits.len() - 1 - at,
+        _ => return parse(text),
+    };
     let magnitude = mantissa as f64 / POW10[scale];
     Some(if negative { -magnitude } else { magnitude })
 }
 
 fn parse(text: &[u8]) -> Option<f64> {
     std::str::from_utf8(text).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_read_as_str_parse_reads_them() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        let mut texts: Vec<String> = [
+            "0", "-0", "1.", ".5", "-.5", ".", "-", "", "1e3", "NaN", "+Inf", "1.2.3",
+        ]
+        .map(String::from)
+        .into();
+        for _ in 0..20_000 {
+            let digits: String = (0..rng.usize(1..19)).map(|_| rng.digit(10)).collect();
+            let at = rng.usize(0..=digits.len());
+            let sign = if rng.bool() { "-" } else { "" };
+            texts.push(format!("{sign}{}.{}", &digits[..at], &digits[at..]));
+            texts.push(format!("{sign}{digits}"));
+        }
+        for text in texts {
+            let want = text.parse::<f64>().ok();
+            let got = float(text.as_bytes());
+            assert_eq!(got.map(f64::to_bits), want.map(f64::to_bits), "{text:?}");
+        }
+    }
 }
