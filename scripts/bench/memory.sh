@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Memory and CPU of the gate on huge answers, and the RSS of `serve`, against fake-prometheus.py.
-# Usage: scripts/bench/memory.sh [BINARY]   (default target/release/upgrade-gate; build it first
-# with `cargo build --release`). Needs python3 and GNU time (/usr/bin/time); loopback only.
+# Usage: scripts/bench/memory.sh [--huge] [BINARY]   (default target/release/upgrade-gate; build it
+# first with `cargo build --release`). `--huge` runs only section 1, the judge time of a huge
+# answer. Needs python3 and GNU time (/usr/bin/time); loopback only.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+huge_only=false
+if [[ ${1:-} == --huge ]]; then huge_only=true; shift; fi
 bin=${1:-target/release/upgrade-gate}
 work=$(mktemp -d)
 pids=()
@@ -40,6 +43,7 @@ sed -i 's/, max_series: 60000//' "$work/huge.yaml"
 "$bin" check --config "$work/huge.yaml" --at 2027-01-15T08:00:00Z --output json 2>/dev/null | grep -o '"error": "[^"]*"' | head -1 || true
 /usr/bin/time -f '%M' -o "$work/time" "$bin" check --config "$work/huge.yaml" --at 2027-01-15T08:00:00Z >/dev/null 2>&1 || echo "default max_series: exit $?, peak RSS $(( $(tail -1 "$work/time") / 1024 )) MB"
 kill "${pids[-1]}"
+$huge_only && exit 0
 
 # --- 2. serve, the default pack (28 signals), 5 series each, default settings: steady-state RSS.
 port=$(free_port); fake "$port" 5; listen=$(free_port)

@@ -4,20 +4,21 @@
 //! decoding (the Prometheus client crate's tagged enums, or a `serde_json::Value`) first builds a
 //! tree of the whole answer, many times its size, then copies it into series, then the judge
 //! copied it once more onto its grid. Here the body is parsed while it arrives, chunk by chunk,
-//! without ever being held whole; each sample goes straight into the grid, where the judge reads
-//! it in place; and series past `max_series` are counted, not kept.
+//! without ever being held whole ([`super::stream`] cuts it into its series); each sample goes
+//! straight into the grid, where the judge reads it in place; and series past `max_series` are
+//! counted, not kept.
 
 use std::fmt;
-use std::io::Read;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tokio::sync::mpsc;
 
 use super::error::{shown_url, SourceError};
+use super::stream::{Parts, Row, Stream};
 use crate::engine::grid::Grid;
-use crate::engine::series::{Labels, Window};
+use crate::engine::series::Window;
 
 /// Reads the answer to `/api/v1/query_range` onto `window`'s grid as its body arrives. The
 /// parser runs on a blocking thread, fed the chunks through a short queue, so that at most a few
@@ -29,16 +30,14 @@ pub async fn read(
     timeout: Duration,
     at: &str,
 ) -> Result<Grid, SourceError> {
-    let (chunks, received) = mpsc::channel(8);
+    let (chunks, mut received) = mpsc::channel::<Bytes>(8);
     let parser = tokio::task::spawn_blocking(move || {
-        let body = std::io::BufReader::with_capacity(
-            64 * 1024,
-            Chunks {
-                received,
-                current: Bytes::new(),
-            },
-        );
-        parse(body, window, max_series, timeout)
+        parse(
+            std::iter::from_fn(|| received.blocking_recv()),
+            window,
+            max_series,
+            timeout,
+        )
     });
     let mut failed = None;
     loop {
@@ -70,44 +69,30 @@ pub async fn read(
     }
 }
 
-/// The body as it arrives, for a blocking reader.
-struct Chunks {
-    received: mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl Read for Chunks {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while !self.current.has_remaining() {
-            match self.received.blocking_recv() {
-                Some(chunk) => self.current = chunk,
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.remaining());
-        self.current.copy_to_slice(&mut buf[..n]);
-        Ok(n)
-    }
-}
-
-/// Parses the body of `/api/v1/query_range` onto `window`'s grid. `timeout` names the limit in a
-/// timeout Prometheus reports itself.
+/// Parses the body of `/api/v1/query_range`, given as the chunks it arrived in, onto `window`'s
+/// grid. `timeout` names the limit in a timeout Prometheus reports itself.
 pub fn parse(
-    body: impl Read,
+    body: impl IntoIterator<Item = impl AsRef<[u8]>>,
     window: Window,
     max_series: usize,
     timeout: Duration,
 ) -> Result<Grid, SourceError> {
+    let mut stream = Stream::new(window, max_series);
+    for chunk in body {
+        stream.feed(chunk.as_ref());
+        if stream.failed() {
+            break;
+        }
+    }
+    let bytes = stream.envelope().map_err(SourceError::BadResponse)?;
     let mut envelope = Envelope {
-        grid: Grid::new(window),
-        returned: 0,
-        max_series,
+        stream: &mut stream,
         status: None,
         result_type: None,
         error_type: None,
         error: None,
     };
-    let mut de = serde_json::Deserializer::from_reader(body);
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
     (&mut envelope)
         .deserialize(&mut de)
         .and_then(|()| de.end())
@@ -140,28 +125,37 @@ pub fn parse(
         }
         None => return Err(SourceError::BadResponse("no resultType".into())),
     }
-    if envelope.returned > max_series {
+    let Parts {
+        grid,
+        returned,
+        not_series,
+    } = stream.finish();
+    if not_series {
+        return Err(SourceError::BadResponse(
+            "a result element is not a series".into(),
+        ));
+    }
+    if returned > max_series {
         return Err(SourceError::TooManySeries {
-            returned: envelope.returned,
+            returned,
             limit: max_series,
         });
     }
-    Ok(envelope.grid)
+    Ok(grid)
 }
 
-/// `{status, data: {resultType, result}, errorType, error, warnings}`, in any key order.
-struct Envelope {
-    grid: Grid,
-    /// Series in the answer, including those past the limit.
-    returned: usize,
-    max_series: usize,
+/// `{status, data: {resultType, result}, errorType, error, warnings}`, in any key order. Its
+/// `result` is normally empty, its series read by [`Stream`] as they arrived; a result the
+/// stream did not recognise (a key written with escapes) is read here, onto the same grid.
+struct Envelope<'a> {
+    stream: &'a mut Stream,
     status: Option<String>,
     result_type: Option<String>,
     error_type: Option<String>,
     error: Option<String>,
 }
 
-impl<'de> DeserializeSeed<'de> for &mut Envelope {
+impl<'de> DeserializeSeed<'de> for &mut Envelope<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -169,9 +163,9 @@ impl<'de> DeserializeSeed<'de> for &mut Envelope {
     }
 }
 
-struct EnvelopeVisitor<'a>(&'a mut Envelope);
+struct EnvelopeVisitor<'a, 'b>(&'a mut Envelope<'b>);
 
-impl<'de> Visitor<'de> for EnvelopeVisitor<'_> {
+impl<'de> Visitor<'de> for EnvelopeVisitor<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -204,9 +198,9 @@ impl<'de> serde::Deserialize<'de> for KeyName {
     }
 }
 
-struct DataSeed<'a>(&'a mut Envelope);
+struct DataSeed<'a, 'b>(&'a mut Envelope<'b>);
 
-impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
+impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -214,7 +208,7 @@ impl<'de> DeserializeSeed<'de> for DataSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for DataSeed<'_> {
+impl<'de> Visitor<'de> for DataSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -244,9 +238,9 @@ impl<'de> Visitor<'de> for DataSeed<'_> {
 }
 
 /// The list of series; each is put on the grid until `max_series`, then only counted.
-struct ResultSeed<'a>(&'a mut Envelope);
+struct ResultSeed<'a, 'b>(&'a mut Envelope<'b>);
 
-impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
+impl<'de> DeserializeSeed<'de> for ResultSeed<'_, '_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -254,7 +248,7 @@ impl<'de> DeserializeSeed<'de> for ResultSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for ResultSeed<'_> {
+impl<'de> Visitor<'de> for ResultSeed<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -262,105 +256,19 @@ impl<'de> Visitor<'de> for ResultSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let envelope = self.0;
+        let stream = &mut *self.0.stream;
         loop {
-            let more = if envelope.returned < envelope.max_series {
-                seq.next_element_seed(SeriesSeed(&mut envelope.grid))?
-                    .is_some()
+            if stream.keeps() {
+                match seq.next_element::<Row>()? {
+                    Some(row) => stream.push(row),
+                    None => return Ok(()),
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_some() {
+                stream.count();
             } else {
-                seq.next_element::<IgnoredAny>()?.is_some()
-            };
-            if !more {
                 return Ok(());
             }
-            envelope.returned += 1;
         }
-    }
-}
-
-/// `{metric: {...}, values: [[t, "v"], ...]}`: one row of the grid.
-struct SeriesSeed<'a>(&'a mut Grid);
-
-impl<'de> DeserializeSeed<'de> for SeriesSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SeriesSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a series with metric and values")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let grid = self.0;
-        let row = grid.add_series(Labels::new());
-        while let Some(key) = map.next_key::<KeyName>()? {
-            match key.0.as_str() {
-                "metric" => grid.set_labels(row, map.next_value()?),
-                "values" => map.next_value_seed(SamplesSeed { grid, row })?,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-struct SamplesSeed<'a> {
-    grid: &'a mut Grid,
-    row: usize,
-}
-
-impl<'de> DeserializeSeed<'de> for SamplesSeed<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SamplesSeed<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of [time, \"value\"] samples")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some((ts, Quoted(v))) = seq.next_element::<(f64, Quoted)>()? {
-            self.grid.set(self.row, ts.round() as i64, v);
-        }
-        Ok(())
-    }
-}
-
-/// A sample value: a float written as a JSON string ("1.5", "NaN", "+Inf"), parsed without
-/// allocating the string.
-struct Quoted(f64);
-
-impl<'de> serde::Deserialize<'de> for Quoted {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct QuotedVisitor;
-        impl Visitor<'_> for QuotedVisitor {
-            type Value = Quoted;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a float inside a JSON string")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Quoted, E> {
-                s.parse()
-                    .map(Quoted)
-                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(s), &self))
-            }
-        }
-        deserializer.deserialize_str(QuotedVisitor)
     }
 }
 
@@ -375,7 +283,195 @@ mod tests {
     };
 
     fn parsed(body: &str, max: usize) -> Result<Grid, SourceError> {
-        parse(body.as_bytes(), W, max, Duration::from_secs(2))
+        chunked(body.as_bytes(), &[], max)
+    }
+
+    /// `body` cut at `cuts` (increasing offsets), each piece its own chunk.
+    fn chunked(body: &[u8], cuts: &[usize], max: usize) -> Result<Grid, SourceError> {
+        let bounds = std::iter::once(0).chain(cuts.iter().copied());
+        let ends = cuts.iter().copied().chain(std::iter::once(body.len()));
+        let chunks: Vec<&[u8]> = bounds.zip(ends).map(|(a, b)| &body[a..b]).collect();
+        parse(chunks, W, max, Duration::from_secs(2))
+    }
+
+    /// What the answer says, read by serde_json as a whole into a `Value`, for comparison.
+    fn reference(body: &[u8]) -> Grid {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+        let series: Vec<_> = v["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| crate::engine::series::Series {
+                labels: serde_json::from_value(s["metric"].clone()).unwrap_or_default(),
+                samples: s["values"]
+                    .as_array()
+                    .map(|vs| {
+                        vs.iter()
+                            .map(|p| {
+                                let ts = p[0].as_f64().unwrap().round() as i64;
+                                (ts, p[1].as_str().unwrap().parse::<f64>().unwrap())
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Grid::from_series(W, &series)
+    }
+
+    /// Grids equal, NaN for NaN.
+    fn same(a: &Grid, b: &Grid) -> bool {
+        let (a, b): (Vec<_>, Vec<_>) = (a.series().collect(), b.series().collect());
+        a.len() == b.len()
+            && a.iter().zip(&b).all(|((la, va), (lb, vb))| {
+                la == lb
+                    && va.len() == vb.len()
+                    && va
+                        .iter()
+                        .zip(vb.iter())
+                        .all(|(x, y)| x.to_bits() == y.to_bits())
+            })
+    }
+
+    /// Labels with what could fool a scanner (braces, brackets, commas, escaped quotes, a key
+    /// named like the envelope's), other keys around `data`, and Prometheus' compact form for
+    /// one series, with whitespace for the others.
+    const TRICKY: &str = r#"{"warnings":["a \"]\" [{"], "status" : "success",
+        "data":{"result":[ {"metric":{"data":"{[\"result\":[}]","svc":"a,b"},"values":[[100,"1"],[115,"-2.5"]]},
+        {"values":[[130, "+Inf"], [100.4,"1e3"]], "metric":{"\u0041":"\n\t\\"}, "extra": {"x": [1, {"y": "]"}]}},
+        {"metric":{},"values":[]},
+        {"metric":{"i":"3"},"values":[[115,"0.1234567890123456789"],[130,"12345678901234567"]]} ],
+        "resultType":"matrix"},"infos":["}"],"stats":{"timings":{"evalTotalTime":0.1}}}"#;
+
+    #[test]
+    fn a_series_cut_at_any_byte_reads_the_same() {
+        let body = TRICKY.as_bytes();
+        let whole = parsed(TRICKY, 10).unwrap();
+        assert!(same(&whole, &reference(body)));
+        assert_eq!(whole.series_count(), 4);
+        for cut in 1..body.len() {
+            let g = chunked(body, &[cut], 10).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            assert!(same(&g, &whole), "cut at {cut}");
+        }
+        // One byte per chunk: every element is carried.
+        let cuts: Vec<usize> = (1..body.len()).collect();
+        assert!(same(&chunked(body, &cuts, 10).unwrap(), &whole));
+    }
+
+    #[test]
+    fn an_empty_result_and_keys_in_any_order() {
+        for body in [
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#,
+            r#"{"data":{"result":[ ],"resultType":"matrix"},"warnings":[],"status":"success"}"#,
+            " \n{ \"stats\" : {\"a\":[[]]}, \"data\" : { \"result\" : [\n] , \"resultType\" : \"matrix\" } , \"status\" : \"success\" } \n",
+        ] {
+            assert_eq!(parsed(body, 10).unwrap().series_count(), 0, "{body}");
+        }
+        // A key spelt with an escape is not recognised as `result`: read with the envelope.
+        let escaped = r#"{"status":"success","data":{"resultType":"matrix","res\u0075lt":[{"metric":{"a":"1"},"values":[[100,"1"]]}]}}"#;
+        assert_eq!(parsed(escaped, 10).unwrap().series_count(), 1);
+    }
+
+    #[test]
+    fn a_broken_or_cut_answer_is_refused_at_any_byte() {
+        let body = TRICKY.as_bytes();
+        for end in 0..body.len() - 1 {
+            let e = chunked(&body[..end], &[end / 2], 10).unwrap_err();
+            assert!(
+                matches!(e, SourceError::BadResponse(_)),
+                "cut at {end}: {e}"
+            );
+        }
+        for broken in [
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{}},]}}"#,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[,{"metric":{}}]}}"#,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{}} {}]}}"#,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"values":[[1,"x"]]}]}}"#,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":1}}]}}"#,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}} trailing"#,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[]}}{}"#,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[1]}}"#,
+        ] {
+            let e = parsed(broken, 10).unwrap_err();
+            assert!(matches!(e, SourceError::BadResponse(_)), "{broken}: {e}");
+        }
+    }
+
+    #[test]
+    fn random_answers_in_random_chunks_read_as_serde_json_reads_them() {
+        let mut rng = fastrand::Rng::with_seed(8);
+        let texts = [
+            "a",
+            "ns-1",
+            "{",
+            "}",
+            "[",
+            "]",
+            "\"",
+            "\\",
+            ",",
+            ":",
+            " ",
+            "é",
+            "\u{1F600}",
+        ];
+        let values = [
+            "0",
+            "1",
+            "-2.5",
+            "0.25",
+            "NaN",
+            "+Inf",
+            "-Inf",
+            "1e3",
+            "3.",
+            "123456789012345678",
+            "0.1",
+        ];
+        for round in 0..300 {
+            let series: Vec<serde_json::Value> = (0..rng.usize(0..6))
+                .map(|_| {
+                    let labels: serde_json::Map<String, serde_json::Value> = (0..rng.usize(0..4))
+                        .map(|_| {
+                            (
+                                rng.choice(texts).unwrap().repeat(rng.usize(1..3)),
+                                rng.choice(texts).unwrap().into(),
+                            )
+                        })
+                        .collect();
+                    let samples: Vec<serde_json::Value> = (0..rng.usize(0..5))
+                        .map(|_| {
+                            let ts = 100.0
+                                + f64::from(rng.u8(0..40))
+                                + [0.0, 0.25, 0.5][rng.usize(0..3)];
+                            serde_json::json!([ts, rng.choice(values).unwrap()])
+                        })
+                        .collect();
+                    if rng.bool() {
+                        serde_json::json!({"metric": labels, "values": samples})
+                    } else {
+                        serde_json::json!({"values": samples, "metric": labels})
+                    }
+                })
+                .collect();
+            let answer = serde_json::json!({"status": "success", "warnings": ["]"],
+                "data": {"resultType": "matrix", "result": series}});
+            let body = if rng.bool() {
+                serde_json::to_vec(&answer).unwrap()
+            } else {
+                serde_json::to_vec_pretty(&answer).unwrap()
+            };
+            let mut cuts: Vec<usize> = (0..rng.usize(0..8))
+                .map(|_| rng.usize(0..=body.len()))
+                .collect();
+            cuts.sort_unstable();
+            let g = chunked(&body, &cuts, 10).unwrap();
+            assert!(
+                same(&g, &reference(&body)),
+                "round {round}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
     }
 
     #[test]
