@@ -13,7 +13,8 @@
 //! So for any input it either agrees with serde_json or defers to it; the tests in
 //! `super::super::answer` check both readers on random bodies.
 
-use super::{Quoted, Row};
+use super::Quoted;
+use super::Row;
 use crate::engine::series::Labels;
 
 /// The series at the start of `input`, and the bytes it took.
