@@ -40,6 +40,7 @@ phases: {phases}
 
 const ISTIO_ONLY: &str =
     "signals:\n  - {name: mesh_5xx, query: mesh_5xx, fail: \"> 1\", phases: [istio]}\n";
+const KARPENTER_ONLY: &str = "signals:\n  - {name: launch_failures, query: launch_failures, fail: \"> 0\", phases: [karpenter]}\n";
 const WITH_KARPENTER: &str = "signals:\n  - {name: mesh_5xx, query: mesh_5xx, fail: \"> 1\", phases: [istio]}\n  - {name: launch_failures, query: launch_failures, fail: \"> 0\", phases: [karpenter]}\n";
 
 fn get(base: &str, path: &str) -> (u16, String) {
@@ -148,6 +149,21 @@ fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
             .map(|v| v["decision"] == "go")
             .unwrap_or(false)
     });
+    // A phase that a reload removes is unknown at once, though it was known at start (and so had
+    // a route of its own, not the `{phase}` one).
+    std::fs::write(
+        &path,
+        config(prom.url(), &listen, false, "[{name: karpenter}]"),
+    )
+    .unwrap();
+    std::fs::write(&signals, KARPENTER_ONLY).unwrap();
+    hup();
+    poll("the removed phase", || get(&base, "/gate/istio").0 == 404);
+    let (status, body) = get(&base, "/gate/istio");
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains(r#""phases":["karpenter","all"]"#), "{body}");
+    assert_eq!(get(&base, "/gate/karpenter").0, 200);
+
     // The endpoint is off unless enabled.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

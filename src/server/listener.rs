@@ -1,6 +1,12 @@
-//! The front door of the HTTP server: accepts connections under a cap, gives each one hyper's
-//! header read deadline (which also closes idle keep-alive connections), speaks TLS when
-//! configured, and bounds every request with tower-http's timeout and body limit.
+//! The front door of the HTTP server: accepts connections under a cap, closes those that stay
+//! idle past the header deadline (a client that sends nothing, or its request too slowly, and
+//! keep-alive connections that ask nothing more), speaks TLS when configured, and hands each
+//! request to the application (`super::app`: body limit, token check, routes).
+//!
+//! The deadline is kept by one sweep over the open connections rather than by hyper's
+//! `header_read_timeout`, which arms a timer for every request: that timer cost a `/gate` poll
+//! about 4% of the gate's throughput (BENCHMARKS.md), and the open connections are listed here
+//! for the cap anyway.
 //!
 //! `axum::serve` can set none of these, and on a full file table it only pauses accepting, so a
 //! thousand silent connections used to take the gate away from every pipeline. Here the number of
@@ -10,18 +16,19 @@
 //! as nginx does with its keep-alive connections, so a newcomer such as a probe is always served.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use hyper::body::Incoming;
+use axum::body::Bytes;
+use axum::http::{Request, Response};
+use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -32,9 +39,7 @@ use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
-use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower::{BoxError, Service, ServiceExt};
 
 use crate::config::{Config, Limits};
 
@@ -46,15 +51,42 @@ const RESERVED_FILES: u64 = 64;
 const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// How long to pause accepting after an error that is not the client's (e.g. no file left).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// The sweep for idle connections runs this many times per header deadline (so a connection is
+/// closed at most an eighth late), but at least every second.
+const SWEEPS_PER_DEADLINE: u32 = 8;
+const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
-/// Bounds every request: an answer within `request_timeout` (else 408), a body of at most
-/// `max_body_bytes` (else 413).
-pub fn with_limits(app: Router, limits: &Limits) -> Router {
-    app.layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            limits.request_timeout,
-        ))
+/// What the listener serves: the whole application as one hyper service, cloned for each
+/// connection (`super::app` is one).
+pub trait App:
+    Service<
+        Request<Incoming>,
+        Response = Response<Self::Answer>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+    /// The body of an answer.
+    type Answer: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<A, B> App for A
+where
+    A: Service<
+            Request<Incoming>,
+            Response = Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static,
+    B: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    type Answer = B;
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops accepting, lets requests in
@@ -62,7 +94,7 @@ pub fn with_limits(app: Router, limits: &Limits) -> Router {
 /// come from the configuration at start; a reload rotates the certificate.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: impl App,
     mut config: watch::Receiver<Arc<Config>>,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -92,10 +124,16 @@ pub async fn serve(
         tls.as_ref().map(|(c, _)| c.clone()),
         draining.clone(),
     ));
+    let connections = Arc::new(Connections::default());
+    tokio::spawn(close_idle(
+        connections.clone(),
+        limits.header_read_timeout,
+        draining.clone(),
+    ));
     let front = Front {
         app,
         acceptor: tls.map(|(_, a)| a),
-        connections: Arc::new(Connections::default()),
+        connections,
         limits,
         draining: draining.clone(),
     };
@@ -198,15 +236,15 @@ fn is_connection_error(e: &io::Error) -> bool {
 
 /// What every connection shares.
 #[derive(Clone)]
-struct Front {
-    app: Router,
+struct Front<A> {
+    app: A,
     acceptor: Option<TlsAcceptor>,
     connections: Arc<Connections>,
     limits: Limits,
     draining: CancellationToken,
 }
 
-impl Front {
+impl<A: App> Front<A> {
     /// One accepted connection, holding its slot under the cap: the TLS handshake (under the header
     /// deadline), then HTTP/1.1 until the client leaves, a deadline passes, the cap evicts it, or the
     /// server drains.
@@ -238,12 +276,7 @@ impl Front {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let Front {
-            app,
-            limits,
-            draining,
-            ..
-        } = self;
+        let Front { app, draining, .. } = self;
         let evicted = connection.evict.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let busy = connection.busy();
@@ -254,11 +287,8 @@ impl Front {
                 response
             }
         });
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
-        let http = builder.serve_connection(TokioIo::new(io), service);
+        // No timer for hyper: `close_idle` keeps the header deadline.
+        let http = http1::Builder::new().serve_connection(TokioIo::new(io), service);
         tokio::pin!(http);
         let result = tokio::select! {
             result = http.as_mut() => result,
@@ -323,9 +353,42 @@ impl Connections {
         }
     }
 
+    /// Closes every connection that has had no request in flight for `deadline` or longer.
+    fn evict_idle_for(&self, deadline: Duration) {
+        let now = Instant::now();
+        self.lock().retain(|_, c| {
+            let expired = c.busy.load(Ordering::Acquire) == 0
+                && now.saturating_duration_since(c.idle_instant()) >= deadline;
+            if expired {
+                c.evict.cancel();
+            }
+            !expired
+        });
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Connection>>> {
         // A panic while holding the lock leaves the map consistent: every change is one call.
         self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Keeps the header deadline for every open connection until the server drains: one that has had
+/// no request in flight for `deadline` (none yet since it opened, or none since its last answer)
+/// is closed. A request whose line and headers are still arriving is not in flight yet, so a
+/// client that sends them too slowly is closed too, as hyper's own deadline would close it.
+async fn close_idle(
+    connections: Arc<Connections>,
+    deadline: Duration,
+    draining: CancellationToken,
+) {
+    let period = (deadline / SWEEPS_PER_DEADLINE).min(MAX_SWEEP_PERIOD);
+    let mut sweeps = tokio::time::interval(period);
+    sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = draining.cancelled() => return,
+            _ = sweeps.tick() => connections.evict_idle_for(deadline),
+        }
     }
 }
 

@@ -13,6 +13,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::alerting::cluster::{ClusterError, Peers};
 use crate::alerting::delivery::Alerting;
@@ -99,10 +101,7 @@ pub async fn serve(
         "upgrade-gate serving"
     );
     let server_token = token.clone();
-    let app = listener::with_limits(
-        auth::protect(router(state), config_rx.clone()),
-        &config.server.limits,
-    );
+    let app = app(state);
     let result = listener::serve(listener, app, config_rx, async move {
         tokio::select! {
             _ = shutdown => {}
@@ -127,6 +126,18 @@ pub async fn serve(
         );
     }
     result.map_err(ServeError::from)
+}
+
+/// The HTTP application as the listener serves it: the body limit (413), the token check (401),
+/// then the routes. The layers wrap the router as a whole, so a request passes each once; on
+/// every route, axum would box each layer again, which cost `/gate` more than its own work.
+pub fn app(state: AppState) -> impl listener::App {
+    let max_body_bytes = state.config.borrow().server.limits.max_body_bytes;
+    let config = state.config.clone();
+    ServiceBuilder::new()
+        .layer(RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(auth::layer(config))
+        .service(router(state))
 }
 
 /// Turns every SIGHUP into a reload request, until shutdown.

@@ -1,7 +1,7 @@
 //! The HTTP API. Handlers only read the latest snapshot, so no request ever waits on Prometheus.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -9,9 +9,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
+use tower_http::timeout::TimeoutLayer;
 
 use super::answers::Answers;
 use super::metrics::Metrics;
@@ -38,17 +38,34 @@ impl AppState {
         self.snapshot.borrow().clone()
     }
 
-    /// Whether the running configuration has this phase; checked without allocating, since every
-    /// `/gate` request asks.
-    fn knows(&self, phase: &str) -> bool {
-        phase == ALL_PHASES
-            || self
-                .config
-                .borrow()
-                .pack
-                .phases
-                .iter()
-                .any(|p| p.name == phase)
+    /// The verdict on `phase` as encoded when the snapshot was published. Every pipeline's poll
+    /// comes here, so it reads the configuration once and allocates only for an error.
+    fn gate(&self, phase: &str) -> Result<Response, ApiError> {
+        let max_age = {
+            let config = self.config.borrow();
+            let known = phase == ALL_PHASES || config.pack.phases.iter().any(|p| p.name == phase);
+            if !known {
+                return Err(ApiError::UnknownPhase {
+                    phase: phase.to_string(),
+                    known: config.pack.phase_names(),
+                });
+            }
+            stale_after(&config)
+        };
+        // Read under the lock rather than cloned out: the answer is only a reference to clone.
+        let latest = self.snapshot.borrow();
+        let answers = latest.as_ref().ok_or(ApiError::NotReady)?;
+        let age = SystemTime::now()
+            .duration_since(answers.evaluated_at)
+            .unwrap_or_default();
+        if age > max_age {
+            return Err(ApiError::Stale {
+                evaluated_at: answers.snapshot.evaluated_at.to_rfc3339(),
+                max_age: humantime::format_duration(max_age).to_string(),
+            });
+        }
+        let (status, body) = answers.gate(phase).ok_or(ApiError::NotReady)?;
+        Ok(json_bytes(status, body))
     }
 }
 
@@ -59,16 +76,41 @@ fn stale_after(config: &Config) -> Duration {
     config.evaluation.interval * 3 + config.prometheus.timeout + config.evaluation.query_offset
 }
 
+/// The routes. Every answer but a reload's is made from memory at once, so only the reload,
+/// which waits for the evaluation loop, carries `server.request_timeout` (408 when it passes): a
+/// timer per request would cost `/gate` more than all its own work. A handler that comes to wait
+/// on anything must carry it too.
+///
+/// Each phase known at start has a route of its own, `/gate/istio` beside `/gate/{phase}`: a
+/// literal route spares every poll the captured parameter and its extraction (a fifth of what
+/// the router spends on a `/gate` request). Phases that a reload adds are served by the
+/// parameter; one it removes is refused by either (the handler asks the running configuration).
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let request_timeout = state.config.borrow().server.limits.request_timeout;
+    let phases = state.config.borrow().pack.phase_names();
+    let mut router = Router::new()
         .route("/gate", get(gate_all))
         .route("/gate/{phase}", get(gate))
         .route("/signals", get(signals))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/-/reload", post(reload))
-        .with_state(Arc::new(state))
+        .route(
+            "/-/reload",
+            post(reload).layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                request_timeout,
+            )),
+        );
+    for phase in phases {
+        let path = format!("/gate/{phase}");
+        let phase: Arc<str> = phase.into();
+        router = router.route(
+            &path,
+            get(|State(state): State<Arc<AppState>>| async move { state.gate(&phase) }),
+        );
+    }
+    router.with_state(Arc::new(state))
 }
 
 /// Errors a client can get, each with a JSON body `{error, ...}`.
@@ -119,32 +161,15 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn gate_all(state: State<Arc<AppState>>) -> Result<Response, ApiError> {
-    gate(state, Path(ALL_PHASES.to_string())).await
+async fn gate_all(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    state.gate(ALL_PHASES)
 }
 
 async fn gate(
     State(state): State<Arc<AppState>>,
     Path(phase): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !state.knows(&phase) {
-        let known = state.config.borrow().pack.phase_names();
-        return Err(ApiError::UnknownPhase { phase, known });
-    }
-    let answers = state.latest().ok_or(ApiError::NotReady)?;
-    let snapshot = &answers.snapshot;
-    let age = (Utc::now() - snapshot.evaluated_at)
-        .to_std()
-        .unwrap_or_default();
-    let max_age = stale_after(&state.config.borrow());
-    if age > max_age {
-        return Err(ApiError::Stale {
-            evaluated_at: snapshot.evaluated_at.to_rfc3339(),
-            max_age: humantime::format_duration(max_age).to_string(),
-        });
-    }
-    let (status, body) = answers.gate(&phase).ok_or(ApiError::NotReady)?;
-    Ok(json_bytes(status, body))
+    state.gate(&phase)
 }
 
 async fn signals(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -207,6 +232,7 @@ mod tests {
     use crate::engine::snapshot::Snapshot;
     use axum::body::Body;
     use axum::http::Request;
+    use chrono::Utc;
     use tower::ServiceExt;
 
     fn app(age_secs: i64) -> Router {
