@@ -52,9 +52,10 @@ const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// How long to pause accepting after an error that is not the client's (e.g. no file left).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// The sweep for idle connections runs this many times per header deadline (so a connection is
-/// closed at most an eighth late), but at least every second.
+/// closed at most an eighth late), but at least every second and at most every millisecond.
 const SWEEPS_PER_DEADLINE: u32 = 8;
 const MAX_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(1);
 
 /// What the listener serves: the whole application as one hyper service, cloned for each
 /// connection (`super::app` is one).
@@ -381,7 +382,7 @@ async fn close_idle(
     deadline: Duration,
     draining: CancellationToken,
 ) {
-    let period = (deadline / SWEEPS_PER_DEADLINE).min(MAX_SWEEP_PERIOD);
+    let period = (deadline / SWEEPS_PER_DEADLINE).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD);
     let mut sweeps = tokio::time::interval(period);
     sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -487,5 +488,28 @@ async fn follow_reloads(
                 "server.tls was switched on or off; that takes effect only after a restart"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_closes_only_connections_idle_past_the_deadline() {
+        let connections = Connections::default();
+        let (idle, answering, fresh) = (connections.open(), connections.open(), connections.open());
+        let _busy = answering.busy();
+        std::thread::sleep(Duration::from_millis(30));
+        drop(fresh.busy());
+
+        connections.evict_idle_for(Duration::from_millis(20));
+
+        assert!(idle.evict.is_cancelled(), "idle since it opened, 30 ms ago");
+        assert!(!answering.evict.is_cancelled(), "a request is in flight");
+        assert!(!fresh.evict.is_cancelled(), "answered a request just now");
+        let mut open: Vec<u64> = connections.lock().keys().copied().collect();
+        open.sort();
+        assert_eq!(open, vec![answering.id, fresh.id]);
     }
 }
