@@ -203,6 +203,28 @@ async fn slow_and_idle_clients_are_cut_off_at_the_header_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_still_sending_its_request_does_not_hold_the_shutdown() {
+    // A request timeout far longer than the test waits: only the header deadline can end the
+    // half-sent request while the server drains.
+    let (_dir, config) = gate_config(
+        "header_read_timeout: 1s, request_timeout: 60s",
+        &format!("http://127.0.0.1:{}", common::gate::free_port()),
+    );
+    let gate = TestGate::start(config).await;
+    let mut slow = tokio::net::TcpStream::connect(gate.addr).await.unwrap();
+    slow.write_all(b"GET /heal").await.unwrap();
+    // Connections are accepted in order: once a later one is answered, the slow one is open.
+    assert_eq!(gate.get("/healthz").await.0, 200);
+    let stopping = Instant::now();
+    gate.stop().await;
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(1), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the slow connection is closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_bodies_are_limited() {
     let (_dir, config) = gate_config(
         "max_body_bytes: 1024",

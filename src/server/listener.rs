@@ -126,10 +126,13 @@ pub async fn serve(
         draining.clone(),
     ));
     let connections = Arc::new(Connections::default());
+    // The sweep goes on while the server drains: a client still sending its request then is
+    // closed at the deadline, not left to hold the shutdown until the drain gives up.
+    let swept = CancellationToken::new();
     tokio::spawn(close_idle(
         connections.clone(),
         limits.header_read_timeout,
-        draining.clone(),
+        swept.clone(),
     ));
     let front = Front {
         app,
@@ -175,10 +178,9 @@ pub async fn serve(
     drop(listener);
     draining.cancel();
     tasks.close();
-    if tokio::time::timeout(limits.request_timeout, tasks.wait())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(limits.request_timeout, tasks.wait()).await;
+    swept.cancel();
+    if drained.is_err() {
         tracing::warn!("some HTTP connections did not finish in time; shutting down without them");
     }
     Ok(())
@@ -296,7 +298,10 @@ impl<A: App> Front<A> {
             _ = evicted.cancelled() => return,
             _ = draining.cancelled() => {
                 http.as_mut().graceful_shutdown();
-                http.await
+                tokio::select! {
+                    result = http.as_mut() => result,
+                    _ = evicted.cancelled() => return,
+                }
             }
         };
         // Deadlines passing and clients going away are the normal end of a connection.
@@ -373,21 +378,17 @@ impl Connections {
     }
 }
 
-/// Keeps the header deadline for every open connection until the server drains: one that has had
+/// Keeps the header deadline for every open connection until `stop`: one that has had
 /// no request in flight for `deadline` (none yet since it opened, or none since its last answer)
 /// is closed. A request whose line and headers are still arriving is not in flight yet, so a
 /// client that sends them too slowly is closed too, as hyper's own deadline would close it.
-async fn close_idle(
-    connections: Arc<Connections>,
-    deadline: Duration,
-    draining: CancellationToken,
-) {
+async fn close_idle(connections: Arc<Connections>, deadline: Duration, stop: CancellationToken) {
     let period = (deadline / SWEEPS_PER_DEADLINE).clamp(MIN_SWEEP_PERIOD, MAX_SWEEP_PERIOD);
     let mut sweeps = tokio::time::interval(period);
     sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = draining.cancelled() => return,
+            _ = stop.cancelled() => return,
             _ = sweeps.tick() => connections.evict_idle_for(deadline),
         }
     }
