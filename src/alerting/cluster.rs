@@ -331,8 +331,10 @@ impl Sync {
             self.stable_rounds = 0;
         }
         // A peer heard of but not live yet is one whose log may not be complete here; a dead one
-        // keeps this replica waiting until the timeout, which is the most a join may take.
-        let known = heard.iter().all(|h| live.contains(h));
+        // keeps this replica waiting until the timeout, which is the most a join may take. Before
+        // any peer is heard of, nothing tells "alone" from "not reached yet" (a busy peer may take
+        // more than the settle rounds to answer): only the timeout settles that.
+        let known = !heard.is_empty() && heard.iter().all(|h| live.contains(h));
         let membership = Membership {
             peers: present.len(),
             position: present
