@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::body::Bytes;
 use axum::http::StatusCode;
@@ -18,9 +17,6 @@ use crate::engine::snapshot::Snapshot;
 /// A snapshot with its answers already encoded as JSON.
 pub struct Answers {
     pub snapshot: Arc<Snapshot>,
-    /// `snapshot.evaluated_at` on the system clock, which every `/gate` request compares with
-    /// now without a calendar conversion.
-    pub evaluated_at: SystemTime,
     /// Per phase (including `all`): the status a pipeline reads (200 go, 503 no-go) and the verdict.
     gate: HashMap<String, (StatusCode, Bytes)>,
     /// The body of `/signals`.
@@ -47,7 +43,6 @@ impl Answers {
         }))
         .expect("signal reports serialize");
         Answers {
-            evaluated_at: snapshot.evaluated_at.into(),
             snapshot,
             gate,
             signals: Bytes::from(signals),

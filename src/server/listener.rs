@@ -293,14 +293,15 @@ impl<A: App> Front<A> {
         // No timer for hyper: `close_idle` keeps the header deadline.
         let http = http1::Builder::new().serve_connection(TokioIo::new(io), service);
         tokio::pin!(http);
-        let result = tokio::select! {
-            result = http.as_mut() => result,
-            _ = evicted.cancelled() => return,
-            _ = draining.cancelled() => {
-                http.as_mut().graceful_shutdown();
-                tokio::select! {
-                    result = http.as_mut() => result,
-                    _ = evicted.cancelled() => return,
+        // Eviction (the cap, the header deadline) ends the connection even while it drains.
+        let mut shutting_down = false;
+        let result = loop {
+            tokio::select! {
+                result = http.as_mut() => break result,
+                _ = evicted.cancelled() => return,
+                _ = draining.cancelled(), if !shutting_down => {
+                    http.as_mut().graceful_shutdown();
+                    shutting_down = true;
                 }
             }
         };
@@ -347,7 +348,7 @@ impl Connections {
         let mut open = self.lock();
         let longest = open
             .values()
-            .filter(|c| c.busy.load(Ordering::Acquire) == 0)
+            .filter(|c| c.is_idle())
             .min_by_key(|c| c.idle_instant())
             .map(|c| c.id);
         match longest.and_then(|id| open.remove(&id)) {
@@ -363,8 +364,8 @@ impl Connections {
     fn evict_idle_for(&self, deadline: Duration) {
         let now = Instant::now();
         self.lock().retain(|_, c| {
-            let expired = c.busy.load(Ordering::Acquire) == 0
-                && now.saturating_duration_since(c.idle_instant()) >= deadline;
+            let expired =
+                c.is_idle() && now.saturating_duration_since(c.idle_instant()) >= deadline;
             if expired {
                 c.evict.cancel();
             }
@@ -404,6 +405,11 @@ impl Drop for Registered {
 }
 
 impl Connection {
+    /// No request in flight: never sent one, or between two.
+    fn is_idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0
+    }
+
     fn idle_instant(&self) -> Instant {
         self.born + Duration::from_nanos(self.idle_since.load(Ordering::Acquire))
     }

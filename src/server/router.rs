@@ -56,7 +56,7 @@ impl AppState {
         let latest = self.snapshot.borrow();
         let answers = latest.as_ref().ok_or(ApiError::NotReady)?;
         let age = SystemTime::now()
-            .duration_since(answers.evaluated_at)
+            .duration_since(answers.snapshot.evaluated_at.into())
             .unwrap_or_default();
         if age > max_age {
             return Err(ApiError::Stale {
@@ -86,8 +86,13 @@ fn stale_after(config: &Config) -> Duration {
 /// the router spends on a `/gate` request). Phases that a reload adds are served by the
 /// parameter; one it removes is refused by either (the handler asks the running configuration).
 pub fn router(state: AppState) -> Router {
-    let request_timeout = state.config.borrow().server.limits.request_timeout;
-    let phases = state.config.borrow().pack.phase_names();
+    let (request_timeout, phases) = {
+        let config = state.config.borrow();
+        (
+            config.server.limits.request_timeout,
+            config.pack.phase_names(),
+        )
+    };
     let mut router = Router::new()
         .route("/gate", get(gate_all))
         .route("/gate/{phase}", get(gate))
