@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use std::sync::{Arc, Mutex};
 
-use super::answer;
+use super::matrix;
 use super::error::{shown_url, SourceError};
 use super::sigv4::SigV4;
 use crate::config::{Bearer, PrometheusConfig};
@@ -158,7 +158,7 @@ impl PrometheusSource {
                 }
             };
             let status = response.status();
-            answer::read(response, window, max_series, timeout, &self.config.url)
+            matrix::read(response, window, max_series, timeout, &self.config.url)
                 .await
                 .map_err(|e| match e {
                     // Garbage with an error status is most likely a proxy's page: say which status.

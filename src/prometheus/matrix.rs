@@ -1,4 +1,4 @@
-//! Reads a range-query answer straight onto the engine's step grid.
+//! Reads the matrix a range query answers straight onto the engine's step grid.
 //!
 //! The answer of an unaggregated query in a big cluster is tens of megabytes of JSON. Generic
 //! decoding (the Prometheus client crate's tagged enums, or a `serde_json::Value`) first builds a
