@@ -7,7 +7,8 @@
 //! - [`commands`]: one file per subcommand, the clap types and the report printing
 //! - [`config`]: YAML + environment → a validated [`config::Config`], every problem listed
 //! - [`engine`]: pack, thresholds, judging, score and decision, snapshot; pure, no I/O
-//! - [`prometheus`]: range queries with a bound and timeouts, SigV4, the `--online` check
+//! - [`prometheus`]: one client (auth and SigV4 on the request, one error classifier), range
+//!   queries with a bound and timeouts read as they stream, the `--online` check
 //! - [`alerting`]: what fires, message formats per receiver, delivery queues, the notification
 //!   log, its state file and the gossip that shares it between replicas
 //! - [`server`]: the daemon's wiring, HTTP router, evaluation loop, exported metrics

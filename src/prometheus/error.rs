@@ -25,6 +25,61 @@ pub enum SourceError {
     TooManySeries { returned: usize, limit: usize },
 }
 
+/// The verdict of an API answer's envelope (`status`, `errorType`, `error`): the one reading of
+/// it, for streamed range answers and whole ones alike. `timeout` names the limit in a timeout
+/// Prometheus reports itself.
+pub fn api_status(
+    status: Option<&str>,
+    error_type: Option<String>,
+    error: Option<String>,
+    timeout: Duration,
+) -> Result<(), SourceError> {
+    match status {
+        Some("success") => Ok(()),
+        Some("error") if error_type.as_deref() == Some("timeout") => {
+            Err(SourceError::Timeout(timeout))
+        }
+        Some("error") => Err(SourceError::Rejected(format!(
+            "{}: {}",
+            error_type.unwrap_or_default(),
+            error.unwrap_or_default()
+        ))),
+        other => Err(SourceError::BadResponse(format!(
+            "status {:?}",
+            other.unwrap_or("missing")
+        ))),
+    }
+}
+
+/// Sorts an exchange that got no complete answer into what an operator would act on: too slow,
+/// or no connection. The one classifier of transport errors; URLs are stripped because they may
+/// carry credentials.
+pub fn classify(e: &reqwest::Error, timeout: Duration, url: &str) -> SourceError {
+    if e.is_timeout() {
+        SourceError::Timeout(timeout)
+    } else {
+        SourceError::Unreachable {
+            at: shown_url(url),
+            reason: describe_chain(e),
+        }
+    }
+}
+
+/// The error and its causes in one line, without the request URL.
+fn describe_chain(e: &reqwest::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    if parts.is_empty() {
+        "request failed".to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
 /// `52113` as `52,113`.
 fn thousands(n: usize) -> String {
     let digits = n.to_string();
