@@ -40,7 +40,8 @@ struct Envelope<T> {
 }
 
 impl Client {
-    pub fn new(config: &PrometheusConfig) -> Result<Self, SourceError> {
+    /// `refresh_before`: how long before they expire SigV4 credentials are refreshed.
+    pub fn new(config: &PrometheusConfig, refresh_before: Duration) -> Result<Self, SourceError> {
         let auth = &config.auth;
         let bad_url = |reason: String| SourceError::Unreachable {
             at: shown_url(&config.url),
@@ -77,7 +78,7 @@ impl Client {
                 Some(Bearer::File(path)) => Some(path.clone()),
                 _ => None,
             },
-            sigv4: auth.sigv4.clone().map(SigV4::new),
+            sigv4: auth.sigv4.clone().map(|c| SigV4::new(c, refresh_before)),
         })
     }
 

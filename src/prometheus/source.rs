@@ -4,6 +4,7 @@
 //! It only fetches; judging the samples is the engine's job, which keeps that part pure.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::join_all;
 use reqwest::Method;
@@ -12,6 +13,7 @@ use tokio::sync::Semaphore;
 use super::client::{not_api, Client};
 use super::error::SourceError;
 use super::matrix;
+use super::sigv4::REFRESH_BEFORE;
 use crate::config::PrometheusConfig;
 use crate::engine::grid::Grid;
 use crate::engine::series::Window;
@@ -24,8 +26,18 @@ pub struct PrometheusSource {
 
 impl PrometheusSource {
     pub fn new(config: &PrometheusConfig) -> Result<Self, SourceError> {
+        Self::with_credentials_refresh(config, REFRESH_BEFORE)
+    }
+
+    /// As [`Self::new`], with SigV4 credentials refreshed `before` they expire instead of
+    /// [`REFRESH_BEFORE`]: tests use credentials that live for minutes, not hours.
+    #[doc(hidden)]
+    pub fn with_credentials_refresh(
+        config: &PrometheusConfig,
+        before: Duration,
+    ) -> Result<Self, SourceError> {
         Ok(PrometheusSource {
-            client: Arc::new(Client::new(config)?),
+            client: Arc::new(Client::new(config, before)?),
         })
     }
 
