@@ -240,7 +240,15 @@ mod tests {
     use chrono::Utc;
     use tower::ServiceExt;
 
+    /// Interval 30s and timeout 10s: a verdict goes stale after 1m40s.
+    const CONFIG: &str = "evaluation: {interval: 30s}\nprometheus: {timeout: 10s}\nphases: [{name: istio}]\nsignals: [{name: s, query: up, fail: \"> 1\"}]\n";
+
     fn app(age_secs: i64) -> Router {
+        app_with(age_secs, CONFIG)
+    }
+
+    /// The router with a snapshot evaluated `age_secs` ago, under the configuration `yaml`.
+    fn app_with(age_secs: i64, yaml: &str) -> Router {
         let evaluated_at = Utc::now() - chrono::Duration::seconds(age_secs);
         let verdict = Verdict {
             phase: "istio".into(),
@@ -261,12 +269,7 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gate.yaml");
-        // Interval 30s and timeout 10s: a verdict goes stale after 1m40s.
-        std::fs::write(
-            &path,
-            "evaluation: {interval: 30s}\nprometheus: {timeout: 10s}\nphases: [{name: istio}]\nsignals: [{name: s, query: up, fail: \"> 1\"}]\n",
-        )
-        .unwrap();
+        std::fs::write(&path, yaml).unwrap();
         let config = crate::config::load(Some(&path)).unwrap();
         let (_tx, rx) = watch::channel(Some(Arc::new(Answers::encode(Arc::new(snapshot)))));
         let (_config_tx, config) = watch::channel(Arc::new(config));
@@ -310,5 +313,19 @@ mod tests {
                 .contains("is older than 1m 40s"),
             "{body}"
         );
+    }
+
+    /// A verdict is judged `query_offset` behind the clock, so it may be that much older before
+    /// it is stale: with a 60s offset, a 15s interval and a 10s timeout, a verdict 1m30s old is
+    /// current (without the offset every answer would be a 503 from 55s on), and one 2m old is
+    /// past the limit of 3 x 15s + 10s + 60s.
+    #[tokio::test]
+    async fn the_query_offset_counts_toward_the_staleness_limit() {
+        let config = CONFIG.replace("{interval: 30s}", "{interval: 15s, query_offset: 60s}");
+        let (status, body) = get(app_with(90, &config), "/gate/istio").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = get(app_with(120, &config), "/gate/istio").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("is older than 1m 55s"), "{body}");
     }
 }
