@@ -39,7 +39,7 @@ use baseline::{BaselineSettings, RawBaseline};
 use cluster::{validate_cluster, RawCluster};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
-use read::{count_or, duration_or, env_overrides, read_raw};
+use read::{env_overrides, read_raw};
 use server::{validate_server, RawServer};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
@@ -132,7 +132,7 @@ pub struct Config {
 /// Loads and validates the config at `path`, or the built-in default when `path` is `None`.
 /// Environment overrides apply in both cases.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let mut problems = Problems(Vec::new());
+    let problems = Problems::default();
     let (file_name, raw, signal_sources) = match path {
         Some(path) => {
             let name = path.display().to_string();
@@ -143,7 +143,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             )
             .map_err(|p| ConfigError { problems: vec![p] })?;
             let base = path.parent().unwrap_or(Path::new("."));
-            let files = expand_signal_files(&name, base, &raw.signal_files, &mut problems);
+            let files = expand_signal_files(&name, base, &raw.signal_files, &problems);
             (name, raw, SignalSources::Disk(files))
         }
         None => {
@@ -157,13 +157,13 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             (name.to_string(), raw, SignalSources::BuiltIn)
         }
     };
-    let mut config = validate(&file_name, raw, signal_sources, &mut problems);
+    let mut config = validate(&file_name, raw, signal_sources, &problems);
     config.source = path.map(Path::to_path_buf);
-    if problems.0.is_empty() {
+    if problems.is_empty() {
         Ok(config)
     } else {
         Err(ConfigError {
-            problems: problems.0,
+            problems: problems.into_vec(),
         })
     }
 }
@@ -172,76 +172,45 @@ fn validate(
     file: &str,
     raw: RawConfig,
     signal_sources: SignalSources,
-    problems: &mut Problems,
+    problems: &Problems,
 ) -> Config {
+    let at = problems.at(file);
     let prometheus = validate_prometheus(file, &raw.prometheus, problems);
-    let interval = duration_or(
-        file,
-        "evaluation.interval",
-        raw.evaluation.interval,
-        DEFAULT_INTERVAL,
-        problems,
+    let key = at.key("evaluation.interval");
+    let interval = key.duration_or(raw.evaluation.interval, DEFAULT_INTERVAL);
+    let whole = humantime::format_duration(interval);
+    key.require(
+        interval >= Duration::from_secs(1) && interval.subsec_nanos() == 0,
+        format!(
+            "{whole} must be a whole number of seconds, at least 1s (it is the range query step)"
+        ),
     );
-    if interval < Duration::from_secs(1) || interval.subsec_nanos() != 0 {
-        problems.add(
-            file,
-            None,
-            Some("evaluation.interval"),
-            format!(
-                "{} must be a whole number of seconds, at least 1s (it is the range query step)",
-                humantime::format_duration(interval)
-            ),
-        );
-    }
-    let concurrency = count_or(
-        file,
-        "evaluation.concurrency",
-        raw.evaluation.concurrency,
-        DEFAULT_CONCURRENCY,
-        problems,
+    let concurrency = at
+        .key("evaluation.concurrency")
+        .count_or(raw.evaluation.concurrency, DEFAULT_CONCURRENCY);
+    let key = at.key("evaluation.query_offset");
+    let query_offset = key.duration_or(raw.evaluation.query_offset, Duration::ZERO);
+    let whole = humantime::format_duration(query_offset);
+    key.require(
+        query_offset.subsec_nanos() == 0,
+        format!("{whole} must be a whole number of seconds"),
     );
-    let query_offset = duration_or(
-        file,
-        "evaluation.query_offset",
-        raw.evaluation.query_offset,
-        Duration::ZERO,
-        problems,
-    );
-    if query_offset.subsec_nanos() != 0 {
-        problems.add(
-            file,
-            None,
-            Some("evaluation.query_offset"),
-            format!(
-                "{} must be a whole number of seconds",
-                humantime::format_duration(query_offset)
-            ),
-        );
-    }
-    let max_series = count_or(
-        file,
-        "evaluation.max_series",
-        raw.evaluation.max_series,
-        DEFAULT_MAX_SERIES,
-        problems,
-    );
+    let max_series = at
+        .key("evaluation.max_series")
+        .count_or(raw.evaluation.max_series, DEFAULT_MAX_SERIES);
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-    let listen = listen_text.parse().unwrap_or_else(|e| {
-        problems.add(
-            file,
-            None,
-            Some("server.listen"),
-            format!("{listen_text:?} is not an address such as 127.0.0.1:8080: {e}"),
-        );
-        DEFAULT_LISTEN
-            .parse()
-            .expect("default listen address parses")
-    });
+    let listen =
+        at.key("server.listen")
+            .check(listen_text.parse().map_err(|e| {
+                format!("{listen_text:?} is not an address such as 127.0.0.1:8080: {e}")
+            }))
+            .unwrap_or_else(|| {
+                DEFAULT_LISTEN
+                    .parse()
+                    .expect("default listen address parses")
+            });
 
-    let (baseline, baseline_errors) = BaselineSettings::validate(raw.baseline);
-    for (key, message) in baseline_errors {
-        problems.add(file, None, Some(key), message);
-    }
+    let baseline = BaselineSettings::validate(raw.baseline, at);
 
     Config {
         prometheus,

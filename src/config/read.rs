@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use config::Environment;
 
-use super::problems::{Problem, Problems};
+use super::problems::{Key, Problem};
 use crate::secret::{expand_env, Secret};
 
 const ENV_PREFIX: &str = "UPGRADE_GATE";
@@ -53,66 +53,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{text:?} is not a duration such as 30s or 10m: {e}"))
 }
 
-pub(super) fn duration_or(
-    file: &str,
-    key: &str,
-    text: Option<String>,
-    default: Duration,
-    problems: &mut Problems,
-) -> Duration {
-    match text.as_deref().map(parse_duration) {
-        None => default,
-        Some(Ok(d)) => d,
-        Some(Err(message)) => {
-            problems.add(file, None, Some(key), message);
-            default
+impl Key<'_> {
+    /// A duration, or `default` when not given (or not readable, with the problem reported).
+    pub(super) fn duration_or(&self, text: Option<String>, default: Duration) -> Duration {
+        match text.as_deref() {
+            None => default,
+            Some(text) => self.check(parse_duration(text)).unwrap_or(default),
         }
     }
-}
 
-/// A count that must be at least 1, or `default` when not given.
-pub(super) fn count_or(
-    file: &str,
-    key: &str,
-    value: Option<i64>,
-    default: usize,
-    problems: &mut Problems,
-) -> usize {
-    match value {
-        None => default,
-        Some(n) if n >= 1 => n as usize,
-        Some(n) => {
-            problems.add(file, None, Some(key), format!("{n} must be at least 1"));
-            default
+    /// A count that must be at least 1, or `default` when not given.
+    pub(super) fn count_or(&self, value: Option<i64>, default: usize) -> usize {
+        match value {
+            None => default,
+            Some(n) if n >= 1 => n as usize,
+            Some(n) => {
+                self.problem(format!("{n} must be at least 1"));
+                default
+            }
         }
     }
-}
 
-/// A secret given inline (with `${ENV}` expansion) or as `<key>_file`, never both.
-pub(super) fn secret_value(
-    file: &str,
-    key: &str,
-    inline: Option<String>,
-    path: Option<String>,
-    problems: &mut Problems,
-) -> Option<Secret> {
-    let result = match (inline, path) {
-        (None, None) => return None,
-        (Some(_), Some(_)) => Err(format!("set either `{key}` or `{key}_file`, not both")),
-        (Some(text), None) => expand_env(&text),
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| format!("cannot read {key}_file {path}: {e}")),
-    };
-    match result {
-        Ok(v) if v.is_empty() => {
-            problems.add(file, None, Some(key), "is empty".into());
-            None
-        }
-        Ok(v) => Some(Secret::new(v)),
-        Err(message) => {
-            problems.add(file, None, Some(key), message);
-            None
-        }
+    /// A secret given inline (with `${ENV}` expansion) or as `<key>_file`, never both.
+    pub(super) fn secret(&self, inline: Option<String>, path: Option<String>) -> Option<Secret> {
+        let key = self.name();
+        let result = match (inline, path) {
+            (None, None) => return None,
+            (Some(_), Some(_)) => Err(format!("set either `{key}` or `{key}_file`, not both")),
+            (Some(text), None) => expand_env(&text),
+            (None, Some(path)) => std::fs::read_to_string(&path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("cannot read {key}_file {path}: {e}")),
+        };
+        let value = self.check(result)?;
+        self.require(!value.is_empty(), "is empty")
+            .then(|| Secret::new(value))
     }
 }
