@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::problems::{At, Problems};
+use super::read::whole_number;
 use crate::secret::Secret;
 
 const DEFAULT_REPEAT: Duration = Duration::from_secs(3600);
@@ -24,6 +25,7 @@ pub(super) struct RawAlerts {
     timeout: Option<String>,
     retry_initial_backoff: Option<String>,
     retry_max_backoff: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     queue_capacity: Option<i64>,
     state_file: Option<String>,
     #[serde(default)]

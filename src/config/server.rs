@@ -15,6 +15,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
 use super::problems::{At, Problems};
+use super::read::whole_number;
 
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,7 +29,9 @@ pub(super) struct RawServer {
     pub(super) enable_reload_endpoint: Option<bool>,
     header_read_timeout: Option<String>,
     request_timeout: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_connections: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_body_bytes: Option<i64>,
     tls: Option<RawServerTls>,
     auth: Option<RawServerAuth>,

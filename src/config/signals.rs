@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::baseline::{BaselineSettings, RawBaseline};
 use super::problems::{At, Key, Problem, Problems};
-use super::read::read_raw;
+use super::read::{read_raw, whole_number};
 use crate::engine::pack::{NoDataPolicy, Pack, Phase, Signal, ALL_PHASES, DEFAULT_MIN_SCORE};
 use crate::engine::threshold::{Threshold, ThresholdError};
 
@@ -75,6 +75,7 @@ pub(super) struct RawSignal {
     baseline: Option<RawBaseline>,
     no_baseline: Option<String>,
     phases: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_series: Option<i64>,
 }
 
