@@ -35,12 +35,10 @@ pub(super) fn read_raw<T: serde::de::DeserializeOwned>(
     builder
         .build()
         .and_then(|c| c.try_deserialize::<T>())
-        .map_err(
-            |e| match env.and_then(|env| from_environment(name, &env, &e)) {
-                Some(problem) => problem,
-                None => config_problem(name, e),
-            },
-        )
+        .map_err(|e| {
+            env.and_then(|env| from_environment(name, &env, &e))
+                .unwrap_or_else(|| config_problem(name, e))
+        })
 }
 
 fn config_problem(file: &str, e: config::ConfigError) -> Problem {
