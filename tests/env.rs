@@ -7,64 +7,14 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use common::data::{around, now, OpenMetrics};
 use common::prometheus::TestPrometheus;
+use common::proxy::{proxy, Proxy};
 
 /// Values that look like numbers or booleans, or hold spaces: each must arrive as written.
 const TRICKY: [&str; 6] = ["007", "1e3", "true", "12.50", "0x10", "two  spaces"];
-
-/// Forwards to Prometheus and keeps the headers of every request.
-#[derive(Clone)]
-struct Recorder {
-    upstream: String,
-    seen: Arc<Mutex<Vec<HeaderMap>>>,
-}
-
-async fn forward(
-    State(r): State<Recorder>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    r.seen.lock().unwrap().push(headers.clone());
-    let url = format!(
-        "{}{}",
-        r.upstream,
-        uri.path_and_query().map_or("", |pq| pq.as_str())
-    );
-    let mut request = reqwest::Client::new().request(method, url).body(body);
-    if let Some(ct) = headers.get("content-type") {
-        request = request.header("content-type", ct);
-    }
-    let answer = request.send().await.unwrap();
-    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-    let content_type = answer.headers().get("content-type").cloned();
-    let mut response = (status, answer.bytes().await.unwrap()).into_response();
-    if let Some(ct) = content_type {
-        response.headers_mut().insert("content-type", ct);
-    }
-    response
-}
-
-async fn recorder(upstream: &str) -> (String, Recorder) {
-    let r = Recorder {
-        upstream: upstream.to_string(),
-        seen: Arc::default(),
-    };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new().fallback(forward).with_state(r.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, r)
-}
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_upgrade-gate"));
@@ -77,7 +27,7 @@ fn bin() -> Command {
     c
 }
 
-/// Runs the binary off the runtime's threads (the recorder answers on them).
+/// Runs the binary off the runtime's threads (the proxy answers on them).
 async fn run(mut cmd: Command) -> (i32, String) {
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -113,7 +63,7 @@ fn prometheus() -> TestPrometheus {
 }
 
 /// Every request since the last call carried each `name: value` exactly, and there was one.
-fn every_request_carried(r: &Recorder, expected: &[(&str, &str)]) {
+fn every_request_carried(r: &Proxy, expected: &[(&str, &str)]) {
     let seen = std::mem::take(&mut *r.seen.lock().unwrap());
     assert!(!seen.is_empty(), "no request reached Prometheus");
     for headers in seen {
@@ -127,7 +77,7 @@ fn every_request_carried(r: &Recorder, expected: &[(&str, &str)]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secrets_from_the_environment_arrive_verbatim() {
     let prom = prometheus();
-    let (url, seen) = recorder(prom.url()).await;
+    let (url, seen) = proxy(prom.url(), &[]).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     let check = |vars: [(&str, &str); 2]| {
