@@ -7,7 +7,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::problems::Problems;
-use super::read::duration_or;
 use crate::secret::expand_env;
 
 const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,77 +38,53 @@ pub struct ClusterConfig {
 pub(super) fn validate_cluster(
     file: &str,
     raw: Option<RawCluster>,
-    problems: &mut Problems,
+    problems: &Problems,
 ) -> Option<ClusterConfig> {
     let raw = raw?;
-    let address = |key: &str, text: &str, problems: &mut Problems| -> Option<SocketAddr> {
-        let key = format!("cluster.{key}");
+    let at = problems.at(file);
+    let address = |key: &str, text: &str| -> Option<SocketAddr> {
         let parsed = expand_env(text).and_then(|t| {
             t.parse::<SocketAddr>()
                 .map_err(|e| format!("{t:?} is not an address such as 10.0.0.5:7946: {e}"))
         });
-        parsed
-            .map_err(|m| problems.add(file, None, Some(&key), m))
-            .ok()
+        at.key(format!("cluster.{key}")).check(parsed)
     };
-    let listen = match raw.listen.as_deref() {
-        Some(text) => address("listen", text, problems),
-        None => {
-            problems.add(
-                file,
-                None,
-                Some("cluster.listen"),
-                "missing; the gossip address, such as 0.0.0.0:7946".into(),
-            );
-            None
-        }
-    };
+    let listen = raw
+        .listen
+        .as_deref()
+        .and_then(|text| address("listen", text));
+    at.key("cluster.listen").require(
+        raw.listen.is_some(),
+        "missing; the gossip address, such as 0.0.0.0:7946",
+    );
     let advertise = match raw.advertise.as_deref() {
-        Some(text) => address("advertise", text, problems),
+        Some(text) => address("advertise", text),
         None => listen,
     };
     if let Some(a) = advertise.filter(|a| a.ip().is_unspecified() || a.port() == 0) {
-        let key = if raw.advertise.is_some() {
-            "cluster.advertise"
-        } else {
-            "cluster.listen"
+        let key = match raw.advertise {
+            Some(_) => "cluster.advertise",
+            None => "cluster.listen",
         };
-        problems.add(
-            file,
-            None,
-            Some(key),
-            format!("peers cannot dial {a}; set cluster.advertise to this replica's own address, such as ${{POD_IP}}:7946"),
-        );
+        at.key(key).problem(format!(
+            "peers cannot dial {a}; \
+             set cluster.advertise to this replica's own address, such as ${{POD_IP}}:7946"
+        ));
     }
     let mut peers = Vec::new();
     for (i, peer) in raw.peers.iter().enumerate() {
-        let key = format!("cluster.peers[{i}]");
-        match expand_env(peer) {
-            Ok(p) if valid_host_port(&p) => peers.push(p),
-            Ok(p) => problems.add(
-                file,
-                None,
-                Some(&key),
-                format!("{p:?} is not host:port, such as upgrade-gate-peers:7946"),
-            ),
-            Err(m) => problems.add(file, None, Some(&key), m),
-        }
+        let key = at.key(format!("cluster.peers[{i}]"));
+        let peer = expand_env(peer).and_then(|p| match valid_host_port(&p) {
+            true => Ok(p),
+            false => Err(format!(
+                "{p:?} is not host:port, such as upgrade-gate-peers:7946"
+            )),
+        });
+        peers.extend(key.check(peer));
     }
-    let peer_timeout = duration_or(
-        file,
-        "cluster.peer_timeout",
-        raw.peer_timeout,
-        DEFAULT_PEER_TIMEOUT,
-        problems,
-    );
-    if peer_timeout.is_zero() {
-        problems.add(
-            file,
-            None,
-            Some("cluster.peer_timeout"),
-            "must be more than 0".into(),
-        );
-    }
+    let key = at.key("cluster.peer_timeout");
+    let peer_timeout = key.duration_or(raw.peer_timeout, DEFAULT_PEER_TIMEOUT);
+    key.require(!peer_timeout.is_zero(), "must be more than 0");
     Some(ClusterConfig {
         listen: listen?,
         advertise: advertise?,
@@ -148,9 +123,16 @@ mod tests {
     use super::*;
 
     fn check(raw: RawCluster) -> (Option<ClusterConfig>, Vec<String>) {
-        let mut problems = Problems(Vec::new());
-        let c = validate_cluster("f.yaml", Some(raw), &mut problems);
-        (c, problems.0.iter().map(ToString::to_string).collect())
+        let problems = Problems::default();
+        let c = validate_cluster("f.yaml", Some(raw), &problems);
+        (
+            c,
+            problems
+                .into_vec()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        )
     }
 
     #[test]
