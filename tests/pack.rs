@@ -8,8 +8,8 @@ use common::prometheus::TestPrometheus;
 use upgrade_gate::engine::decide::Decision;
 use upgrade_gate::engine::evaluate::Status;
 use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 use upgrade_gate::simulate::scenarios::{openmetrics, openmetrics_window, Scenario, Window};
 
 async fn evaluate_default_pack(scenario: Scenario) -> Snapshot {

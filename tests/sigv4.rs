@@ -14,8 +14,8 @@ use common::prometheus::TestPrometheus;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 
 const ACCESS_KEY: &str = "AKIDUPGRADEGATETEST";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYUPGRADEGATE";

@@ -10,8 +10,8 @@ use super::report;
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
 use crate::engine::pack::ALL_PHASES;
+use crate::evaluation::evaluate;
 use crate::prometheus::source::PrometheusSource;
-use crate::server::evaluation::evaluate;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Output {

@@ -15,9 +15,9 @@ use tokio::time::Instant;
 use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
 use crate::engine::decide::{fmt_number, Decision};
+use crate::evaluation::evaluate;
 use crate::prometheus::source::PrometheusSource;
 use crate::secret::Secret;
-use crate::server::evaluation::evaluate;
 
 /// Where the answers come from.
 pub enum Target {

@@ -1,8 +1,8 @@
-//! The daemon: the evaluation loop ([`scheduler`], one [`evaluation`] per tick) and the HTTP
-//! server ([`router`] behind the [`auth`] check and the [`listener`]'s limits), sharing one
-//! shutdown token, with the gate's own [`metrics`].
+//! The daemon: the evaluation loop ([`scheduler`], one [`crate::evaluation::Incremental`]
+//! evaluation per tick) and the HTTP server ([`router`] behind the [`auth`] check and the
+//! [`listener`]'s limits), sharing one shutdown token, with the gate's own [`metrics`].
 //!
-//! This is where the pieces meet: it wires the Prometheus source, the engine and the alert path
+//! This is where the pieces meet: it wires the evaluation, the alert path and the HTTP answers
 //! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an
 //! already-bound listener so that tests can bind port 0 and learn the address.
 
@@ -27,8 +27,6 @@ use scheduler::{Reload, Scheduler};
 
 pub mod answers;
 pub mod auth;
-pub mod baselines;
-pub mod evaluation;
 pub mod listener;
 pub mod metrics;
 pub mod router;

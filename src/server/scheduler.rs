@@ -17,13 +17,13 @@ use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::answers::Answers;
-use super::evaluation::Incremental;
 use super::metrics::Metrics;
 use crate::alerting::delivery::Alerting;
 use crate::config::{self, Config, ConfigError};
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
 use crate::engine::snapshot::Snapshot;
+use crate::evaluation::Incremental;
 use crate::prometheus::source::PrometheusSource;
 
 /// A request to re-read the configuration; the answer says whether it was taken.
