@@ -5,9 +5,10 @@
 //! prometheus → config → engine, and server → alerting), the engine imports nothing of the others,
 //! and of the commands only `serve` imports the daemon:
 //!
-//! - [`commands`]: one file per subcommand, the clap types and the report printing
+//! - [`commands`]: one file per subcommand, the clap types and the printing
 //! - [`config`]: YAML + environment → a validated [`config::Config`], every problem listed
-//! - [`engine`]: pack, thresholds, judging, score and decision, snapshot; pure, no I/O
+//! - [`engine`]: pack, thresholds, judging, score and decision, snapshot, how verdicts read as
+//!   text; pure, no I/O
 //! - [`prometheus`]: range queries with a bound and timeouts, SigV4, the `--online` check
 //! - [`evaluation`]: fetch, then judge: the one path from Prometheus' answers to verdicts, for
 //!   `check`, `wait`, `replay` and `serve` (whole windows, every step of a window, or only the

@@ -106,7 +106,7 @@ fn the_simulator_exports_every_metric_the_default_pack_reads() {
                 .signals
                 .iter()
                 .flat_map(|s| {
-                    upgrade_gate::prometheus::online::metric_names(&s.query)
+                    upgrade_gate::prometheus::online::selected_metrics(&s.query)
                         .into_iter()
                         .filter(|m| !exposed.contains(m))
                         .map(|m| format!("{}: {m}", s.name))

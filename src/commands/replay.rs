@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
-use crate::engine::decide::{fmt_number, Decision, Verdict};
+use crate::engine::decide::{Decision, Verdict};
+use crate::engine::text::fmt_number;
 use crate::evaluation::{evaluate_steps, StepsError, MAX_POINTS};
 use crate::prometheus::source::PrometheusSource;
 

@@ -5,9 +5,9 @@
 //! signal and the key, because a pack is edited in bulk before an upgrade window and fixing one
 //! error per run is how thresholds end up wrong at 2 a.m. One file per section: [`prometheus`]
 //! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers),
-//! [`server`] (the HTTP server's limits, TLS and token),
-//! [`cluster`] (replicas sharing the notification log), with
-//! the problem list in [`problems`] and the value readers in [`read`]. It builds the engine's
+//! [`server`] (the HTTP server's limits, TLS and token), [`cluster`] (replicas sharing the
+//! notification log), [`baseline`] (the `baseline` section of relative conditions), with the
+//! problem list in [`problems`] and the value readers in [`read`]. It builds the engine's
 //! pack; it knows nothing of how the configuration is used.
 
 use std::net::SocketAddr;

@@ -25,8 +25,8 @@ use metrics::Metrics;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
-pub mod answers;
 pub mod auth;
+pub mod bodies;
 pub mod listener;
 pub mod metrics;
 pub mod router;
@@ -54,7 +54,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let source = PrometheusSource::new(&config.prometheus)?;
     let metrics = Arc::new(Metrics::new());
-    let (publish, snapshot) = watch::channel(None);
+    let (publish, bodies) = watch::channel(None);
     let token = CancellationToken::new();
     let (reload, reloads) = mpsc::channel(4);
     #[cfg(unix)]
@@ -86,7 +86,7 @@ pub async fn serve(
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 
     let state = AppState {
-        snapshot,
+        bodies,
         metrics,
         config: config_rx.clone(),
         reload,

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::answers::Answers;
+use super::bodies::Bodies;
 use super::metrics::Metrics;
 use crate::alerting::delivery::Alerting;
 use crate::config::{self, Config, ConfigError};
@@ -37,7 +37,7 @@ pub struct Scheduler {
     pub source: PrometheusSource,
     pub metrics: Arc<Metrics>,
     pub alerting: Alerting,
-    pub publish: watch::Sender<Option<Arc<Answers>>>,
+    pub publish: watch::Sender<Option<Arc<Bodies>>>,
     pub reloads: mpsc::Receiver<Reload>,
     /// The windows and fixed baselines kept between evaluations.
     pub evaluator: Incremental,
@@ -176,7 +176,7 @@ impl Scheduler {
             "evaluation finished"
         );
         self.publish
-            .send_replace(Some(Arc::new(Answers::encode(snapshot))));
+            .send_replace(Some(Arc::new(Bodies::encode(snapshot))));
     }
 }
 
