@@ -53,7 +53,7 @@ alerts:
 }
 
 /// A snapshot at `at` where `mesh_5xx` of service `reviews` is `value` and xDS rejects are 0.
-fn snapshot(config: &Config, at: i64, value: f64) -> Snapshot {
+fn snapshot(config: &Config, at: i64, value: f64) -> Arc<Snapshot> {
     let answers: Vec<Result<_, String>> =
         windows(&config.pack, config.evaluation.step_secs(), at, at)
             .iter()
@@ -71,7 +71,12 @@ fn snapshot(config: &Config, at: i64, value: f64) -> Snapshot {
                 ))
             })
             .collect();
-    Snapshot::judge(&config.pack, config.evaluation.step_secs(), at, &answers)
+    Arc::new(Snapshot::judge(
+        &config.pack,
+        config.evaluation.step_secs(),
+        at,
+        &answers,
+    ))
 }
 
 fn verify_signature(secret: &str, body: &str, header: &str) -> bool {

@@ -14,8 +14,8 @@ use upgrade_gate::config;
 use upgrade_gate::engine::decide::Decision;
 use upgrade_gate::engine::evaluate::Status;
 use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 
 fn prometheus() -> TestPrometheus {
     TestPrometheus::start(

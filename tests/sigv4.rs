@@ -14,8 +14,8 @@ use common::prometheus::TestPrometheus;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 
 const ACCESS_KEY: &str = "AKIDUPGRADEGATETEST";
 const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYUPGRADEGATE";
@@ -203,7 +203,7 @@ async fn every_request_is_signed_with_credentials_from_the_chain() {
         verifier.verdicts.lock().unwrap()
     );
     assert_eq!(s.signals[0].value, Some(0.1));
-    let names = source.metric_names(now() - 3600, now()).await.unwrap();
+    let names = source.metric_names_seen(now() - 3600, now()).await.unwrap();
     assert!(names.contains("mesh_5xx"));
     let verdicts = verifier.verdicts.lock().unwrap().clone();
     assert_eq!(verdicts, [None, None], "both requests signed correctly");

@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use crate::engine::decide::{fmt_labels, fmt_number, fmt_with_baseline, Decision, SignalReport};
+use crate::engine::decide::{Decision, SignalReport};
 use crate::engine::evaluate::Status;
 use crate::engine::pack::{NoDataPolicy, ALL_PHASES};
 use crate::engine::snapshot::Snapshot;
+use crate::engine::text::{fmt_labels, fmt_number, fmt_with_baseline};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AlertName {
@@ -129,7 +130,7 @@ impl Alert {
                 format!("signal {signal} no longer fails")
             }
             (AlertName::SignalFailing, Some(signal)) => match self.signals.first() {
-                Some(r) => format!("signal {signal} fails: {}", describe(r)),
+                Some(r) => format!("signal {signal} fails: {}", signal_detail(r)),
                 None => format!("signal {signal} fails"),
             },
             (AlertName::QueryError, Some(signal)) if resolved => {
@@ -148,7 +149,7 @@ impl Alert {
 }
 
 /// A signal's worst series, value and threshold, for messages: `{svc="a"} = 2 (fail > 1)`.
-pub fn describe(r: &SignalReport) -> String {
+pub fn signal_detail(r: &SignalReport) -> String {
     let mut parts = Vec::new();
     let value = match r.offenders.first() {
         Some(o) => Some(fmt_with_baseline(o.value, o.baseline)),
@@ -174,7 +175,7 @@ pub fn describe(r: &SignalReport) -> String {
 
 /// `name is status: detail`, the line each signal gets in a message.
 pub fn signal_line(r: &SignalReport) -> String {
-    let detail = describe(r);
+    let detail = signal_detail(r);
     if detail.is_empty() {
         format!("{} is {}", r.name, r.status.as_str())
     } else {

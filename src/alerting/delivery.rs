@@ -5,7 +5,8 @@
 //!
 //! Slack and webhook workers consult the notification log: after each evaluation a worker waits
 //! its turn ([`Turn`]: position x `peer_timeout` after the evaluated step fell due on the grid all
-//! replicas share), sends only what the log says is due, and records what it sent. Alertmanager workers send the whole state every time; Alertmanager deduplicates.
+//! replicas share), sends only what the log says is due, and records what it sent. Alertmanager
+//! workers send the whole state every time; Alertmanager deduplicates.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use super::formats::{alertmanager, notification, Request};
 use super::nflog::{Due, Entry, Key};
 use crate::config::{AlertsConfig, ReceiverConfig, ReceiverKind};
 use crate::engine::snapshot::Snapshot;
+use crate::engine::text::error_chain;
 
 /// Longest `Retry-After` honoured; a receiver asking for more is retried at this pace.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -232,7 +234,7 @@ impl Alerting {
     /// drops it for that receiver, with an error log and the `dropped` outcome (the next evaluation
     /// still brings what is due).
     /// `due` is when the evaluation was scheduled to start: the same moment on every replica.
-    pub fn observe(&mut self, snapshot: &Snapshot, due: Instant) {
+    pub fn observe(&mut self, snapshot: &Arc<Snapshot>, due: Instant) {
         let update = self.book.update(snapshot);
         for notice in &update.notices {
             let a = &notice.alert;
@@ -246,7 +248,7 @@ impl Alerting {
             }
         }
         let evaluation = Arc::new(Evaluation {
-            snapshot: Arc::new(snapshot.clone()),
+            snapshot: snapshot.clone(),
             firing: update
                 .state
                 .iter()
@@ -403,7 +405,7 @@ impl Worker {
         let response = builder
             .send()
             .await
-            .map_err(|e| describe(&e.without_url()))?;
+            .map_err(|e| error_chain(&e.without_url()))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -443,16 +445,6 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
         .to_std()
         .ok()
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::book::{describe, signal_line, Alert, AlertName, AlertStatus};
+use super::book::{signal_detail, signal_line, Alert, AlertName, AlertStatus};
 use crate::config::{ReceiverConfig, ReceiverKind};
-use crate::engine::decide::{fmt_number, Decision, SignalReport};
+use crate::engine::decide::{Decision, SignalReport};
 use crate::engine::evaluate::{Offender, Status};
+use crate::engine::text::fmt_number;
 use crate::engine::threshold::Threshold;
 
 /// Version of the webhook body; bumped on any incompatible change.
@@ -176,7 +177,7 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
     ];
     for r in alert.signals.iter().take(MAX_SIGNALS) {
         let mut text = format!("*{}* is *{}*", r.name, r.status.as_str());
-        let detail = describe(r);
+        let detail = signal_detail(r);
         if !detail.is_empty() {
             text.push_str(&format!(": `{detail}`"));
         }

@@ -1,7 +1,10 @@
-//! What Prometheus answers, as the engine reads it: labelled series of samples on a time grid.
+//! The time grid of a range query ([`Window`]) and the labels that name a series.
 //!
-//! Owned by the engine so that judging never depends on how the samples were fetched; the
-//! Prometheus source produces these types and the engine consumes them.
+//! Owned by the engine so that judging never depends on how the samples were fetched: the
+//! Prometheus source asks for a [`Window`] and reads its answer straight onto that window's
+//! [`super::grid::Grid`]. A [`Series`], labels with a list of samples, is the plain form for
+//! answers written by hand (unit tests, integration tests, benches), which
+//! [`super::grid::Grid::from_series`] lays on a grid; no fetched answer passes through it.
 
 use std::collections::BTreeMap;
 

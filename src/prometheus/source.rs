@@ -17,6 +17,7 @@ use super::sigv4::SigV4;
 use crate::config::{Bearer, PrometheusConfig};
 use crate::engine::grid::Grid;
 use crate::engine::series::Window;
+use crate::engine::text::error_chain;
 
 /// A Prometheus HTTP API client bound to one server and one per-query timeout.
 #[derive(Clone)]
@@ -83,7 +84,7 @@ impl PrometheusSource {
     }
 
     /// Every metric name with a series between `start` and `end` (unix seconds).
-    pub async fn metric_names(
+    pub async fn metric_names_seen(
         &self,
         start: i64,
         end: i64,
@@ -301,17 +302,7 @@ fn classify(e: prometheus_http_query::Error, timeout: Duration, url: &str) -> So
     }
 }
 
-/// The error and its causes in one line, without the request URL.
+/// The error's causes in one line, without the request URL (which reqwest's own text carries).
 fn describe_chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    if parts.is_empty() {
-        "request failed".to_string()
-    } else {
-        parts.join(": ")
-    }
+    std::error::Error::source(e).map_or_else(|| "request failed".to_string(), error_chain)
 }

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tower_http::timeout::TimeoutLayer;
 
-use super::answers::Answers;
+use super::bodies::Bodies;
 use super::metrics::Metrics;
 use super::scheduler::Reload;
 use crate::config::{Config, ConfigError};
@@ -23,8 +23,8 @@ use crate::engine::pack::ALL_PHASES;
 /// Everything a handler may read. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The latest snapshot, with its answers already encoded.
-    pub snapshot: watch::Receiver<Option<Arc<Answers>>>,
+    /// The latest snapshot, with its HTTP bodies already encoded.
+    pub bodies: watch::Receiver<Option<Arc<Bodies>>>,
     pub metrics: Arc<Metrics>,
     /// The running configuration (replaced on reload): phase names are known from it before the
     /// first evaluation, so that a typo is a 404 rather than a 503 a pipeline would retry forever.
@@ -34,8 +34,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn latest(&self) -> Option<Arc<Answers>> {
-        self.snapshot.borrow().clone()
+    fn latest(&self) -> Option<Arc<Bodies>> {
+        self.bodies.borrow().clone()
     }
 
     /// The verdict on `phase` as encoded when the snapshot was published. Every pipeline's poll
@@ -52,19 +52,19 @@ impl AppState {
             }
             stale_after(&config)
         };
-        // Read under the lock rather than cloned out: the answer is only a reference to clone.
-        let latest = self.snapshot.borrow();
-        let answers = latest.as_ref().ok_or(ApiError::NotReady)?;
+        // Read under the lock rather than cloned out: the body is only a reference to clone.
+        let latest = self.bodies.borrow();
+        let bodies = latest.as_ref().ok_or(ApiError::NotReady)?;
         let age = SystemTime::now()
-            .duration_since(answers.snapshot.evaluated_at.into())
+            .duration_since(bodies.snapshot.evaluated_at.into())
             .unwrap_or_default();
         if age > max_age {
             return Err(ApiError::Stale {
-                evaluated_at: answers.snapshot.evaluated_at.to_rfc3339(),
+                evaluated_at: bodies.snapshot.evaluated_at.to_rfc3339(),
                 max_age: humantime::format_duration(max_age).to_string(),
             });
         }
-        let (status, body) = answers.gate(phase).ok_or(ApiError::NotReady)?;
+        let (status, body) = bodies.gate(phase).ok_or(ApiError::NotReady)?;
         Ok(json_bytes(status, body))
     }
 }
@@ -178,8 +178,8 @@ async fn gate(
 }
 
 async fn signals(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let answers = state.latest().ok_or(ApiError::NotReady)?;
-    Ok(json_bytes(StatusCode::OK, answers.signals()))
+    let bodies = state.latest().ok_or(ApiError::NotReady)?;
+    Ok(json_bytes(StatusCode::OK, bodies.signals()))
 }
 
 /// A body encoded at snapshot time, sent as `Json` would send it.
@@ -271,11 +271,11 @@ mod tests {
         let path = dir.path().join("gate.yaml");
         std::fs::write(&path, yaml).unwrap();
         let config = crate::config::load(Some(&path)).unwrap();
-        let (_tx, rx) = watch::channel(Some(Arc::new(Answers::encode(Arc::new(snapshot)))));
+        let (_tx, rx) = watch::channel(Some(Arc::new(Bodies::encode(Arc::new(snapshot)))));
         let (_config_tx, config) = watch::channel(Arc::new(config));
         let (reload, _) = mpsc::channel(1);
         router(AppState {
-            snapshot: rx,
+            bodies: rx,
             metrics: Arc::new(Metrics::new()),
             config,
             reload,
