@@ -427,7 +427,10 @@ async fn a_notice_undelivered_after_give_up_after_expires() {
     );
     let all = hook.received();
     let last = all.last().unwrap().at;
-    assert!(last - started < Duration::from_secs(3), "no attempt after the give-up");
+    assert!(
+        last - started < Duration::from_secs(3),
+        "no attempt after the give-up"
+    );
     assert_eq!(
         all.last().unwrap().json()["alertname"],
         "UpgradeGateSignalFailing"

@@ -157,8 +157,11 @@ impl Alert {
                 "Prometheus answers again: the signals it hid can be evaluated again".to_string()
             }
             (AlertName::PrometheusError, _) => {
-                let mut causes: Vec<&str> =
-                    self.signals.iter().filter_map(|r| r.error.as_deref()).collect();
+                let mut causes: Vec<&str> = self
+                    .signals
+                    .iter()
+                    .filter_map(|r| r.error.as_deref())
+                    .collect();
                 causes.dedup();
                 let names: Vec<&str> = self.signals.iter().map(|r| r.name.as_str()).collect();
                 format!(
@@ -645,6 +648,77 @@ mod tests {
                 ),
                 (NoticeKind::New, "UpgradeGateQueryError/istio/a".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn an_error_signals_share_is_one_alert_naming_them_and_a_signal_of_its_own_keeps_its_own() {
+        let mut book = AlertBook::default();
+        book.update(&snapshot(
+            0,
+            Decision::Go,
+            &[("a", Status::Ok), ("b", Status::Ok), ("c", Status::Ok)],
+        ));
+        let mut down = snapshot(
+            1,
+            Decision::NoGo,
+            &[
+                ("a", Status::Error),
+                ("b", Status::Error),
+                ("c", Status::Error),
+            ],
+        );
+        down.signals[2].error = Some("parse error: unexpected `}`".into());
+        let u = book.update(&down);
+        assert_eq!(
+            kinds(&u),
+            [
+                (NoticeKind::New, "UpgradeGatePhaseNoGo/istio/".into()),
+                (NoticeKind::New, "UpgradeGatePrometheusError//".into()),
+                (NoticeKind::New, "UpgradeGateQueryError/istio/c".into()),
+            ]
+        );
+        let cause = &u.notices[1].alert;
+        assert_eq!(
+            cause.summary(),
+            "Prometheus is unreachable (2 signals cannot be evaluated: a, b)"
+        );
+        assert_eq!(cause.reasons, ["Prometheus is unreachable: a, b"]);
+        assert!(
+            cause.phases.is_empty(),
+            "one identity, whichever signals it hides"
+        );
+
+        // Fewer signals hidden, same cause: nothing new to say.
+        let mut fewer = snapshot(
+            2,
+            Decision::NoGo,
+            &[
+                ("a", Status::Error),
+                ("b", Status::Error),
+                ("c", Status::Ok),
+            ],
+        );
+        fewer.signals[2].error = None;
+        assert_eq!(
+            kinds(&book.update(&fewer)),
+            [(NoticeKind::Resolved, "UpgradeGateQueryError/istio/c".into())]
+        );
+        let back = book.update(&snapshot(
+            3,
+            Decision::Go,
+            &[("a", Status::Ok), ("b", Status::Ok), ("c", Status::Ok)],
+        ));
+        assert_eq!(
+            kinds(&back),
+            [
+                (NoticeKind::Resolved, "UpgradeGatePhaseNoGo/istio/".into()),
+                (NoticeKind::Resolved, "UpgradeGatePrometheusError//".into()),
+            ]
+        );
+        assert_eq!(
+            back.notices[1].alert.summary(),
+            "Prometheus answers again: the signals it hid can be evaluated again"
         );
     }
 }

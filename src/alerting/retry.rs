@@ -19,7 +19,10 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 pub(super) enum Attempt {
     Delivered(StatusCode),
     /// Refused for good (a 4xx other than 429): sending it again would not help.
-    Refused { status: StatusCode, body: String },
+    Refused {
+        status: StatusCode,
+        body: String,
+    },
     /// Worth another try: a transport error, a 5xx or a 429.
     Retry {
         why: String,
@@ -191,7 +194,10 @@ mod tests {
         let mut pace = Pace::new(Duration::from_millis(100), Duration::from_millis(400));
         let waits = |pace: &Pace| pace.not_before() - Instant::now();
         pace.failed(Some(Duration::ZERO));
-        assert!(waits(&pace) > second - Duration::from_millis(50), "never below 1 s");
+        assert!(
+            waits(&pace) > second - Duration::from_millis(50),
+            "never below 1 s"
+        );
         pace.failed(Some(Duration::from_secs(5)));
         assert!(waits(&pace) > Duration::from_secs(4));
         pace.failed(Some(Duration::from_secs(86_400)));
