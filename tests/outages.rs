@@ -17,7 +17,7 @@ use common::alertmanager::TestAlertmanager;
 use common::data::OpenMetrics;
 use common::gate::{free_port, GateProcess};
 use common::prometheus::TestPrometheus;
-use common::receiver::Receiver;
+use common::receiver::{Receiver, Reply};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -268,4 +268,50 @@ alerts:
         ),
         0.0
     );
+}
+
+#[test]
+fn a_notice_undelivered_for_give_up_after_expires_with_an_error_and_a_metric() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let hook = runtime.block_on(Receiver::start(vec![Reply::Status(503); 10_000]));
+    let prometheus = TestPrometheus::start(&incidents(|_| 2.5, |_| 0.0));
+    let gate = GateProcess::start(
+        |listen| {
+            format!(
+                r#"
+prometheus: {{url: "{}", timeout: 2s}}
+evaluation: {{interval: 1s}}
+server: {{listen: "{listen}"}}
+phases: [{{name: istio}}]
+signals:
+  - {{name: mesh_5xx, query: mesh_5xx, fail: "> 1", critical: true}}
+  - {{name: xds_rejects, query: xds_rejects, fail: "> 0"}}
+alerts:
+  retry_initial_backoff: 100ms
+  retry_max_backoff: 500ms
+  give_up_after: 3s
+  receivers:
+    - {{name: hook, kind: webhook, url: "{}"}}
+"#,
+                prometheus.url(),
+                hook.url()
+            )
+        },
+        &[],
+    );
+    let expired = "upgrade_gate_alerts_total{receiver=\"hook\",outcome=\"expired\"}";
+    // The phase no-go and the failing signal, each given up.
+    poll("both notices to expire", || metric(&gate, expired) >= 2.0);
+    let logged = gate
+        .logged("alert not delivered in time; giving up on it")
+        .unwrap_or_else(|| panic!("no error logged:\n{}", gate.logs()));
+    assert_eq!(logged["give_up_after"], "3s", "{logged}");
+    let attempts = hook.received().len();
+    evaluations(&gate, 3);
+    assert_eq!(
+        hook.received().len(),
+        attempts,
+        "no attempt after giving up"
+    );
+    assert_eq!(metric(&gate, expired), 2.0);
 }
