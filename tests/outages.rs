@@ -194,6 +194,34 @@ fn incidents(mesh_5xx: impl Fn(i64) -> f64, xds_rejects: impl Fn(i64) -> f64) ->
         .render()
 }
 
+/// The gate as a process on the two signals of `incidents`, one phase, and one webhook receiver at
+/// `hook`, with `alerts` (YAML lines) added to its alerts section.
+fn two_signal_gate(prometheus: &TestPrometheus, hook: &str, alerts: &str) -> GateProcess {
+    GateProcess::start(
+        |listen| {
+            format!(
+                r#"
+prometheus: {{url: "{}", timeout: 2s}}
+evaluation: {{interval: 1s}}
+server: {{listen: "{listen}"}}
+phases: [{{name: istio}}]
+signals:
+  - {{name: mesh_5xx, query: mesh_5xx, fail: "> 1", critical: true}}
+  - {{name: xds_rejects, query: xds_rejects, fail: "> 0"}}
+alerts:
+  retry_initial_backoff: 100ms
+  retry_max_backoff: 500ms
+{alerts}
+  receivers:
+    - {{name: hook, kind: webhook, url: "{hook}"}}
+"#,
+                prometheus.url()
+            )
+        },
+        &[],
+    )
+}
+
 #[test]
 fn a_receiver_down_while_an_incident_starts_and_ends_gets_the_current_state_once() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -211,29 +239,10 @@ fn a_receiver_down_while_an_incident_starts_and_ends_gets_the_current_state_once
         |t| if t >= start + 7 { 3.0 } else { 0.0 },
     ));
     let port = free_port();
-    let gate = GateProcess::start(
-        |listen| {
-            format!(
-                r#"
-prometheus: {{url: "{}", timeout: 2s}}
-evaluation: {{interval: 1s}}
-server: {{listen: "{listen}"}}
-phases: [{{name: istio}}]
-signals:
-  - {{name: mesh_5xx, query: mesh_5xx, fail: "> 1", critical: true}}
-  - {{name: xds_rejects, query: xds_rejects, fail: "> 0"}}
-alerts:
-  timeout: 2s
-  retry_initial_backoff: 100ms
-  retry_max_backoff: 500ms
-  give_up_after: 1m
-  receivers:
-    - {{name: hook, kind: webhook, url: "http://127.0.0.1:{port}/hook"}}
-"#,
-                prometheus.url()
-            )
-        },
-        &[],
+    let gate = two_signal_gate(
+        &prometheus,
+        &format!("http://127.0.0.1:{port}/hook"),
+        "  timeout: 2s\n  give_up_after: 1m",
     );
     let back = start + 12;
     poll("the receiver's outage to end", || {
@@ -275,30 +284,7 @@ fn a_notice_undelivered_for_give_up_after_expires_with_an_error_and_a_metric() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let hook = runtime.block_on(Receiver::start(vec![Reply::Status(503); 10_000]));
     let prometheus = TestPrometheus::start(&incidents(|_| 2.5, |_| 0.0));
-    let gate = GateProcess::start(
-        |listen| {
-            format!(
-                r#"
-prometheus: {{url: "{}", timeout: 2s}}
-evaluation: {{interval: 1s}}
-server: {{listen: "{listen}"}}
-phases: [{{name: istio}}]
-signals:
-  - {{name: mesh_5xx, query: mesh_5xx, fail: "> 1", critical: true}}
-  - {{name: xds_rejects, query: xds_rejects, fail: "> 0"}}
-alerts:
-  retry_initial_backoff: 100ms
-  retry_max_backoff: 500ms
-  give_up_after: 3s
-  receivers:
-    - {{name: hook, kind: webhook, url: "{}"}}
-"#,
-                prometheus.url(),
-                hook.url()
-            )
-        },
-        &[],
-    );
+    let gate = two_signal_gate(&prometheus, &hook.url(), "  give_up_after: 3s");
     let expired = "upgrade_gate_alerts_total{receiver=\"hook\",outcome=\"expired\"}";
     // The phase no-go and the failing signal, each given up.
     poll("both notices to expire", || metric(&gate, expired) >= 2.0);
