@@ -156,8 +156,13 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
         AlertName::PhaseNoGo => format!("{} is NO-GO", alert.phases.join(",")),
         _ => alert.summary(),
     };
-    let mut fields =
-        vec![json!({"type": "mrkdwn", "text": format!("*Phase*\n{}", alert.phases.join(", "))})];
+    let mut fields = Vec::new();
+    // A shared cause belongs to no phase: its signals list theirs.
+    if !alert.phases.is_empty() {
+        fields.push(
+            json!({"type": "mrkdwn", "text": format!("*Phase*\n{}", alert.phases.join(", "))}),
+        );
+    }
     if let Some(decision) = alert.decision {
         let decision = match decision {
             Decision::Go => "go",
@@ -220,9 +225,12 @@ pub fn alertmanager(alerts: &[Alert], external_url: Option<&str>, firing_ttl: Du
         .map(|a| {
             let mut labels = json!({
                 "alertname": a.name.as_str(),
-                "phase": a.phases.join(","),
                 "severity": a.severity.as_str(),
             });
+            // A shared cause has no phase: one alert whatever signals it hides.
+            if !a.phases.is_empty() {
+                labels["phase"] = json!(a.phases.join(","));
+            }
             if let Some(signal) = &a.signal {
                 labels["signal"] = json!(signal);
             }

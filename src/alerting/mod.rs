@@ -13,5 +13,6 @@ pub mod cluster;
 pub mod delivery;
 pub mod formats;
 pub mod nflog;
+mod retry;
 pub mod shared;
 pub mod statefile;

@@ -14,6 +14,7 @@ const DEFAULT_REPEAT: Duration = Duration::from_secs(3600);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(1);
 const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(60);
+const DEFAULT_GIVE_UP: Duration = Duration::from_secs(3600);
 const DEFAULT_QUEUE: usize = 1000;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +26,7 @@ pub(super) struct RawAlerts {
     timeout: Option<String>,
     retry_initial_backoff: Option<String>,
     retry_max_backoff: Option<String>,
+    give_up_after: Option<String>,
     #[serde(default, deserialize_with = "whole_number")]
     queue_capacity: Option<i64>,
     state_file: Option<String>,
@@ -55,6 +57,8 @@ pub struct AlertsConfig {
     pub timeout: Duration,
     pub retry_initial_backoff: Duration,
     pub retry_max_backoff: Duration,
+    /// How long a notice is retried before it is given up (`expired`): past it, it is stale.
+    pub give_up_after: Duration,
     /// Alerts waiting per receiver before new ones are dropped (and counted).
     pub queue_capacity: usize,
     /// Where a lone process keeps its notification log across restarts.
@@ -105,9 +109,11 @@ pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &Problems) -
         raw.retry_max_backoff,
         DEFAULT_RETRY_MAX,
     );
+    let give_up_after = duration("give_up_after", raw.give_up_after, DEFAULT_GIVE_UP);
     for (key, d) in [
         ("alerts.timeout", timeout),
         ("alerts.retry_initial_backoff", retry_initial_backoff),
+        ("alerts.give_up_after", give_up_after),
     ] {
         at.key(key).require(!d.is_zero(), "must be more than 0");
     }
@@ -137,6 +143,7 @@ pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &Problems) -
         timeout,
         retry_initial_backoff,
         retry_max_backoff,
+        give_up_after,
         queue_capacity,
         state_file: raw
             .state_file
