@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::exporter::Exporter;
 use common::gate::{cluster_secret, free_port, start_process};
-use common::process::ServerProcess;
+use common::process::{gate_cli, ServerProcess};
 use common::prometheus::{urlencode, TestPrometheus};
 use common::receiver::Receiver;
 use tokio::net::UdpSocket;
@@ -127,6 +127,8 @@ struct Setup {
     /// The port peers dial instead of the gossip port (a [`Relay`] in front of it).
     advertise: Option<u16>,
     repeat_interval: Option<&'static str>,
+    /// `cluster.insecure: true` instead of a key.
+    insecure: bool,
 }
 
 impl Setup {
@@ -171,7 +173,11 @@ alerts:
                 "cluster:\n  listen: 127.0.0.1:{own}\n  peers: [{}]\n  peer_timeout: 1s\n",
                 peers.join(", ")
             ));
-            yaml.push_str(&cluster_secret(dir));
+            if setup.insecure {
+                yaml.push_str("  insecure: true\n");
+            } else {
+                yaml.push_str(&cluster_secret(dir));
+            }
             if let Some(port) = setup.advertise {
                 yaml.push_str(&format!("  advertise: 127.0.0.1:{port}\n"));
             }
@@ -620,4 +626,44 @@ fn a_rogue_without_the_key_cannot_silence_a_notification() {
         }
     }
     world.runtime.block_on(rogue.handle.shutdown()).unwrap();
+}
+
+#[test]
+fn a_cluster_without_a_key_refuses_to_start_unless_it_says_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.yaml");
+    let yaml = |extra: &str| {
+        format!(
+            "prometheus: {{url: \"http://127.0.0.1:9\"}}\nphases: [{{name: istio}}]\n\
+             signals: [{{name: s, query: up, fail: \"< 1\"}}]\n\
+             cluster: {{listen: \"127.0.0.1:{}\"{extra}}}\n",
+            free_port()
+        )
+    };
+    std::fs::write(&path, yaml("")).unwrap();
+    let (code, _, stderr) = gate_cli(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: key `cluster.secret_file`: missing",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    // Said in so many words, it starts, and warns.
+    let world = World::healthy();
+    let gate = start(
+        &world,
+        &Setup {
+            cluster: Some((free_port(), vec![])),
+            insecure: true,
+            ..Setup::default()
+        },
+    );
+    assert!(
+        gate.stderr()
+            .contains("the notification log is gossiped without authentication"),
+        "{}",
+        gate.stderr()
+    );
 }
