@@ -286,9 +286,10 @@ impl Sync {
 
     async fn round(&mut self) {
         let trust = self.log.trust().clone();
+        let seal = trust.sealer();
         let ours = self.log.read(|log| {
             log.entries()
-                .map(|(k, e)| (entry_key(k), entry_value(e, trust.seal(k, e))))
+                .map(|(k, e)| (entry_key(k), entry_value(e, seal(k, e))))
                 .collect::<BTreeMap<String, String>>()
         });
         if self.retention.has_changed().unwrap_or(false) {

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use super::nflog::{Entry, Key};
-use crate::secret::SecretFile;
+use crate::secret::{Secret, SecretFile};
 
 /// Tells this seal from any other HMAC made with the same key, and this layout from a later one.
 const DOMAIN: &[u8] = b"upgrade-gate notification log entry v1\0";
@@ -72,12 +72,17 @@ impl Trust {
 
     /// The seal of one entry, `None` without a key.
     pub fn seal(&self, key: &Key, entry: &Entry) -> Option<String> {
-        let secret = self.key.as_ref()?.current()?;
-        Some(hex::encode(
-            mac(secret.expose().as_bytes(), key, entry)?
-                .finalize()
-                .into_bytes(),
-        ))
+        self.sealer()(key, entry)
+    }
+
+    /// Seals entries with the key as it is now, read once for all of them.
+    pub fn sealer(&self) -> impl Fn(&Key, &Entry) -> Option<String> {
+        let secret = self.key.as_ref().and_then(|file| file.current());
+        move |key, entry| {
+            let secret = secret.as_ref()?;
+            let mac = mac(secret.expose().as_bytes(), key, entry)?;
+            Some(hex::encode(mac.finalize().into_bytes()))
+        }
     }
 
     /// Why `entry` is not to be taken at `now`, if it is not.
@@ -88,8 +93,22 @@ impl Trust {
         seal: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), Rejection> {
-        if let Some(file) = &self.key {
-            let valid = file.current().is_some_and(|secret| {
+        let secret = self.key.as_ref().map(|file| file.current());
+        self.check_with(secret.as_ref(), key, entry, seal, now)
+    }
+
+    /// [`Trust::check`] with the key already read: `None` without a key, `Some(None)` when its
+    /// file was never readable (nothing passes then).
+    fn check_with(
+        &self,
+        secret: Option<&Option<Secret>>,
+        key: &Key,
+        entry: &Entry,
+        seal: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Rejection> {
+        if let Some(secret) = secret {
+            let valid = secret.as_ref().is_some_and(|secret| {
                 let (Some(mac), Some(Ok(seal))) = (
                     mac(secret.expose().as_bytes(), key, entry),
                     seal.map(hex::decode),
@@ -117,10 +136,11 @@ impl Trust {
         now: DateTime<Utc>,
     ) -> Vec<(Key, Entry)> {
         let (mut unauthenticated, mut future) = (0, 0);
+        let secret = self.key.as_ref().map(|file| file.current());
         let admitted = entries
             .into_iter()
-            .filter(
-                |(k, e, seal)| match self.check(k, e, seal.as_deref(), now) {
+            .filter(|(k, e, seal)| {
+                match self.check_with(secret.as_ref(), k, e, seal.as_deref(), now) {
                     Ok(()) => true,
                     Err(r) => {
                         self.rejected.inc();
@@ -130,8 +150,8 @@ impl Trust {
                         }
                         false
                     }
-                },
-            )
+                }
+            })
             .map(|(k, e, _)| (k, e))
             .collect();
         if unauthenticated + future > 0 {

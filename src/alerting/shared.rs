@@ -90,7 +90,7 @@ impl SharedLog {
     /// Saves a changed log and announces the change.
     fn saved(&self, log: &NotificationLog) {
         if let Some(path) = &self.file {
-            if let Err(e) = statefile::save(path, log, |k, e| self.trust.seal(k, e)) {
+            if let Err(e) = statefile::save(path, log, self.trust.sealer()) {
                 tracing::error!(error = %e, "notification log not saved; a restart may repeat what it holds");
             }
         }
