@@ -80,7 +80,7 @@ impl Trust {
         let secret = self.key.as_ref().and_then(|file| file.current());
         move |key, entry| {
             let secret = secret.as_ref()?;
-            let mac = mac(secret.expose().as_bytes(), key, entry)?;
+            let mac = mac(keys(secret).next()?, key, entry)?;
             Some(hex::encode(mac.finalize().into_bytes()))
         }
     }
@@ -108,14 +108,10 @@ impl Trust {
         now: DateTime<Utc>,
     ) -> Result<(), Rejection> {
         if let Some(secret) = secret {
-            let valid = secret.as_ref().is_some_and(|secret| {
-                let (Some(mac), Some(Ok(seal))) = (
-                    mac(secret.expose().as_bytes(), key, entry),
-                    seal.map(hex::decode),
-                ) else {
-                    return false;
-                };
-                mac.verify_slice(&seal).is_ok()
+            let seal = seal.and_then(|s| hex::decode(s).ok());
+            let valid = secret.as_ref().zip(seal).is_some_and(|(secret, seal)| {
+                keys(secret)
+                    .any(|k| mac(k, key, entry).is_some_and(|m| m.verify_slice(&seal).is_ok()))
             });
             if !valid {
                 return Err(Rejection::Unauthenticated);
@@ -174,6 +170,18 @@ impl Trust {
             "notification log entries rejected: without a valid seal of the cluster key, or dated ahead of this clock by more than the skew (all counted in upgrade_gate_cluster_rejected_total; logged at most once a minute)"
         );
     }
+}
+
+/// The keys in the file, one a line: the first seals, every one is accepted. So a key is rotated
+/// without a moment where replicas refuse each other: add the new key as a second line everywhere,
+/// then make it the first, then drop the old one.
+fn keys(secret: &Secret) -> impl Iterator<Item = &[u8]> {
+    secret
+        .expose()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::as_bytes)
 }
 
 /// The HMAC state over one entry, ready to finalize or verify; `None` only for an entry that does
@@ -286,5 +294,27 @@ mod tests {
         let text = serde_json::to_string(&sealed).unwrap();
         assert_eq!(serde_json::from_str::<SealedEntry>(&text).unwrap(), sealed);
         assert_eq!(serde_json::from_str::<Entry>(&text).unwrap(), e);
+    }
+
+    #[test]
+    fn every_line_of_the_key_file_is_accepted_and_the_first_seals() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, _) = keyed(dir.path(), "the-old-key-0123456789abcdef");
+        let (new, _) = keyed(dir.path(), "the-new-key-0123456789abcdef");
+        let (both, rejected) = keyed(
+            dir.path(),
+            "the-new-key-0123456789abcdef\nthe-old-key-0123456789abcdef\n",
+        );
+        let now = Utc::now();
+        let (k, e) = (key("hook"), entry(now));
+        for one in [&old, &new] {
+            assert_eq!(both.check(&k, &e, one.seal(&k, &e).as_deref(), now), Ok(()));
+        }
+        assert_eq!(both.seal(&k, &e), new.seal(&k, &e));
+        assert_eq!(
+            old.check(&k, &e, both.seal(&k, &e).as_deref(), now),
+            Err(Rejection::Unauthenticated)
+        );
+        assert_eq!(rejected.get(), 0);
     }
 }

@@ -170,10 +170,15 @@ fn validate_secret_file(
             return None;
         }
     };
+    // One key a line (the first seals, every one is accepted: a rotation adds a line first).
+    let short = |text: &str| {
+        let mut keys = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        keys.clone().next().is_none() || keys.any(|k| k.len() < MIN_SECRET_BYTES)
+    };
     match std::fs::read_to_string(&path) {
-        Ok(key) if key.trim().len() < MIN_SECRET_BYTES => {
+        Ok(keys) if short(&keys) => {
             problem(format!(
-                "{path} holds fewer than {MIN_SECRET_BYTES} bytes; use a random key such as `openssl rand -base64 32`"
+                "{path} holds a key of fewer than {MIN_SECRET_BYTES} bytes, or none; use a random key such as `openssl rand -base64 32`"
             ));
             None
         }
@@ -316,7 +321,7 @@ mod tests {
         assert_eq!(c.unwrap().secret_file.as_deref(), Some(key.as_path()));
 
         let short = dir.path().join("short");
-        std::fs::write(&short, "hunter2\n").unwrap();
+        std::fs::write(&short, "0123456789abcdef0123456789abcdef\nhunter2\n").unwrap();
         for raw in [
             with_key(&key, Some(true)),
             with_key(&short, None),
