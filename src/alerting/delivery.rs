@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use super::book::{resolved_alert, Alert, AlertBook, AlertStatus, NoticeKind};
 use super::cluster::{Peers, Turn};
 use super::formats::{alertmanager, notification, Request};
-use super::nflog::{Due, Entry, Key};
+use super::nflog::{Due, Entry, Key, Retention};
 use super::retry::{attempt, Attempt, Pace};
 use crate::config::{AlertsConfig, ReceiverConfig, ReceiverKind};
 use crate::engine::snapshot::Snapshot;
@@ -166,8 +166,7 @@ impl Alerting {
         evaluation_interval: Duration,
         counters: DeliveryCounters,
     ) -> Alerting {
-        let log = super::shared::SharedLog::open(config.state_file.clone());
-        let peers = Peers::alone(log, &Default::default());
+        let peers = Peers::alone(config.state_file.clone(), &Default::default());
         Alerting::with_peers(config, evaluation_interval, counters, peers)
     }
 
@@ -204,6 +203,10 @@ impl Alerting {
         if config.state_file != self.state_file {
             tracing::warn!("alerts.state_file changed; the new file is used only after a restart");
         }
+        self.peers.turn.log.set_retention(Retention::new(
+            config.repeat_interval,
+            config.receivers.iter().map(|r| r.name.clone()),
+        ));
         self.queues.clear();
         self.workers.retain(|w| !w.is_finished());
         for receiver in &config.receivers {

@@ -145,7 +145,6 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
