@@ -15,10 +15,8 @@
 //! So for any input it either agrees with serde_json or defers to it; the tests in
 //! `super::super::answer` check both readers on random bodies.
 
-use super::sample_value;
-use super::Quoted;
+use super::sample::{sample_value, Quoted, Stamp};
 use super::Row;
-use super::Stamp;
 use crate::engine::series::Labels;
 
 /// What the start of an input holds.
