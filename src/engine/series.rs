@@ -44,10 +44,11 @@ impl Window {
         self.end < self.start
     }
 
-    /// The grid index of a sample timestamp, if it lies on the grid.
+    /// The grid index of a sample timestamp, if it lies on the grid. Any `ts` is safe: the
+    /// timestamps come from an answer, and one far off the window is merely not on it.
     pub fn index_of(&self, ts: i64) -> Option<usize> {
-        let offset = ts - self.start;
-        (offset >= 0 && offset % self.step == 0 && ts <= self.end)
+        let offset = ts.checked_sub(self.start)?;
+        (offset >= 0 && offset.checked_rem(self.step)? == 0 && ts <= self.end)
             .then(|| (offset / self.step) as usize)
     }
 }
@@ -66,5 +67,15 @@ mod tests {
         assert_eq!(w.index_of(1001), None);
         assert_eq!(w.index_of(850), None);
         assert_eq!(w.index_of(1030), None);
+    }
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_off_the_grid() {
+        let w = Window::ending_at(1000, 30, 4);
+        assert_eq!(w.index_of(i64::MIN), None);
+        assert_eq!(w.index_of(i64::MAX), None);
+        let below_zero = Window::ending_at(-1000, 30, 4);
+        assert_eq!(below_zero.index_of(i64::MAX), None);
+        assert_eq!(below_zero.index_of(-1000), Some(4));
     }
 }
