@@ -11,7 +11,7 @@ use upgrade_gate::config::Config;
 use upgrade_gate::engine::grid::Grid;
 use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
-use upgrade_gate::server::answers::Answers;
+use upgrade_gate::server::bodies::Bodies;
 use upgrade_gate::server::metrics::Metrics;
 use upgrade_gate::server::router::{router, AppState};
 
@@ -111,11 +111,11 @@ fn http(c: &mut Criterion) {
     ));
     let metrics = Arc::new(Metrics::new());
     metrics.observe(&snapshot);
-    let (_tx, rx) = watch::channel(Some(Arc::new(Answers::encode(snapshot))));
+    let (_tx, rx) = watch::channel(Some(Arc::new(Bodies::encode(snapshot))));
     let (_config_tx, config) = watch::channel(Arc::new(config));
     let (reload, _) = tokio::sync::mpsc::channel(1);
     let app = router(AppState {
-        snapshot: rx,
+        bodies: rx,
         metrics,
         config,
         reload,

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use upgrade_gate::engine::grid::Grid;
 use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
-use upgrade_gate::server::answers::Answers;
+use upgrade_gate::server::bodies::Bodies;
 use upgrade_gate::server::listener;
 use upgrade_gate::server::metrics::Metrics;
 use upgrade_gate::server::router::AppState;
@@ -105,13 +105,13 @@ fn main() {
                 Ok(Grid::from_series(w, &[series]))
             })
             .collect();
-        let answers = Answers::encode(Arc::new(Snapshot::judge(&config.pack, step, at, &answers)));
-        let (status, body) = answers.gate("istio").unwrap();
-        let (_tx, snapshot) = watch::channel(Some(Arc::new(answers)));
+        let bodies = Bodies::encode(Arc::new(Snapshot::judge(&config.pack, step, at, &answers)));
+        let (status, body) = bodies.gate("istio").unwrap();
+        let (_tx, bodies) = watch::channel(Some(Arc::new(bodies)));
         let (_config_tx, config) = watch::channel(Arc::new(config));
         let (reload, _reloads) = tokio::sync::mpsc::channel(1);
         let app = upgrade_gate::server::app(AppState {
-            snapshot,
+            bodies,
             metrics: Arc::new(Metrics::new()),
             config: config.clone(),
             reload,

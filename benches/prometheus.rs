@@ -9,8 +9,8 @@ use std::hint::black_box;
 
 use common::prometheus::TestPrometheus;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 
 fn default_pack(c: &mut Criterion) {

@@ -24,8 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config::Config;
+use upgrade_gate::evaluation::{evaluate, Incremental};
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation::{evaluate, Incremental};
 use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 
 /// Steady-state evaluations averaged per figure.

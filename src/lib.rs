@@ -1,14 +1,19 @@
 //! upgrade-gate decides, from Prometheus, whether a Kubernetes upgrade may move to its next phase.
 //!
 //! # Layout
-//! One folder per box of the data flow; imports run downwards (commands → server → alerting →
-//! engine), and the engine imports nothing of the others:
+//! One folder per box of the data flow; imports run downwards (commands → server → evaluation →
+//! prometheus → config → engine, and server → alerting), the engine imports nothing of the others,
+//! and of the commands only `serve` imports the daemon:
 //!
-//! - [`commands`]: one file per subcommand, the clap types and the report printing
+//! - [`commands`]: one file per subcommand, the clap types and the printing
 //! - [`config`]: YAML + environment → a validated [`config::Config`], every problem listed
-//! - [`engine`]: pack, thresholds, judging, score and decision, snapshot; pure, no I/O
+//! - [`engine`]: pack, thresholds, judging, score and decision, snapshot, how verdicts read as
+//!   text; pure, no I/O
 //! - [`prometheus`]: one client (auth and SigV4 on the request, one error classifier), range
 //!   queries with a bound and timeouts read as they stream, the `--online` check
+//! - [`evaluation`]: fetch, then judge: the one path from Prometheus' answers to verdicts, for
+//!   `check`, `wait`, `replay` and `serve` (whole windows, every step of a window, or only the
+//!   new steps), with the baselines kept between evaluations
 //! - [`alerting`]: what fires, message formats per receiver, delivery queues, the notification
 //!   log, its state file and the gossip that shares it between replicas
 //! - [`server`]: the daemon's wiring, HTTP router, evaluation loop, exported metrics
@@ -19,6 +24,7 @@ pub mod alerting;
 pub mod commands;
 pub mod config;
 pub mod engine;
+pub mod evaluation;
 pub mod prometheus;
 pub mod secret;
 pub mod server;

@@ -3,6 +3,9 @@
 //! and only the code that puts it on the wire calls it.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -27,6 +30,94 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("[redacted]")
     }
+}
+
+/// A secret kept in a file that may be replaced while the process runs (a rotated Kubernetes
+/// Secret): read again whenever the file changes. A file that cannot be read or is empty
+/// (half-written) leaves the last good value in force, with an error logged once per change; only
+/// the path is ever logged.
+pub struct SecretFile {
+    path: PathBuf,
+    /// The configuration key that names the file, for the log.
+    key: &'static str,
+    cached: Mutex<Option<(Option<FileStamp>, Secret)>>,
+}
+
+impl SecretFile {
+    pub fn new(path: PathBuf, key: &'static str) -> SecretFile {
+        SecretFile {
+            path,
+            key,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The current value; `None` while the file has never been read successfully.
+    pub fn current(&self) -> Option<Secret> {
+        let stamp = FileStamp::of(&self.path);
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, value)) = cached.as_ref() {
+            if *seen == stamp {
+                return Some(value.clone());
+            }
+        }
+        let read = std::fs::read_to_string(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| match text.trim() {
+                "" => Err("the file is empty".to_string()),
+                value => Ok(Secret::new(value.to_string())),
+            });
+        match read {
+            Ok(value) => {
+                if cached.is_some() {
+                    tracing::info!(file = %self.path.display(), key = self.key, "secret file re-read");
+                }
+                *cached = Some((stamp, value.clone()));
+                Some(value)
+            }
+            Err(e) => {
+                tracing::error!(
+                    file = %self.path.display(),
+                    key = self.key,
+                    error = %e,
+                    "cannot read the secret file; the last value read stays in force"
+                );
+                let (seen, value) = cached.as_mut()?;
+                *seen = stamp;
+                Some(value.clone())
+            }
+        }
+    }
+}
+
+/// Enough of a file's metadata to notice a replacement: Kubernetes swaps a symlink to a new
+/// file, an editor rewrites in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    modified: Option<SystemTime>,
+    len: u64,
+    inode: u64,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            modified: meta.modified().ok(),
+            len: meta.len(),
+            inode: inode(&meta),
+        })
+    }
+}
+
+#[cfg(unix)]
+fn inode(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
 }
 
 /// Expands `${NAME}` from the environment. Unset variables are named in the error; values never are.
@@ -73,5 +164,22 @@ mod tests {
             "environment variable UPGRADE_GATE_TEST_SURELY_UNSET is not set"
         );
         assert!(expand_env("${OPEN").is_err());
+    }
+
+    #[test]
+    fn a_secret_file_is_read_again_when_it_changes_and_kept_when_it_breaks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let file = SecretFile::new(path.clone(), "cluster.secret_file");
+        assert_eq!(file.current(), None, "no file yet");
+        std::fs::write(&path, "first\n").unwrap();
+        assert_eq!(file.current().unwrap().expose(), "first");
+        // Replaced as Kubernetes does: a new file renamed over the old one.
+        let next = dir.path().join("next");
+        std::fs::write(&next, "second-value").unwrap();
+        std::fs::rename(&next, &path).unwrap();
+        assert_eq!(file.current().unwrap().expose(), "second-value");
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(file.current().unwrap().expose(), "second-value");
     }
 }

@@ -53,7 +53,7 @@ alerts:
 }
 
 /// A snapshot at `at` where `mesh_5xx` of service `reviews` is `value` and xDS rejects are 0.
-fn snapshot(config: &Config, at: i64, value: f64) -> Snapshot {
+fn snapshot(config: &Config, at: i64, value: f64) -> Arc<Snapshot> {
     let answers: Vec<Result<_, String>> =
         windows(&config.pack, config.evaluation.step_secs(), at, at)
             .iter()
@@ -71,7 +71,12 @@ fn snapshot(config: &Config, at: i64, value: f64) -> Snapshot {
                 ))
             })
             .collect();
-    Snapshot::judge(&config.pack, config.evaluation.step_secs(), at, &answers)
+    Arc::new(Snapshot::judge(
+        &config.pack,
+        config.evaluation.step_secs(),
+        at,
+        &answers,
+    ))
 }
 
 fn verify_signature(secret: &str, body: &str, header: &str) -> bool {
@@ -321,7 +326,7 @@ async fn alertmanager_sees_firing_then_resolved_and_deduplicates_replicas() {
 }
 
 #[tokio::test]
-async fn a_receiver_down_for_a_while_gets_every_alert_once_in_order() {
+async fn a_receiver_down_for_a_while_gets_the_latest_state_once() {
     // 503 three times, then 429 asking for a 1 s pause, then healthy.
     let hook = Receiver::start(vec![
         Reply::Status(503),
@@ -331,10 +336,11 @@ async fn a_receiver_down_for_a_while_gets_every_alert_once_in_order() {
     ])
     .await;
     let (_dir, config) = config(&webhook_at(&hook.url()), "");
-    // Four refused attempts, then six notices: two firing, two resolved, two firing again.
+    // The incident starts, ends and starts again while the receiver refuses: when it answers,
+    // it is told the current state (both alerts firing) once, not the history.
     let metrics = run_alerts(&config, &[0.1, 2.5, 0.1, 2.5]).await;
     let all = hook.received();
-    assert_eq!(all.len(), 10, "four refusals, then six alerts");
+    assert_eq!(all.len(), 6, "four refusals, then two alerts: {all:#?}");
     // The refused attempts were all the first alert, retried.
     let first_key = all[0].header("Idempotency-Key").unwrap().to_string();
     assert!(all[..5]
@@ -359,23 +365,88 @@ async fn a_receiver_down_for_a_while_gets_every_alert_once_in_order() {
     let expected = [
         ("UpgradeGatePhaseNoGo", "firing"),
         ("UpgradeGateSignalFailing", "firing"),
-        ("UpgradeGatePhaseNoGo", "resolved"),
-        ("UpgradeGateSignalFailing", "resolved"),
-        ("UpgradeGatePhaseNoGo", "firing"),
-        ("UpgradeGateSignalFailing", "firing"),
     ];
     let expected: Vec<(String, String)> = expected
         .iter()
         .map(|(a, s)| (a.to_string(), s.to_string()))
         .collect();
-    assert_eq!(delivered, expected, "in order, none twice");
+    assert_eq!(delivered, expected, "the latest state, none twice");
     let text = metrics.encode();
     assert!(
         text.contains("upgrade_gate_alerts_total{receiver=\"pipeline\",outcome=\"retried\"} 4"),
         "{text}"
     );
     assert!(
-        text.contains("upgrade_gate_alerts_total{receiver=\"pipeline\",outcome=\"sent\"} 6"),
+        text.contains("upgrade_gate_alerts_total{receiver=\"pipeline\",outcome=\"sent\"} 2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_incident_that_ends_while_the_receiver_refuses_is_not_sent_late() {
+    let hook = Receiver::start(vec![Reply::Status(503)]).await;
+    let (_dir, config) = config(&webhook_at(&hook.url()), "");
+    // The firing notice is refused once; by its retry the incident has ended. The receiver never
+    // heard of it, so it gets neither the stale firing nor a resolution.
+    let metrics = run_alerts(&config, &[0.1, 2.5, 0.1]).await;
+    let all = hook.received();
+    assert_eq!(all.len(), 1, "only the refused attempt: {all:#?}");
+    let text = metrics.encode();
+    assert!(
+        text.contains("upgrade_gate_alerts_total{receiver=\"pipeline\",outcome=\"sent\"} 0"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_zero_still_waits_a_second_between_attempts() {
+    let throttled = || Reply::StatusWithHeader(429, "Retry-After", "0".into());
+    let hook = Receiver::start(vec![throttled(), throttled(), throttled()]).await;
+    let (_dir, config) = config(&webhook_at(&hook.url()), "");
+    let metrics = run_alerts(&config, &[2.5]).await;
+    let all = hook.received();
+    assert_eq!(all.len(), 5, "three refusals, then two alerts: {all:#?}");
+    for pair in all[..4].windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= Duration::from_secs(1), "attempts {gap:?} apart");
+    }
+    let text = metrics.encode();
+    assert!(
+        text.contains("upgrade_gate_alerts_total{receiver=\"pipeline\",outcome=\"retried\"} 3"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_notice_undelivered_after_give_up_after_expires() {
+    let hook = Receiver::start(vec![Reply::Status(503); 1000]).await;
+    let (_dir, config) = config(&webhook_at(&hook.url()), "  give_up_after: 2s");
+    let started = Instant::now();
+    // Two notices: the first is retried for 2 s, the second is past its evaluation's deadline
+    // by then and gets its one attempt.
+    let metrics = run_alerts(&config, &[2.5]).await;
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    let all = hook.received();
+    let last = all.last().unwrap().at;
+    assert!(
+        last - started < Duration::from_secs(3),
+        "no attempt after the give-up"
+    );
+    assert_eq!(
+        all.last().unwrap().json()["alertname"],
+        "UpgradeGateSignalFailing"
+    );
+    let text = metrics.encode();
+    assert!(
+        text.contains("upgrade_gate_alerts_total{receiver=\"pipeline\",outcome=\"expired\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("upgrade_gate_alerts_total{receiver=\"pipeline\",outcome=\"sent\"} 0"),
         "{text}"
     );
 }

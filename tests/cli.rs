@@ -437,6 +437,7 @@ alerts:
   repeat_interval: often
   retry_initial_backoff: 2m
   retry_max_backoff: 1m
+  give_up_after: 0s
   queue_capacity: 0
   external_url: "gate:8080"
   receivers:
@@ -456,6 +457,7 @@ alerts:
     let expected = [
         format!("{f}: key `alerts.repeat_interval`: \"often\" is not a duration"),
         format!("{f}: key `alerts.retry_max_backoff`: must not be shorter than alerts.retry_initial_backoff"),
+        format!("{f}: key `alerts.give_up_after`: must be more than 0"),
         format!("{f}: key `alerts.queue_capacity`: 0 must be at least 1"),
         format!("{f}: key `alerts.external_url`: must be an http:// or https:// URL"),
         format!("{f}: key `alerts.receivers[0].kind`: \"pager\" is not one of slack, webhook, alertmanager"),

@@ -55,6 +55,7 @@ fn kustomize_base_builds_and_validates_against_kubernetes_1_32_to_1_34() {
     let want: BTreeMap<&str, usize> = [
         ("ConfigMap", 2),
         ("Deployment", 1),
+        ("NetworkPolicy", 1),
         ("PodDisruptionBudget", 1),
         // The gate's, and the headless one the replicas gossip through.
         ("Service", 2),
@@ -118,6 +119,11 @@ fn the_overlay_in_deploy_readme_builds() {
     std::fs::create_dir_all(&prod).unwrap();
     std::os::unix::fs::symlink(repo().join("deploy"), dir.path().join("deploy")).unwrap();
     std::fs::write(prod.join("kustomization.yaml"), overlay).unwrap();
+    std::fs::write(
+        prod.join("cluster.key"),
+        "b64-overlay-test-key-0123456789abcdef",
+    )
+    .unwrap();
     let Some((docs, _)) = real_kustomize_build(&prod) else {
         eprintln!("NOTE: no kustomize: the overlay example in deploy/README.md was not built");
         return;
@@ -136,6 +142,20 @@ fn the_overlay_in_deploy_readme_builds() {
     assert_eq!(
         one(&docs, "ServiceMonitor")["metadata"]["labels"]["release"],
         "kube-prometheus-stack"
+    );
+    // The gossip key: generated from the overlay's file, and the Deployment mounts that Secret.
+    let secret = one(&docs, "Secret");
+    let name = secret["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("upgrade-gate-cluster-"), "{name}");
+    assert!(secret["data"]["key"].is_string(), "{secret}");
+    let volumes = &one(&docs, "Deployment")["spec"]["template"]["spec"]["volumes"];
+    assert!(
+        volumes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["secret"]["secretName"] == name),
+        "{volumes}"
     );
 }
 
@@ -305,6 +325,73 @@ fn service_monitor_pdb_and_service_select_the_pods() {
     assert_eq!(endpoint["path"], "/metrics");
     let interval = endpoint["interval"].as_str().unwrap();
     config::parse_duration(interval).unwrap_or_else(|e| panic!("interval {interval}: {e}"));
+}
+
+#[test]
+fn only_the_replicas_reach_the_gossip_port_and_they_share_a_mounted_key() {
+    let (docs, _) = kustomize_build(&repo().join("deploy/kubernetes"));
+    let deployment = one(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+
+    let policy = one(&docs, "NetworkPolicy");
+    let spec = &policy["spec"];
+    assert!(subset(&spec["podSelector"]["matchLabels"], pod_labels));
+    assert_eq!(spec["policyTypes"], json!(["Ingress"]), "egress untouched");
+    let rules = spec["ingress"].as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{spec}");
+    // Gossip: from the gate's own pods (in this namespace) only.
+    let gossip = rules
+        .iter()
+        .find(|r| r["ports"] == json!([{"port": "gossip", "protocol": "UDP"}]))
+        .expect("a rule for the gossip port");
+    let from = gossip["from"].as_array().unwrap();
+    assert_eq!(from.len(), 1, "{gossip}");
+    assert_only_keys(&from[0], &["podSelector"]);
+    assert!(subset(&from[0]["podSelector"]["matchLabels"], pod_labels));
+    // HTTP: open to every client, as without the policy.
+    let http = rules
+        .iter()
+        .find(|r| r["ports"] == json!([{"port": "http", "protocol": "TCP"}]))
+        .expect("a rule for the http port");
+    assert!(http["from"].is_null(), "{http}");
+    // The named ports are the container's.
+    let ports = pod["containers"][0]["ports"].as_array().unwrap();
+    for (name, protocol) in [("gossip", "UDP"), ("http", "TCP")] {
+        assert!(
+            ports
+                .iter()
+                .any(|p| p["name"] == name && p["protocol"] == protocol),
+            "{name}"
+        );
+    }
+
+    // The key: the Secret upgrade-gate-cluster, read-only, readable by the pod's group alone, and
+    // the file cluster.secret_file names.
+    let c = &pod["containers"][0];
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["secret"].is_object())
+        .expect("a Secret volume");
+    assert_eq!(volume["secret"]["secretName"], "upgrade-gate-cluster");
+    assert_eq!(volume["secret"]["defaultMode"], 0o440);
+    assert_eq!(pod["securityContext"]["fsGroup"], 65532);
+    let mount = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == volume["name"])
+        .expect("the Secret is mounted");
+    assert_eq!(mount["readOnly"], true);
+    let items = volume["secret"]["items"].as_array().unwrap();
+    let file = format!(
+        "{}/{}",
+        mount["mountPath"].as_str().unwrap(),
+        items[0]["path"].as_str().unwrap()
+    );
+    assert_eq!(container_env(c)["UPGRADE_GATE__CLUSTER__SECRET_FILE"], file);
 }
 
 #[test]
@@ -1226,6 +1313,18 @@ fn mount_config(docs: &[Value]) -> Mounted {
             .iter()
             .find(|v| v["name"] == mount["name"])
             .unwrap_or_else(|| panic!("no volume for {mount}"));
+        let root = dir
+            .path()
+            .join(mount["mountPath"].as_str().unwrap().trim_start_matches('/'));
+        if volume["secret"].is_object() {
+            // A Secret the base does not hold (the gossip key): a test key stands in for it.
+            std::fs::create_dir_all(&root).unwrap();
+            for item in volume["secret"]["items"].as_array().unwrap() {
+                let path = root.join(item["path"].as_str().unwrap());
+                std::fs::write(path, "a-test-key-standing-in-for-the-secret").unwrap();
+            }
+            continue;
+        }
         let sources: Vec<&Value> = if volume["configMap"].is_object() {
             vec![&volume["configMap"]]
         } else {
@@ -1239,9 +1338,6 @@ fn mount_config(docs: &[Value]) -> Mounted {
                 })
                 .collect()
         };
-        let root = dir
-            .path()
-            .join(mount["mountPath"].as_str().unwrap().trim_start_matches('/'));
         for source in sources {
             let data = config_map(&source["name"]);
             let items: Vec<(String, String)> = match source["items"].as_array() {
@@ -1274,9 +1370,25 @@ fn mount_config(docs: &[Value]) -> Mounted {
     let at = argv.iter().position(|a| a == "--config").expect("--config");
     let config = dir.path().join(argv[at + 1].trim_start_matches('/'));
     assert!(config.is_file(), "{} is not mounted", argv[at + 1]);
+    // Paths in the environment that point into a mount point into the test's copy of it.
+    let mut env = container_env(container);
+    for value in env.values_mut() {
+        let mounted = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| value.starts_with(m["mountPath"].as_str().unwrap()));
+        if mounted {
+            *value = dir
+                .path()
+                .join(value.trim_start_matches('/'))
+                .display()
+                .to_string();
+        }
+    }
     Mounted {
         config,
-        env: container_env(container),
+        env,
         _dir: dir,
     }
 }

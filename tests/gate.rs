@@ -12,8 +12,8 @@ use upgrade_gate::config::{self, Config};
 use upgrade_gate::engine::decide::{Decision, Verdict};
 use upgrade_gate::engine::evaluate::Status;
 use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 
 /// Writes `body` (phases and signals) under a `prometheus` section for `url` and loads it.
 fn config(url: &str, body: &str) -> (tempfile::TempDir, Config) {

@@ -15,8 +15,8 @@ use tokio::net::TcpListener;
 use upgrade_gate::config::{self, Config};
 use upgrade_gate::engine::decide::Decision;
 use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::evaluation::{evaluate, Incremental};
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation::{evaluate, Incremental};
 
 /// Seconds of exporter life at which each series is present, and its value then.
 fn exposition(second: u64) -> String {

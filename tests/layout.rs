@@ -1,6 +1,6 @@
 //! The floor plan of `src/`, held as a test: imports run one way between the folders of the data
-//! flow, the engine imports none of them (nor any I/O crate), and no two modules import each
-//! other, directly or round a longer circle.
+//! flow, the engine imports none of them (nor any I/O crate), no command but `serve` reaches into
+//! the daemon, and no two modules import each other, directly or round a longer circle.
 //!
 //! It reads the source as text: every `crate::a::b` and `super::a` path outside comments is an
 //! import of the longest module that path names.
@@ -16,10 +16,18 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("simulate", &[]),
     ("config", &["engine", "secret"]),
     ("prometheus", &["config", "engine", "secret"]),
+    ("evaluation", &["config", "engine", "prometheus", "secret"]),
     ("alerting", &["config", "engine", "secret"]),
     (
         "server",
-        &["alerting", "config", "engine", "prometheus", "secret"],
+        &[
+            "alerting",
+            "config",
+            "engine",
+            "evaluation",
+            "prometheus",
+            "secret",
+        ],
     ),
     (
         "commands",
@@ -27,6 +35,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "alerting",
             "config",
             "engine",
+            "evaluation",
             "prometheus",
             "secret",
             "server",
@@ -35,6 +44,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// The only command that may import the daemon: the others evaluate through `evaluation`.
+const SERVER_COMMAND: &str = "commands::serve";
 
 /// Crates and std modules that do I/O; the engine is handed data and answers with data.
 const IO_IN_ENGINE: &[&str] = &[
@@ -196,6 +208,26 @@ fn folders_import_only_downwards() {
 }
 
 #[test]
+fn only_serve_starts_the_daemon() {
+    let graph = imports(&sources());
+    let wrong: Vec<String> = graph
+        .iter()
+        .filter(|(m, _)| m.first().is_some_and(|m| m == "commands") && name(m) != SERVER_COMMAND)
+        .flat_map(|(m, targets)| {
+            targets
+                .iter()
+                .filter(|t| t[0] == "server")
+                .map(move |t| format!("{} imports {}", name(m), name(t)))
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "only {SERVER_COMMAND} may import the server:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
 fn the_engine_does_no_io() {
     let mut wrong = Vec::new();
     for s in sources()
@@ -253,4 +285,5 @@ fn the_checker_sees_imports() {
     assert!(of("server::scheduler").contains(&vec!["engine".into(), "snapshot".into()]));
     assert!(of("alerting::delivery").contains(&vec!["alerting".into(), "book".into()]));
     assert!(of("engine::decide").contains(&vec!["engine".into(), "evaluate".into()]));
+    assert!(of("commands::serve").contains(&vec!["server".into()]));
 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::exporter::Exporter;
-use common::gate::{free_port, start_process};
-use common::process::ServerProcess;
+use common::gate::{cluster_secret, free_port, start_process};
+use common::process::{gate_cli, ServerProcess};
 use common::prometheus::{urlencode, TestPrometheus};
 use common::receiver::Receiver;
 use tokio::net::UdpSocket;
@@ -127,6 +127,8 @@ struct Setup {
     /// The port peers dial instead of the gossip port (a [`Relay`] in front of it).
     advertise: Option<u16>,
     repeat_interval: Option<&'static str>,
+    /// `cluster.insecure: true` instead of a key.
+    insecure: bool,
 }
 
 impl Setup {
@@ -171,6 +173,11 @@ alerts:
                 "cluster:\n  listen: 127.0.0.1:{own}\n  peers: [{}]\n  peer_timeout: 1s\n",
                 peers.join(", ")
             ));
+            if setup.insecure {
+                yaml.push_str("  insecure: true\n");
+            } else {
+                yaml.push_str(&cluster_secret(dir));
+            }
             if let Some(port) = setup.advertise {
                 yaml.push_str(&format!("  advertise: 127.0.0.1:{port}\n"));
             }
@@ -521,4 +528,142 @@ fn repeat_interval_is_honoured_across_a_restart() {
         .map(|r| r.header("Idempotency-Key").unwrap().to_string())
         .collect();
     assert_eq!(keys.len(), 2 * ALERTS, "a repeat is a new notification");
+}
+
+/// A chitchat node that holds the replicas' cluster id but not their key, publishing the same
+/// forged far-future firing entries a rogue on the network would: written from the wire format,
+/// not with the gate's own types.
+struct Rogue {
+    handle: chitchat::ChitchatHandle,
+}
+
+/// The date the forged entries carry: it would win every last-writer-wins merge.
+const FORGED_AT: &str = "2099-01-01T00:00:00Z";
+
+impl Rogue {
+    async fn start(seeds: &[u16]) -> Rogue {
+        use chitchat::transport::UdpTransport;
+        use chitchat::{ChitchatConfig, ChitchatId, FailureDetectorConfig};
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let forged = |alertname: &str, signal: &str, mac: Option<&str>| {
+            let key = serde_json::json!({
+                "receiver": "hook", "alertname": alertname, "phase": "istio", "signal": signal
+            });
+            let mut entry = serde_json::json!({
+                "status": "firing", "at": FORGED_AT, "starts_at": FORGED_AT,
+                "severity": "critical", "hash": "forged"
+            });
+            if let Some(mac) = mac {
+                entry["mac"] = mac.into();
+            }
+            (format!("nf:{key}"), entry.to_string())
+        };
+        let entries = vec![
+            forged("UpgradeGatePhaseNoGo", "", None),
+            forged(
+                "UpgradeGateSignalFailing",
+                "mesh_5xx",
+                Some(&"0".repeat(64)),
+            ),
+        ];
+        let config = ChitchatConfig {
+            chitchat_id: ChitchatId::new("rogue", 0, listen),
+            cluster_id: "upgrade-gate".into(),
+            gossip_interval: Duration::from_millis(50),
+            listen_addr: listen,
+            seed_nodes: seeds.iter().map(|p| format!("127.0.0.1:{p}")).collect(),
+            failure_detector_config: FailureDetectorConfig::default(),
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: chitchat::ProtocolVersion::V0,
+        };
+        let handle = chitchat::spawn_chitchat(config, entries, &UdpTransport)
+            .await
+            .unwrap();
+        Rogue { handle }
+    }
+}
+
+#[test]
+fn a_rogue_without_the_key_cannot_silence_a_notification() {
+    let world = World::healthy();
+    let ports = [free_port(), free_port()];
+    let state = tempfile::tempdir().unwrap();
+    let setups: Vec<Setup> = ports
+        .iter()
+        .map(|own| Setup {
+            cluster: Some((*own, ports.to_vec())),
+            state_file: Some(state.path().join(format!("{own}.json"))),
+            ..Setup::default()
+        })
+        .collect();
+    let rogue = world.runtime.block_on(Rogue::start(&ports));
+    let gates: Vec<ServerProcess> = setups.iter().map(|s| start(&world, s)).collect();
+    let all: Vec<&ServerProcess> = gates.iter().collect();
+    let rejected = |g: &ServerProcess| metric(g, "upgrade_gate_cluster_rejected_total");
+    // The rogue's entries reach both replicas and are refused before anything is due.
+    poll("each replica to refuse the rogue's entries", || {
+        all.iter().all(|g| rejected(g) >= 2.0)
+    });
+    world.fail();
+    decided(&all, 2 * ALERTS);
+    world.assert_each(1, &["firing"]);
+    for g in &all {
+        assert!(rejected(g) > 0.0);
+    }
+    // What the replicas keep is theirs: sealed, and none of it the rogue's.
+    for setup in &setups {
+        let path = setup.state_file.as_ref().unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        let stored: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let entries = stored["entries"].as_array().unwrap();
+        assert_eq!(entries.len(), ALERTS, "{text}");
+        for e in entries {
+            assert_ne!(e["entry"]["at"], FORGED_AT, "{text}");
+            assert_ne!(e["entry"]["hash"], "forged", "{text}");
+            assert_eq!(e["mac"].as_str().map(str::len), Some(64), "{text}");
+        }
+    }
+    world.runtime.block_on(rogue.handle.shutdown()).unwrap();
+}
+
+#[test]
+fn a_cluster_without_a_key_refuses_to_start_unless_it_says_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.yaml");
+    let yaml = |extra: &str| {
+        format!(
+            "prometheus: {{url: \"http://127.0.0.1:9\"}}\nphases: [{{name: istio}}]\n\
+             signals: [{{name: s, query: up, fail: \"< 1\"}}]\n\
+             cluster: {{listen: \"127.0.0.1:{}\"{extra}}}\n",
+            free_port()
+        )
+    };
+    std::fs::write(&path, yaml("")).unwrap();
+    let (code, _, stderr) = gate_cli(&["serve", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: key `cluster.secret_file`: missing",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    // Said in so many words, it starts, and warns.
+    let world = World::healthy();
+    let gate = start(
+        &world,
+        &Setup {
+            cluster: Some((free_port(), vec![])),
+            insecure: true,
+            ..Setup::default()
+        },
+    );
+    assert!(
+        gate.stderr()
+            .contains("the notification log is gossiped without authentication"),
+        "{}",
+        gate.stderr()
+    );
 }

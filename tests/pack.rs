@@ -8,8 +8,8 @@ use common::prometheus::TestPrometheus;
 use upgrade_gate::engine::decide::Decision;
 use upgrade_gate::engine::evaluate::Status;
 use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 use upgrade_gate::simulate::scenarios::{openmetrics, openmetrics_window, Scenario, Window};
 
 async fn evaluate_default_pack(scenario: Scenario) -> Snapshot {
@@ -106,7 +106,7 @@ fn the_simulator_exports_every_metric_the_default_pack_reads() {
                 .signals
                 .iter()
                 .flat_map(|s| {
-                    upgrade_gate::prometheus::online::metric_names(&s.query)
+                    upgrade_gate::prometheus::online::selected_metrics(&s.query)
                         .into_iter()
                         .filter(|m| !exposed.contains(m))
                         .map(|m| format!("{}: {m}", s.name))

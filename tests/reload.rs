@@ -97,7 +97,10 @@ fn sighup_reloads_and_a_bad_config_keeps_the_old_one() {
 
     // A new phase in the config and a new signal in a signal file; and a cluster section, which
     // only a restart applies.
-    let cluster = format!("cluster: {{listen: \"127.0.0.1:{}\"}}\n", free_port());
+    let cluster = format!(
+        "cluster: {{listen: \"127.0.0.1:{}\", insecure: true}}\n",
+        free_port()
+    );
     std::fs::write(
         &path,
         config(

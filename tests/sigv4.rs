@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use upgrade_gate::config::{Config, SigV4Config};
 use upgrade_gate::engine::evaluate::Status;
 use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 
 const ACCESS_KEY: &str = "AKIDUPGRADEGATETEST";
@@ -218,7 +218,7 @@ async fn every_request_is_signed_with_credentials_from_the_chain() {
         verifier.verdicts.lock().unwrap()
     );
     assert_eq!(s.signals[0].value, Some(0.1));
-    let names = source.metric_names(now() - 3600, now()).await.unwrap();
+    let names = source.metric_names_seen(now() - 3600, now()).await.unwrap();
     assert!(names.contains("mesh_5xx"));
     let verdicts = verifier.verdicts.lock().unwrap().clone();
     assert_eq!(verdicts, [None, None], "both requests signed correctly");

@@ -13,8 +13,8 @@ use upgrade_gate::engine::baseline::Anchor;
 use upgrade_gate::engine::decide::Decision;
 use upgrade_gate::engine::evaluate::Status;
 use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::evaluation;
 use upgrade_gate::prometheus::source::PrometheusSource;
-use upgrade_gate::server::evaluation;
 use upgrade_gate::simulate::scenarios::{openmetrics_window, Scenario, Window};
 
 /// The scenarios' window in these tests: an hour, with an hour of history before it.

@@ -1,9 +1,12 @@
 //! Alerts: what is firing after each evaluation, and what changed since the previous one.
 //!
-//! Three alerts exist: a phase that is no-go (`UpgradeGatePhaseNoGo`), a signal that fails
-//! (`UpgradeGateSignalFailing`), and a signal whose query errors, which is what an unreachable
-//! Prometheus looks like (`UpgradeGateQueryError`). The `all` pseudo-phase raises none: every
-//! signal in it already raises its own.
+//! Four alerts exist: a phase that is no-go (`UpgradeGatePhaseNoGo`), a signal that fails
+//! (`UpgradeGateSignalFailing`), a signal whose own query errors (`UpgradeGateQueryError`), and
+//! one error that two or more signals share (`UpgradeGatePrometheusError`): an unreachable or
+//! refusing Prometheus, refused credentials. That one cause is one alert naming the signals it
+//! hides, as the reasons of `/gate` say it once, not one alert per signal: an outage would
+//! otherwise page once per signal and resolve as many times. The `all` pseudo-phase raises none:
+//! every signal in it already raises its own.
 //!
 //! The book is pure: it is fed snapshots and answers with notices, so the rules of when to tell
 //! people are tested without a network.
@@ -13,10 +16,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
-use crate::engine::decide::{fmt_labels, fmt_number, fmt_with_baseline, Decision, SignalReport};
+use crate::engine::decide::{shared_errors, Decision, SignalReport};
 use crate::engine::evaluate::Status;
 use crate::engine::pack::{NoDataPolicy, ALL_PHASES};
 use crate::engine::snapshot::Snapshot;
+use crate::engine::text::{fmt_labels, fmt_number, fmt_with_baseline};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum AlertName {
@@ -26,6 +30,9 @@ pub enum AlertName {
     SignalFailing,
     #[serde(rename = "UpgradeGateQueryError")]
     QueryError,
+    /// One error shared by two or more signals: its cause, not each signal, is the alert.
+    #[serde(rename = "UpgradeGatePrometheusError")]
+    PrometheusError,
 }
 
 impl AlertName {
@@ -34,6 +41,7 @@ impl AlertName {
             AlertName::PhaseNoGo => "UpgradeGatePhaseNoGo",
             AlertName::SignalFailing => "UpgradeGateSignalFailing",
             AlertName::QueryError => "UpgradeGateQueryError",
+            AlertName::PrometheusError => "UpgradeGatePrometheusError",
         }
     }
 }
@@ -65,7 +73,8 @@ pub enum AlertStatus {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alert {
     pub name: AlertName,
-    /// The phase for a phase alert; the signal's phases for a signal alert.
+    /// The phase for a phase alert; the signal's phases for a signal alert; none for a shared
+    /// cause, whose identity must not change as the signals it hides come and go.
     pub phases: Vec<String>,
     pub signal: Option<String>,
     pub severity: Severity,
@@ -77,7 +86,8 @@ pub struct Alert {
     /// A phase alert's decision and score at `evaluated_at`.
     pub decision: Option<Decision>,
     pub score: Option<f64>,
-    /// The signals that explain the alert: the phase's unhealthy ones, or the one signal.
+    /// The signals that explain the alert: the phase's unhealthy ones, the one signal, or those
+    /// a shared cause hides.
     pub signals: Vec<SignalReport>,
     pub reasons: Vec<String>,
 }
@@ -129,7 +139,7 @@ impl Alert {
                 format!("signal {signal} no longer fails")
             }
             (AlertName::SignalFailing, Some(signal)) => match self.signals.first() {
-                Some(r) => format!("signal {signal} fails: {}", describe(r)),
+                Some(r) => format!("signal {signal} fails: {}", signal_detail(r)),
                 None => format!("signal {signal} fails"),
             },
             (AlertName::QueryError, Some(signal)) if resolved => {
@@ -142,13 +152,43 @@ impl Alert {
                     .and_then(|r| r.error.as_deref())
                     .unwrap_or("query error")
             ),
+            (AlertName::PrometheusError, _) if resolved => {
+                "Prometheus answers again: the signals it hid can be evaluated again".to_string()
+            }
+            (AlertName::PrometheusError, _) => {
+                let mut causes: Vec<&str> = self
+                    .signals
+                    .iter()
+                    .filter_map(|r| r.error.as_deref())
+                    .collect();
+                causes.dedup();
+                let names: Vec<&str> = self.signals.iter().map(|r| r.name.as_str()).collect();
+                format!(
+                    "{} ({} signals cannot be evaluated: {})",
+                    causes.join("; "),
+                    names.len(),
+                    listed(&names)
+                )
+            }
             (_, None) => self.name.as_str().to_string(),
         }
     }
 }
 
+/// Most signal names a summary lists; the rest are counted.
+const MAX_NAMED: usize = 5;
+
+/// `a, b, c, d, e and 23 more`.
+fn listed(names: &[&str]) -> String {
+    let shown = names[..names.len().min(MAX_NAMED)].join(", ");
+    match names.len().saturating_sub(MAX_NAMED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
 /// A signal's worst series, value and threshold, for messages: `{svc="a"} = 2 (fail > 1)`.
-pub fn describe(r: &SignalReport) -> String {
+pub fn signal_detail(r: &SignalReport) -> String {
     let mut parts = Vec::new();
     let value = match r.offenders.first() {
         Some(o) => Some(fmt_with_baseline(o.value, o.baseline)),
@@ -174,7 +214,7 @@ pub fn describe(r: &SignalReport) -> String {
 
 /// `name is status: detail`, the line each signal gets in a message.
 pub fn signal_line(r: &SignalReport) -> String {
-    let detail = describe(r);
+    let detail = signal_detail(r);
     if detail.is_empty() {
         format!("{} is {}", r.name, r.status.as_str())
     } else {
@@ -292,6 +332,8 @@ fn resolve(mut alert: Alert, snapshot: &Snapshot) -> Alert {
     alert.evaluated_at = snapshot.evaluated_at;
     alert.reasons.clear();
     match &alert.signal {
+        // The signals it hid report for themselves again, each in its own alerts.
+        None if alert.name == AlertName::PrometheusError => alert.signals.clear(),
         None => {
             let verdict = alert.phases.first().and_then(|p| snapshot.verdict(p));
             alert.decision = verdict.map(|v| v.decision);
@@ -318,8 +360,10 @@ fn unhealthy(r: &SignalReport) -> bool {
     }
 }
 
-/// Everything firing in `snapshot`, phases first.
+/// Everything firing in `snapshot`, phases first, then signals, then a shared cause.
 fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
+    // Sorted by error, so that one cause's signals stand together in the alert.
+    let shared = shared_errors(&snapshot.signals);
     let base = |name, phases, signal, severity, signals| Alert {
         name,
         phases,
@@ -355,6 +399,9 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
             Status::Fail if s.critical => (AlertName::SignalFailing, Severity::Critical),
             Status::Fail => (AlertName::SignalFailing, Severity::Warning),
             // The gate fails closed on errors, so an error blocks pipelines like a critical fail.
+            Status::Error if s.error.as_deref().is_some_and(|e| shared.contains_key(e)) => {
+                return None
+            }
             Status::Error => (AlertName::QueryError, Severity::Critical),
             _ => return None,
         };
@@ -366,7 +413,26 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
             vec![s.clone()],
         ))
     });
-    phases.chain(signals).collect()
+    let hidden: Vec<SignalReport> = shared
+        .values()
+        .flatten()
+        .filter_map(|name| snapshot.signals.iter().find(|s| &s.name == name))
+        .cloned()
+        .collect();
+    let cause = (!hidden.is_empty()).then(|| Alert {
+        reasons: shared
+            .iter()
+            .map(|(error, names)| format!("{error}: {}", names.join(", ")))
+            .collect(),
+        ..base(
+            AlertName::PrometheusError,
+            Vec::new(),
+            None,
+            Severity::Critical,
+            hidden,
+        )
+    });
+    phases.chain(signals).chain(cause).collect()
 }
 
 #[cfg(test)]
@@ -581,6 +647,77 @@ mod tests {
                 ),
                 (NoticeKind::New, "UpgradeGateQueryError/istio/a".into()),
             ]
+        );
+    }
+
+    #[test]
+    fn an_error_signals_share_is_one_alert_naming_them_and_a_signal_of_its_own_keeps_its_own() {
+        let mut book = AlertBook::default();
+        book.update(&snapshot(
+            0,
+            Decision::Go,
+            &[("a", Status::Ok), ("b", Status::Ok), ("c", Status::Ok)],
+        ));
+        let mut down = snapshot(
+            1,
+            Decision::NoGo,
+            &[
+                ("a", Status::Error),
+                ("b", Status::Error),
+                ("c", Status::Error),
+            ],
+        );
+        down.signals[2].error = Some("parse error: unexpected `}`".into());
+        let u = book.update(&down);
+        assert_eq!(
+            kinds(&u),
+            [
+                (NoticeKind::New, "UpgradeGatePhaseNoGo/istio/".into()),
+                (NoticeKind::New, "UpgradeGatePrometheusError//".into()),
+                (NoticeKind::New, "UpgradeGateQueryError/istio/c".into()),
+            ]
+        );
+        let cause = &u.notices[1].alert;
+        assert_eq!(
+            cause.summary(),
+            "Prometheus is unreachable (2 signals cannot be evaluated: a, b)"
+        );
+        assert_eq!(cause.reasons, ["Prometheus is unreachable: a, b"]);
+        assert!(
+            cause.phases.is_empty(),
+            "one identity, whichever signals it hides"
+        );
+
+        // Fewer signals hidden, same cause: nothing new to say.
+        let mut fewer = snapshot(
+            2,
+            Decision::NoGo,
+            &[
+                ("a", Status::Error),
+                ("b", Status::Error),
+                ("c", Status::Ok),
+            ],
+        );
+        fewer.signals[2].error = None;
+        assert_eq!(
+            kinds(&book.update(&fewer)),
+            [(NoticeKind::Resolved, "UpgradeGateQueryError/istio/c".into())]
+        );
+        let back = book.update(&snapshot(
+            3,
+            Decision::Go,
+            &[("a", Status::Ok), ("b", Status::Ok), ("c", Status::Ok)],
+        ));
+        assert_eq!(
+            kinds(&back),
+            [
+                (NoticeKind::Resolved, "UpgradeGatePhaseNoGo/istio/".into()),
+                (NoticeKind::Resolved, "UpgradeGatePrometheusError//".into()),
+            ]
+        );
+        assert_eq!(
+            back.notices[1].alert.summary(),
+            "Prometheus answers again: the signals it hid can be evaluated again"
         );
     }
 }

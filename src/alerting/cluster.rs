@@ -5,7 +5,9 @@
 //! live peers' order.
 //!
 //! Every replica publishes the whole log it knows, not only what it sent itself, so that a replica
-//! that joins learns everything from any one live peer, including what a dead one sent.
+//! that joins learns everything from any one live peer, including what a dead one sent. Each entry
+//! is published with its seal, and a peer's entries are merged only once [`Trust`] has checked
+//! them: chitchat itself lets anyone who can reach the port publish anything.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use chitchat::{
     spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig,
     ProtocolVersion,
 };
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,8 +26,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::nflog::{Entry, Key};
+use super::seal::{SealedEntry, Trust};
 use super::shared::SharedLog;
 use crate::config::ClusterConfig;
+use crate::secret::SecretFile;
 
 /// Keys of log entries among a node's chitchat key-values.
 const ENTRY_PREFIX: &str = "nf:";
@@ -32,6 +37,9 @@ const CLUSTER_ID: &str = "upgrade-gate";
 /// Gossip rounds the live set must stay the same, with every peer heard of live, before this
 /// replica trusts that it knows its peers and their logs (as Alertmanager's settle).
 const SETTLE_ROUNDS: u32 = 3;
+/// How far ahead of its clock a lone process takes the dates in its own state file: it has no
+/// `peer_timeout`, and the default one serves.
+const ALONE_SKEW: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot start gossip on {listen}: {message}")]
@@ -61,14 +69,16 @@ impl Membership {
     };
 }
 
-/// The gauges this path updates; whoever exports metrics registers them.
+/// The gauges and the counter this path updates; whoever exports metrics registers them.
 #[derive(Clone, Debug, Default)]
-pub struct ClusterGauges {
+pub struct ClusterMetrics {
     pub peers: Gauge,
     pub position: Gauge,
+    /// Log entries refused, from a peer or the state file: unauthenticated or dated in the future.
+    pub rejected: Counter,
 }
 
-impl ClusterGauges {
+impl ClusterMetrics {
     fn set(&self, m: &Membership) {
         self.peers.set(m.peers as i64);
         self.position.set(m.position as i64);
@@ -112,9 +122,11 @@ struct Gossip {
 }
 
 impl Peers {
-    /// A process on its own: position 0, nobody to wait for.
-    pub fn alone(log: SharedLog, gauges: &ClusterGauges) -> Peers {
-        gauges.set(&Membership::ALONE);
+    /// A process on its own, with its log in `state_file` if any: position 0, nobody to wait for.
+    pub fn alone(state_file: Option<std::path::PathBuf>, metrics: &ClusterMetrics) -> Peers {
+        let trust = Trust::new(None, ALONE_SKEW, metrics.rejected.clone());
+        let log = SharedLog::open(state_file, trust);
+        metrics.set(&Membership::ALONE);
         let (_, membership) = watch::channel(Membership::ALONE);
         Peers {
             turn: Turn {
@@ -130,13 +142,23 @@ impl Peers {
     pub async fn start(
         state_file: Option<std::path::PathBuf>,
         cluster: Option<&ClusterConfig>,
-        gauges: ClusterGauges,
+        metrics: ClusterMetrics,
     ) -> Result<Peers, ClusterError> {
-        let log = SharedLog::open(state_file);
-        match cluster {
-            None => Ok(Peers::alone(log, &gauges)),
-            Some(config) => join(config, log, gauges).await,
+        let Some(config) = cluster else {
+            return Ok(Peers::alone(state_file, &metrics));
+        };
+        let key = config
+            .secret_file
+            .clone()
+            .map(|path| SecretFile::new(path, "cluster.secret_file"));
+        if key.is_none() {
+            tracing::warn!(
+                "cluster.insecure: the notification log is gossiped without authentication; anyone who can send UDP to {} can silence notifications",
+                config.listen
+            );
         }
+        let trust = Trust::new(key, config.peer_timeout, metrics.rejected.clone());
+        join(config, SharedLog::open(state_file, trust), metrics).await
     }
 
     /// Stops gossiping; peers see this replica leave the order.
@@ -158,7 +180,7 @@ fn gossip_interval(peer_timeout: Duration) -> Duration {
 async fn join(
     config: &ClusterConfig,
     log: SharedLog,
-    gauges: ClusterGauges,
+    gauges: ClusterMetrics,
 ) -> Result<Peers, ClusterError> {
     let interval = gossip_interval(config.peer_timeout);
     // The start time tells this run from an earlier one at the same address.
@@ -195,6 +217,7 @@ async fn join(
     gauges.set(&Membership::ALONE);
     let stop = CancellationToken::new();
     let sync = Sync {
+        retention: log.retention_changes(),
         log: log.clone(),
         chitchat: handle.chitchat(),
         self_id: id,
@@ -212,6 +235,7 @@ async fn join(
         listen = %config.listen,
         advertise = %config.advertise,
         peers = ?config.peers,
+        authenticated = config.secret_file.is_some(),
         "gossiping the notification log"
     );
     let sync = tokio::spawn(sync.run(interval, stop.clone()));
@@ -228,6 +252,8 @@ async fn join(
 /// Copies the log into chitchat and the peers' logs out of it, once per gossip round.
 struct Sync {
     log: SharedLog,
+    /// Changes when a reload changes what the log keeps: every peer's state is read again then.
+    retention: watch::Receiver<u64>,
     chitchat: Arc<tokio::sync::Mutex<chitchat::Chitchat>>,
     self_id: ChitchatId,
     /// What this replica has published, key by key.
@@ -242,7 +268,7 @@ struct Sync {
     beats: BTreeMap<ChitchatId, (chitchat::Heartbeat, Instant)>,
     peer_timeout: Duration,
     publish: watch::Sender<Membership>,
-    gauges: ClusterGauges,
+    gauges: ClusterMetrics,
 }
 
 impl Sync {
@@ -259,16 +285,17 @@ impl Sync {
     }
 
     async fn round(&mut self) {
+        let trust = self.log.trust().clone();
+        let seal = trust.sealer();
         let ours = self.log.read(|log| {
             log.entries()
-                .map(|(k, e)| {
-                    (
-                        entry_key(k),
-                        serde_json::to_string(e).expect("entries serialize"),
-                    )
-                })
+                .map(|(k, e)| (entry_key(k), entry_value(e, seal(k, e))))
                 .collect::<BTreeMap<String, String>>()
         });
+        if self.retention.has_changed().unwrap_or(false) {
+            self.retention.mark_unchanged();
+            self.read.clear();
+        }
         let mut chitchat = self.chitchat.lock().await;
         if ours != self.published {
             let state = chitchat.self_node_state();
@@ -308,12 +335,11 @@ impl Sync {
                 continue;
             }
             self.read.insert(id.clone(), state.max_version());
-            theirs.extend(
-                state
-                    .key_values()
-                    .filter(|(k, _)| k.starts_with(ENTRY_PREFIX))
-                    .filter_map(|(k, v)| parse_entry(k, v)),
-            );
+            let entries = state
+                .key_values()
+                .filter(|(k, _)| k.starts_with(ENTRY_PREFIX))
+                .filter_map(|(k, v)| parse_entry(k, v));
+            theirs.extend(trust.admit(&id.node_id, entries, chrono::Utc::now()));
         }
         let mut live: Vec<String> = chitchat
             .live_nodes()
@@ -369,11 +395,20 @@ fn entry_key(key: &Key) -> String {
     )
 }
 
-/// An entry a peer published; one this version cannot read is skipped (a newer peer's format).
-fn parse_entry(key: &str, value: &str) -> Option<(Key, Entry)> {
+fn entry_value(entry: &Entry, mac: Option<String>) -> String {
+    let sealed = SealedEntry {
+        entry: entry.clone(),
+        mac,
+    };
+    serde_json::to_string(&sealed).expect("entries serialize")
+}
+
+/// An entry a peer published, with its seal; one this version cannot read is skipped (a newer
+/// peer's format).
+fn parse_entry(key: &str, value: &str) -> Option<(Key, Entry, Option<String>)> {
     let key = serde_json::from_str(key.strip_prefix(ENTRY_PREFIX)?).ok()?;
-    let entry = serde_json::from_str(value).ok()?;
-    Some((key, entry))
+    let sealed: SealedEntry = serde_json::from_str(value).ok()?;
+    Some((key, sealed.entry, sealed.mac))
 }
 
 #[cfg(test)]
@@ -397,8 +432,8 @@ mod tests {
             hash: "h".into(),
         };
         let k = entry_key(&key);
-        let v = serde_json::to_string(&entry).unwrap();
-        assert_eq!(parse_entry(&k, &v), Some((key, entry)));
+        let v = entry_value(&entry, Some("ab12".into()));
+        assert_eq!(parse_entry(&k, &v), Some((key, entry, Some("ab12".into()))));
         assert_eq!(parse_entry("nf:garbage", &v), None);
         assert_eq!(parse_entry("heartbeat", &v), None);
     }

@@ -1,11 +1,20 @@
 //! Alert delivery. The evaluation loop hands each receiver its work through a bounded queue and
 //! never waits; one worker per receiver sends in order, retrying connection errors, 5xx and 429
-//! (honouring `Retry-After`) with exponential backoff and jitter, and giving up on other 4xx.
-//! A receiver that is down holds up only its own queue.
+//! at the pace [`super::retry`] sets, and giving up on other 4xx. A receiver that is down holds
+//! up only its own queue.
+//!
+//! What a receiver is told is the latest state, not a history: while a notice is being retried,
+//! the evaluations that arrive meanwhile collapse into the newest, and a notice that the newest
+//! contradicts (a firing that has resolved since, a resolution that fires again) is dropped
+//! unsent and unrecorded. A firing dropped so was never told, so the notification log owes no
+//! resolution for it either. A notice still undelivered `alerts.give_up_after` after its
+//! evaluation is given up (`expired`) and recorded as if sent, so that it is not retried at the
+//! next evaluation; the next change of the alert, or its repeat, goes as usual.
 //!
 //! Slack and webhook workers consult the notification log: after each evaluation a worker waits
 //! its turn ([`Turn`]: position x `peer_timeout` after the evaluated step fell due on the grid all
-//! replicas share), sends only what the log says is due, and records what it sent. Alertmanager workers send the whole state every time; Alertmanager deduplicates.
+//! replicas share), sends only what the log says is due, and records what it sent. Alertmanager
+//! workers send the whole state every time; Alertmanager deduplicates.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +23,6 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use reqwest::StatusCode;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -22,12 +30,10 @@ use tokio::time::Instant;
 use super::book::{resolved_alert, Alert, AlertBook, AlertStatus, NoticeKind};
 use super::cluster::{Peers, Turn};
 use super::formats::{alertmanager, notification, Request};
-use super::nflog::{Due, Entry, Key};
+use super::nflog::{Due, Entry, Key, Retention};
+use super::retry::{attempt, Attempt, Pace};
 use crate::config::{AlertsConfig, ReceiverConfig, ReceiverKind};
 use crate::engine::snapshot::Snapshot;
-
-/// Longest `Retry-After` honoured; a receiver asking for more is retried at this pace.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// What became of one delivery attempt or alert, as the `outcome` label says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,15 +44,18 @@ pub enum AlertOutcome {
     Dropped,
     /// Not sent: the notification log shows it sent already, by a peer or before a restart.
     Deduplicated,
+    /// Not delivered within `alerts.give_up_after`: retrying longer would only bring stale news.
+    Expired,
 }
 
 impl AlertOutcome {
-    const ALL: [AlertOutcome; 5] = [
+    const ALL: [AlertOutcome; 6] = [
         AlertOutcome::Sent,
         AlertOutcome::Retried,
         AlertOutcome::Failed,
         AlertOutcome::Dropped,
         AlertOutcome::Deduplicated,
+        AlertOutcome::Expired,
     ];
 
     fn as_str(self) -> &'static str {
@@ -56,6 +65,7 @@ impl AlertOutcome {
             AlertOutcome::Failed => "failed",
             AlertOutcome::Dropped => "dropped",
             AlertOutcome::Deduplicated => "deduplicated",
+            AlertOutcome::Expired => "expired",
         }
     }
 }
@@ -140,8 +150,8 @@ struct Worker {
     client: reqwest::Client,
     external_url: Option<String>,
     firing_ttl: Duration,
-    initial_backoff: Duration,
-    max_backoff: Duration,
+    pace: Pace,
+    give_up_after: Duration,
     repeat_interval: Duration,
     send_resolved: bool,
     counters: DeliveryCounters,
@@ -156,8 +166,7 @@ impl Alerting {
         evaluation_interval: Duration,
         counters: DeliveryCounters,
     ) -> Alerting {
-        let log = super::shared::SharedLog::open(config.state_file.clone());
-        let peers = Peers::alone(log, &Default::default());
+        let peers = Peers::alone(config.state_file.clone(), &Default::default());
         Alerting::with_peers(config, evaluation_interval, counters, peers)
     }
 
@@ -194,6 +203,10 @@ impl Alerting {
         if config.state_file != self.state_file {
             tracing::warn!("alerts.state_file changed; the new file is used only after a restart");
         }
+        self.peers.turn.log.set_retention(Retention::new(
+            config.repeat_interval,
+            config.receivers.iter().map(|r| r.name.clone()),
+        ));
         self.queues.clear();
         self.workers.retain(|w| !w.is_finished());
         for receiver in &config.receivers {
@@ -209,14 +222,14 @@ impl Alerting {
                 client: client.clone(),
                 external_url: config.external_url.clone(),
                 firing_ttl,
-                initial_backoff: config.retry_initial_backoff,
-                max_backoff: config.retry_max_backoff,
+                pace: Pace::new(config.retry_initial_backoff, config.retry_max_backoff),
+                give_up_after: config.give_up_after,
                 repeat_interval: config.repeat_interval,
                 send_resolved: config.send_resolved,
                 counters: self.counters.clone(),
                 turn: self.peers.turn.clone(),
             };
-            self.workers.push(tokio::spawn(worker.run(rx)));
+            self.workers.push(tokio::spawn(worker.run(Inbox::new(rx))));
         }
     }
 
@@ -232,7 +245,7 @@ impl Alerting {
     /// drops it for that receiver, with an error log and the `dropped` outcome (the next evaluation
     /// still brings what is due).
     /// `due` is when the evaluation was scheduled to start: the same moment on every replica.
-    pub fn observe(&mut self, snapshot: &Snapshot, due: Instant) {
+    pub fn observe(&mut self, snapshot: &Arc<Snapshot>, due: Instant) {
         let update = self.book.update(snapshot);
         for notice in &update.notices {
             let a = &notice.alert;
@@ -246,7 +259,7 @@ impl Alerting {
             }
         }
         let evaluation = Arc::new(Evaluation {
-            snapshot: Arc::new(snapshot.clone()),
+            snapshot: snapshot.clone(),
             firing: update
                 .state
                 .iter()
@@ -275,38 +288,111 @@ impl Alerting {
     }
 }
 
+/// A worker's end of its queue, and the newest job taken out of it while a delivery waited.
+struct Inbox {
+    rx: mpsc::Receiver<Job>,
+    /// The newest job that arrived during a retry: older ones are superseded by it, or, for
+    /// Alertmanager, folded into it.
+    newer: Option<Job>,
+    closed: bool,
+}
+
+impl Inbox {
+    fn new(rx: mpsc::Receiver<Job>) -> Inbox {
+        Inbox {
+            rx,
+            newer: None,
+            closed: false,
+        }
+    }
+
+    /// The newest job that arrived during a retry, else the next one in order; `None` once the
+    /// queue is closed and empty.
+    async fn next(&mut self) -> Option<Job> {
+        match self.newer.take() {
+            Some(job) => Some(job),
+            None if self.closed => None,
+            None => self.rx.recv().await,
+        }
+    }
+
+    /// Sleeps until `until`, taking in what arrives meanwhile. Takes nothing when there is no
+    /// wait: jobs that queue while the receiver answers are handled in order.
+    async fn wait_until(&mut self, until: Instant) {
+        while Instant::now() < until {
+            if self.closed {
+                tokio::time::sleep_until(until).await;
+                return;
+            }
+            tokio::select! {
+                biased;
+                job = self.rx.recv() => match job {
+                    Some(job) => self.keep(job),
+                    None => self.closed = true,
+                },
+                _ = tokio::time::sleep_until(until) => return,
+            }
+        }
+    }
+
+    fn keep(&mut self, job: Job) {
+        self.newer = Some(match (self.newer.take(), job) {
+            (Some(Job::State(mut older)), Job::State(newer)) => {
+                older.extend(newer);
+                Job::State(older)
+            }
+            (_, job) => job,
+        });
+    }
+}
+
+/// Whether a delivery ended (delivered, refused, or given up: what the log records) or a newer
+/// job made it stale.
+#[derive(Debug, PartialEq, Eq)]
+enum Delivery {
+    Ended,
+    Stale,
+}
+
 impl Worker {
-    async fn run(self, mut rx: mpsc::Receiver<Job>) {
-        while let Some(job) = rx.recv().await {
-            let request = match job {
-                Job::Evaluation(evaluation) => {
-                    self.notify(&evaluation).await;
-                    continue;
-                }
-                Job::State(state) => {
-                    // Only the latest state matters to Alertmanager: fold what queued up while it
-                    // was away into one request, the newest version of each alert winning.
-                    let mut latest: BTreeMap<String, Alert> =
-                        state.into_iter().map(|a| (a.id(), a)).collect();
-                    while let Ok(Job::State(newer)) = rx.try_recv() {
-                        latest.extend(newer.into_iter().map(|a| (a.id(), a)));
-                    }
-                    let alerts: Vec<Alert> = latest.into_values().collect();
-                    alertmanager(&alerts, self.external_url.as_deref(), self.firing_ttl)
-                }
-            };
-            self.deliver(&request).await;
+    async fn run(mut self, mut inbox: Inbox) {
+        while let Some(job) = inbox.next().await {
+            match job {
+                Job::Evaluation(evaluation) => self.notify(&evaluation, &mut inbox).await,
+                Job::State(state) => self.update_alertmanager(state, &mut inbox).await,
+            }
+        }
+    }
+
+    /// Sends Alertmanager the latest version of every alert in `state` and in what queues up
+    /// meanwhile (the newest version of each alert winning), until delivered or given up.
+    async fn update_alertmanager(&mut self, state: Vec<Alert>, inbox: &mut Inbox) {
+        let deadline = Instant::now() + self.give_up_after;
+        let mut latest: BTreeMap<String, Alert> = state.into_iter().map(|a| (a.id(), a)).collect();
+        loop {
+            while let Ok(Job::State(newer)) = inbox.rx.try_recv() {
+                latest.extend(newer.into_iter().map(|a| (a.id(), a)));
+            }
+            let alerts: Vec<Alert> = latest.values().cloned().collect();
+            let request = alertmanager(&alerts, self.external_url.as_deref(), self.firing_ttl);
+            let stale = |job: &Job| matches!(job, Job::State(_));
+            if self.deliver(&request, deadline, inbox, stale).await == Delivery::Ended {
+                return;
+            }
+            if let Some(Job::State(newer)) = inbox.newer.take() {
+                latest.extend(newer.into_iter().map(|a| (a.id(), a)));
+            }
         }
     }
 
     /// Waits its turn, then sends what the notification log says is due and records it.
-    async fn notify(&self, evaluation: &Evaluation) {
+    async fn notify(&mut self, evaluation: &Evaluation, inbox: &mut Inbox) {
         self.turn.wait(evaluation.due).await;
-        let name = &self.receiver.name;
+        let name = self.receiver.name.clone();
         let snapshot = &evaluation.snapshot;
         let due = self.turn.log.read(|log| {
             log.due(
-                name,
+                &name,
                 &evaluation.firing,
                 snapshot.evaluated_at,
                 self.repeat_interval,
@@ -332,158 +418,80 @@ impl Worker {
             .collect();
         for (id, status) in &evaluation.changes {
             if !alerts.iter().any(|a| &a.id() == id && a.status == *status) {
-                tracing::info!(receiver = %name, alert = %id, status = ?status, "already notified (by a peer or before a restart); not sent again");
-                self.counters.record(name, AlertOutcome::Deduplicated);
+                tracing::info!(receiver = %name, alert = %id, status = ?status, "already notified (by a peer, before a restart, or while the receiver was failing); not sent again");
+                self.counters.record(&name, AlertOutcome::Deduplicated);
             }
         }
+        let deadline = evaluation.due + self.give_up_after;
         for alert in alerts {
             if alert.status == AlertStatus::Firing || self.send_resolved {
                 let request = notification(&self.receiver, &alert, self.external_url.as_deref());
-                self.deliver(&request).await;
+                let stale = |job: &Job| match job {
+                    Job::Evaluation(newer) => contradicts(newer, &alert),
+                    Job::State(_) => false,
+                };
+                if self.deliver(&request, deadline, inbox, stale).await == Delivery::Stale {
+                    tracing::info!(receiver = %name, alert = %alert.id(), status = ?alert.status, "superseded by a newer state before it could be delivered; not sent");
+                    continue;
+                }
             }
-            // Recorded once delivered, or refused for good: sending it again would not help.
-            // A resolution that is not sent is recorded too, so the next incident is new.
+            // Recorded once delivered, refused for good or given up: sending it again would not
+            // help. A resolution that is not sent is recorded too, so the next incident is new.
             self.turn
                 .log
-                .record(Key::of(name, &alert), Entry::of(&alert));
+                .record(Key::of(&name, &alert), Entry::of(&alert));
         }
     }
 
-    /// Sends until delivered or refused; the outcome is logged and counted.
-    async fn deliver(&self, request: &Request) {
-        let name = &self.receiver.name;
-        let mut backoff = self.initial_backoff;
+    /// Sends at the receiver's pace until delivered, refused, or given up at `deadline` (each
+    /// notice is tried at least once), logging and counting the outcome. Returns early, unsent,
+    /// when a job that arrived while it waited makes `request` stale.
+    async fn deliver(
+        &mut self,
+        request: &Request,
+        deadline: Instant,
+        inbox: &mut Inbox,
+        stale: impl Fn(&Job) -> bool,
+    ) -> Delivery {
+        let name = self.receiver.name.clone();
         loop {
-            let wait = match self.send(request).await {
-                Ok(r) if r.status.is_success() => {
-                    tracing::debug!(receiver = %name, status = r.status.as_u16(), "alert delivered");
-                    self.counters.record(name, AlertOutcome::Sent);
-                    return;
+            inbox.wait_until(self.pace.not_before()).await;
+            if inbox.newer.as_ref().is_some_and(&stale) {
+                return Delivery::Stale;
+            }
+            let url = self.receiver.url.expose();
+            match attempt(&self.client, url, request).await {
+                Attempt::Delivered(status) => {
+                    tracing::debug!(receiver = %name, status = status.as_u16(), "alert delivered");
+                    self.pace.answered();
+                    self.counters.record(&name, AlertOutcome::Sent);
+                    return Delivery::Ended;
                 }
-                Ok(Response {
-                    status,
-                    retry_after,
-                    body,
-                }) if retryable(status) => {
-                    tracing::warn!(receiver = %name, status = status.as_u16(), body = %body, "alert delivery refused for now; will retry");
-                    retry_after.map(|d| d.min(MAX_RETRY_AFTER))
-                }
-                Ok(Response { status, body, .. }) => {
+                Attempt::Refused { status, body } => {
                     tracing::error!(receiver = %name, status = status.as_u16(), body = %body, "alert rejected by the receiver; giving up on it");
-                    self.counters.record(name, AlertOutcome::Failed);
-                    return;
+                    self.pace.answered();
+                    self.counters.record(&name, AlertOutcome::Failed);
+                    return Delivery::Ended;
                 }
-                Err(error) => {
-                    tracing::warn!(receiver = %name, error = %error, "alert delivery failed; will retry");
-                    None
+                Attempt::Retry { why, retry_after } => {
+                    self.pace.failed(retry_after);
+                    if self.pace.not_before() >= deadline {
+                        tracing::error!(receiver = %name, error = %why, give_up_after = %humantime::format_duration(self.give_up_after), "alert not delivered in time; giving up on it");
+                        self.counters.record(&name, AlertOutcome::Expired);
+                        return Delivery::Ended;
+                    }
+                    tracing::warn!(receiver = %name, error = %why, "alert delivery failed; will retry");
+                    self.counters.record(&name, AlertOutcome::Retried);
                 }
-            };
-            self.counters.record(name, AlertOutcome::Retried);
-            tokio::time::sleep(wait.unwrap_or_else(|| jitter(backoff))).await;
-            backoff = (backoff * 2).min(self.max_backoff);
+            }
         }
     }
-
-    async fn send(&self, request: &Request) -> Result<Response, String> {
-        let base = self.receiver.url.expose();
-        let url = if request.path_suffix.is_empty() {
-            base.to_string()
-        } else {
-            format!("{}{}", base.trim_end_matches('/'), request.path_suffix)
-        };
-        let mut builder = self
-            .client
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(request.body.clone());
-        for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
-        }
-        // Errors are stripped of the URL: for Slack and many webhooks the URL is the secret.
-        let response = builder
-            .send()
-            .await
-            .map_err(|e| describe(&e.without_url()))?;
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
-        let body = response.text().await.unwrap_or_default();
-        Ok(Response {
-            status,
-            retry_after,
-            body: body.chars().take(200).collect(),
-        })
-    }
 }
 
-struct Response {
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    body: String,
-}
-
-fn retryable(status: StatusCode) -> bool {
-    status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
-}
-
-/// Between half and all of `backoff`, so that replicas retrying together spread out.
-fn jitter(backoff: Duration) -> Duration {
-    backoff.mul_f64(0.5 + 0.5 * fastrand::f64())
-}
-
-/// `Retry-After` as seconds or as an HTTP date.
-fn parse_retry_after(value: &str) -> Option<Duration> {
-    if let Ok(secs) = value.trim().parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(120)).to_rfc2822();
-        let d = parse_retry_after(&later).unwrap();
-        assert!(
-            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
-            "{d:?}"
-        );
-        assert_eq!(parse_retry_after("soon"), None);
-    }
-
-    #[test]
-    fn jitter_stays_within_half_and_whole() {
-        for _ in 0..100 {
-            let d = jitter(Duration::from_secs(10));
-            assert!(d >= Duration::from_secs(5) && d <= Duration::from_secs(10));
-        }
-    }
-
-    #[test]
-    fn only_5xx_and_429_are_retried() {
-        assert!(retryable(StatusCode::SERVICE_UNAVAILABLE));
-        assert!(retryable(StatusCode::TOO_MANY_REQUESTS));
-        assert!(!retryable(StatusCode::BAD_REQUEST));
-        assert!(!retryable(StatusCode::NOT_FOUND));
-    }
+/// Whether the newer evaluation says otherwise than `alert`: a firing alert that is no longer
+/// firing, or a resolved one that fires again.
+fn contradicts(newer: &Evaluation, alert: &Alert) -> bool {
+    let id = alert.id();
+    let firing = newer.firing.iter().any(|a| a.id() == id);
+    firing != (alert.status == AlertStatus::Firing)
 }

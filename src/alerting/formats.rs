@@ -9,10 +9,11 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use super::book::{describe, signal_line, Alert, AlertName, AlertStatus};
+use super::book::{signal_detail, signal_line, Alert, AlertName, AlertStatus};
 use crate::config::{ReceiverConfig, ReceiverKind};
-use crate::engine::decide::{fmt_number, Decision, SignalReport};
+use crate::engine::decide::{Decision, SignalReport};
 use crate::engine::evaluate::{Offender, Status};
+use crate::engine::text::fmt_number;
 use crate::engine::threshold::Threshold;
 
 /// Version of the webhook body; bumped on any incompatible change.
@@ -155,8 +156,13 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
         AlertName::PhaseNoGo => format!("{} is NO-GO", alert.phases.join(",")),
         _ => alert.summary(),
     };
-    let mut fields =
-        vec![json!({"type": "mrkdwn", "text": format!("*Phase*\n{}", alert.phases.join(", "))})];
+    let mut fields = Vec::new();
+    // A shared cause belongs to no phase: its signals list theirs.
+    if !alert.phases.is_empty() {
+        fields.push(
+            json!({"type": "mrkdwn", "text": format!("*Phase*\n{}", alert.phases.join(", "))}),
+        );
+    }
     if let Some(decision) = alert.decision {
         let decision = match decision {
             Decision::Go => "go",
@@ -176,7 +182,7 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
     ];
     for r in alert.signals.iter().take(MAX_SIGNALS) {
         let mut text = format!("*{}* is *{}*", r.name, r.status.as_str());
-        let detail = describe(r);
+        let detail = signal_detail(r);
         if !detail.is_empty() {
             text.push_str(&format!(": `{detail}`"));
         }
@@ -219,9 +225,12 @@ pub fn alertmanager(alerts: &[Alert], external_url: Option<&str>, firing_ttl: Du
         .map(|a| {
             let mut labels = json!({
                 "alertname": a.name.as_str(),
-                "phase": a.phases.join(","),
                 "severity": a.severity.as_str(),
             });
+            // A shared cause has no phase: one alert whatever signals it hides.
+            if !a.phases.is_empty() {
+                labels["phase"] = json!(a.phases.join(","));
+            }
             if let Some(signal) = &a.signal {
                 labels["signal"] = json!(signal);
             }

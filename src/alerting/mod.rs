@@ -3,7 +3,8 @@
 //! Alertmanager), and [`delivery`] sends it through one bounded queue per receiver, retrying
 //! with backoff and counting every outcome. The notification log ([`nflog`], pure) says what each
 //! receiver was already told; [`shared`] holds it for the process and saves it ([`statefile`]),
-//! and [`cluster`] gossips it between replicas, which take turns to send.
+//! and [`cluster`] gossips it between replicas, which take turns to send; [`seal`] says which of
+//! the entries a peer or the file brings are to be trusted.
 //!
 //! It reads the engine's snapshots and the receivers' configuration; it does not know the server,
 //! the router or the exported metrics registry: it is handed the counters it updates.
@@ -13,5 +14,7 @@ pub mod cluster;
 pub mod delivery;
 pub mod formats;
 pub mod nflog;
+mod retry;
+pub mod seal;
 pub mod shared;
 pub mod statefile;

@@ -1,6 +1,6 @@
 //! The notification log: what each receiver was told about each alert, and when. As
 //! Alertmanager's `nflog`: entries keyed by receiver and alert (alertname, phase, signal), merged
-//! last writer wins by the time of the evaluation they report on, old resolved entries collected.
+//! last writer wins by the time of the evaluation they report on, old entries collected.
 //!
 //! It is pure: it answers what is due from what is firing, and merges what peers or a state file
 //! bring. Where it is kept (a file, gossip) is [`super::statefile`]'s and [`super::cluster`]'s job.
@@ -14,8 +14,60 @@ use serde::{Deserialize, Serialize};
 use super::book::{Alert, AlertName, AlertStatus, Severity};
 
 /// How long a resolved entry is kept: long enough to outvote any replica's stale view of the
-/// incident, short enough that the log stays small. A firing entry is kept until it resolves.
+/// incident, short enough that the log stays small.
 pub const RETENTION: Duration = Duration::from_secs(24 * 3600);
+/// How much longer than `repeat_interval` a firing entry lives: a still-firing alert's entry is
+/// rewritten by its repeat, which comes after the turns and the delivery's retries; an entry nobody
+/// rewrites (its alert stopped firing while no replica saw it, or a forged one) goes.
+pub const FIRING_MARGIN: Duration = Duration::from_secs(3600);
+
+/// Which entries the log keeps, from the alerts configuration in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    /// A firing entry not rewritten within this is collected.
+    pub firing: Duration,
+    /// The receivers configured now: entries of any other (one a reload removed) are dropped.
+    /// `None` keeps every receiver's.
+    pub receivers: Option<BTreeSet<String>>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            firing: RETENTION,
+            receivers: None,
+        }
+    }
+}
+
+impl Retention {
+    /// With `repeat_interval` zero (never repeat) nothing rewrites a firing entry: it lives as
+    /// long as a resolved one, so an incident longer than that is announced again once a day.
+    pub fn new(repeat_interval: Duration, receivers: impl IntoIterator<Item = String>) -> Self {
+        Retention {
+            firing: if repeat_interval.is_zero() {
+                RETENTION
+            } else {
+                repeat_interval + FIRING_MARGIN
+            },
+            receivers: Some(receivers.into_iter().collect()),
+        }
+    }
+
+    /// Whether the entry is to be dropped at `now`.
+    fn drops(&self, key: &Key, e: &Entry, now: DateTime<Utc>) -> bool {
+        let age = (now - e.at).to_std().unwrap_or_default();
+        let max_age = match e.status {
+            AlertStatus::Resolved => RETENTION,
+            AlertStatus::Firing => self.firing,
+        };
+        age > max_age
+            || self
+                .receivers
+                .as_ref()
+                .is_some_and(|r| !r.contains(&key.receiver))
+    }
+}
 
 /// One receiver and one alert.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -82,9 +134,15 @@ pub enum Due {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NotificationLog {
     entries: BTreeMap<Key, Entry>,
+    retention: Retention,
 }
 
 impl NotificationLog {
+    /// Applies from the next merge or collection on.
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+    }
+
     pub fn get(&self, key: &Key) -> Option<&Entry> {
         self.entries.get(key)
     }
@@ -119,19 +177,20 @@ impl NotificationLog {
         entries: impl IntoIterator<Item = (Key, Entry)>,
         now: DateTime<Utc>,
     ) -> Vec<Key> {
+        let retention = self.retention.clone();
         entries
             .into_iter()
-            .filter(|(_, e)| !expired(e, now))
+            .filter(|(k, e)| !retention.drops(k, e, now))
             .filter_map(|(k, e)| self.record(k.clone(), e).then_some(k))
             .collect()
     }
 
-    /// Drops resolved entries older than [`RETENTION`]; returns their keys.
+    /// Drops what the [`Retention`] does not keep; returns the keys.
     pub fn gc(&mut self, now: DateTime<Utc>) -> Vec<Key> {
         let old: Vec<Key> = self
             .entries
             .iter()
-            .filter(|(_, e)| expired(e, now))
+            .filter(|(k, e)| self.retention.drops(k, e, now))
             .map(|(k, _)| k.clone())
             .collect();
         for k in &old {
@@ -186,10 +245,6 @@ impl NotificationLog {
             .chain(announce.into_iter().map(Due::Announce))
             .collect()
     }
-}
-
-fn expired(e: &Entry, now: DateTime<Utc>) -> bool {
-    e.status == AlertStatus::Resolved && (now - e.at).to_std().unwrap_or_default() > RETENTION
 }
 
 #[cfg(test)]
@@ -334,12 +389,59 @@ mod tests {
         let mut resolved = alert("a", 0);
         resolved.status = AlertStatus::Resolved;
         sent(&mut log, "hook", &resolved);
-        sent(&mut log, "hook", &alert("b", 0));
+        sent(&mut log, "hook", &alert("b", 120));
+        let later = at(0) + chrono::Duration::hours(23);
+        assert_eq!(log.gc(later), [], "kept within the retention");
         let later = at(0) + chrono::Duration::hours(25);
         assert_eq!(log.gc(later), [Key::of("hook", &resolved)]);
-        assert_eq!(log.len(), 1, "a firing entry stays until it resolves");
+        assert_eq!(
+            log.len(),
+            1,
+            "without a repeat_interval a firing entry stays a day"
+        );
+        assert_eq!(log.gc(at(120) + chrono::Duration::hours(25)).len(), 1);
         assert!(log
             .merge([(Key::of("hook", &resolved), Entry::of(&resolved))], later)
             .is_empty());
+    }
+
+    #[test]
+    fn firing_entries_nobody_rewrites_are_collected_after_the_repeat_interval_and_a_margin() {
+        let mut log = NotificationLog::default();
+        log.set_retention(Retention::new(HOUR, ["hook".to_string()]));
+        sent(&mut log, "hook", &alert("a", 0));
+        sent(&mut log, "hook", &alert("b", 0));
+        // b still fires and is repeated after the repeat_interval: its entry is rewritten.
+        sent(&mut log, "hook", &alert("b", 60));
+        let limit = at(0) + chrono::Duration::from_std(HOUR + FIRING_MARGIN).unwrap();
+        assert_eq!(log.gc(limit), [], "not older than the limit yet");
+        let after = limit + chrono::Duration::seconds(1);
+        assert_eq!(log.gc(after), [Key::of("hook", &alert("a", 0))]);
+        assert_eq!(log.len(), 1);
+        // A peer's copy of the collected entry is not merged back.
+        assert!(log
+            .merge(
+                [(Key::of("hook", &alert("a", 0)), Entry::of(&alert("a", 0)))],
+                after
+            )
+            .is_empty());
+    }
+
+    #[test]
+    fn entries_of_receivers_a_reload_removed_are_dropped() {
+        let mut log = NotificationLog::default();
+        sent(&mut log, "hook", &alert("a", 0));
+        sent(&mut log, "gone", &alert("a", 0));
+        log.set_retention(Retention::new(HOUR, ["hook".to_string()]));
+        assert_eq!(log.gc(at(1)), [Key::of("gone", &alert("a", 0))]);
+        assert_eq!(log.len(), 1);
+        // Nor does a peer that has not reloaded yet bring them back.
+        assert!(log
+            .merge(
+                [(Key::of("gone", &alert("b", 1)), Entry::of(&alert("b", 1)))],
+                at(1)
+            )
+            .is_empty());
+        assert_eq!(log.len(), 1);
     }
 }

@@ -1,6 +1,7 @@
 //! The notification log on disk, for a process that restarts: read at start, replaced after
 //! each change by writing a temporary file beside it, syncing it, and renaming it over the old
-//! one, so a crash leaves either the old log or the new one, never half of each.
+//! one, so a crash leaves either the old log or the new one, never half of each. In a cluster with a
+//! key each entry carries its seal, checked on load as a peer's would be ([`super::seal`]).
 
 use std::fs::{self, File};
 use std::io::Write;
@@ -39,10 +40,13 @@ struct Stored {
 struct StoredEntry {
     key: Key,
     entry: Entry,
+    /// Absent without a cluster key, and in files written before there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
 }
 
-/// The entries in `path`; none when the file does not exist yet.
-pub fn load(path: &Path) -> Result<Vec<(Key, Entry)>, StateFileError> {
+/// The entries in `path`, each with its seal if it has one; none when the file does not exist yet.
+pub fn load(path: &Path) -> Result<Vec<(Key, Entry, Option<String>)>, StateFileError> {
     let text = match fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -67,12 +71,16 @@ pub fn load(path: &Path) -> Result<Vec<(Key, Entry)>, StateFileError> {
     Ok(stored
         .entries
         .into_iter()
-        .map(|s| (s.key, s.entry))
+        .map(|s| (s.key, s.entry, s.mac))
         .collect())
 }
 
-/// Replaces `path` with `log`, atomically.
-pub fn save(path: &Path, log: &NotificationLog) -> Result<(), StateFileError> {
+/// Replaces `path` with `log`, atomically, each entry with what `seal` makes of it.
+pub fn save(
+    path: &Path,
+    log: &NotificationLog,
+    seal: impl Fn(&Key, &Entry) -> Option<String>,
+) -> Result<(), StateFileError> {
     let stored = Stored {
         version: VERSION,
         entries: log
@@ -80,6 +88,7 @@ pub fn save(path: &Path, log: &NotificationLog) -> Result<(), StateFileError> {
             .map(|(k, e)| StoredEntry {
                 key: k.clone(),
                 entry: e.clone(),
+                mac: seal(k, e),
             })
             .collect(),
     };
@@ -136,10 +145,17 @@ mod tests {
         let path = dir.path().join("notifications.json");
         assert!(load(&path).unwrap().is_empty(), "no file yet: an empty log");
         let log = log();
-        save(&path, &log).unwrap();
-        save(&path, &log).unwrap();
+        save(&path, &log, |_, _| None).unwrap();
+        save(&path, &log, |_, _| Some("seal".into())).unwrap();
+        let loaded = load(&path).unwrap();
+        assert!(loaded
+            .iter()
+            .all(|(_, _, mac)| mac.as_deref() == Some("seal")));
         let mut back = NotificationLog::default();
-        back.merge(load(&path).unwrap(), chrono::Utc::now());
+        back.merge(
+            loaded.into_iter().map(|(k, e, _)| (k, e)),
+            chrono::Utc::now(),
+        );
         assert_eq!(back, log);
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 
 use super::common::{load, runtime, EXIT_CANNOT, EXIT_NO_GO};
-use super::report;
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
 use crate::engine::pack::ALL_PHASES;
+use crate::engine::text::terminal::verdict_text;
+use crate::evaluation::evaluate;
 use crate::prometheus::source::PrometheusSource;
-use crate::server::evaluation::evaluate;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Output {
@@ -56,7 +56,7 @@ pub fn run(
             "{}",
             serde_json::to_string_pretty(verdict).expect("a verdict serializes")
         ),
-        Output::Text => print!("{}", report::text(verdict)),
+        Output::Text => print!("{}", verdict_text(verdict)),
     }
     if verdict.signals.iter().any(|s| s.status == Status::Error) {
         EXIT_CANNOT

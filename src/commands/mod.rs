@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand (`check`, `serve`, `wait`, `replay`, `validate`,
-//! `simulate`), the clap types, and the report printing. Each command returns its exit code:
-//! 0 go/valid, 1 no-go, 2 cannot evaluate or bad usage/config.
+//! `simulate`), the clap types, and the printing (how a verdict reads is
+//! [`crate::engine::text`]'s). Each command returns its exit code: 0 go/valid, 1 no-go, 2 cannot
+//! evaluate or bad usage/config.
 //!
-//! The top of the import chain: it may use every other folder, and none uses it.
+//! The top of the import chain: it may use every other folder, and none uses it; but only `serve`
+//! starts the daemon ([`crate::server`]): the others evaluate through [`crate::evaluation`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +23,6 @@ use simulate::SimulateArgs;
 pub mod check;
 pub mod common;
 pub mod replay;
-pub mod report;
 pub mod serve;
 pub mod simulate;
 pub mod validate;

@@ -4,7 +4,8 @@
 //! phase start.
 //!
 //! One range query per signal covers the whole window (plus the history its `for` and the phase's
-//! `stable_for` need at the first step); every step is then judged from those answers.
+//! `stable_for` need at the first step); every step is then judged from those answers
+//! ([`crate::evaluation::evaluate_steps`]).
 
 use std::fmt::Write;
 
@@ -17,13 +18,10 @@ use serde::Serialize;
 
 use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
-use crate::engine::baseline::Baselines;
-use crate::engine::decide::{fmt_number, verdict, Decision, Member, Verdict};
-use crate::engine::evaluate::judge_against;
-use crate::engine::pack::Signal;
-use crate::engine::snapshot::windows;
+use crate::engine::decide::{Decision, Verdict};
+use crate::engine::text::fmt_number;
+use crate::evaluation::{evaluate_steps, StepsError, MAX_POINTS};
 use crate::prometheus::source::PrometheusSource;
-use crate::server::baselines::{KeptBaselines, Plan};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TimelineOutput {
@@ -31,9 +29,6 @@ pub enum TimelineOutput {
     Json,
     Csv,
 }
-
-/// Prometheus refuses range queries of more points than this per series.
-const MAX_POINTS: i64 = 11_000;
 
 /// One step of the timeline: the verdict without its per-signal detail.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -65,8 +60,18 @@ pub enum ReplayError {
     EmptyWindow,
     #[error("{points} steps is more than Prometheus answers in one range query ({MAX_POINTS}); use a larger --step")]
     TooManySteps { points: i64 },
-    #[error("signal {signal:?} could not be queried: {error}")]
-    Query { signal: String, error: String },
+    /// A signal's query or baseline failed.
+    #[error(transparent)]
+    Query(StepsError),
+}
+
+impl From<StepsError> for ReplayError {
+    fn from(e: StepsError) -> Self {
+        match e {
+            StepsError::TooManyPoints { points } => ReplayError::TooManySteps { points },
+            other => ReplayError::Query(other),
+        }
+    }
 }
 
 /// The verdict of `phase` at every step from `from` to `to`, oldest first. The step is the
@@ -87,71 +92,8 @@ pub async fn replay(
     if to <= from {
         return Err(ReplayError::EmptyWindow);
     }
-    let step = config.evaluation.step_secs();
-    let signals: Vec<_> = config
-        .pack
-        .signals
-        .iter()
-        .zip(windows(&config.pack, step, from, to))
-        .filter(|(s, _)| s.in_phase(&phase.name))
-        .collect();
-    // A moving baseline is judged step by step like `check --at` would: its own range query
-    // covers the whole window, moved back by the offset.
-    let kept = &mut KeptBaselines::default();
-    let max_series = |s: &Signal| config.evaluation.max_series(s);
-    let plan = Plan::new(signals.iter().copied(), kept, max_series);
-    if let Some(points) = signals
-        .iter()
-        .map(|(_, w)| *w)
-        .chain(plan.queries().map(|(_, w, _)| w))
-        .map(|w| w.len() as i64)
-        .max()
-        .filter(|&p| p > MAX_POINTS)
-    {
-        return Err(ReplayError::TooManySteps { points });
-    }
-    let mut answers = source
-        .range_all(
-            signals
-                .iter()
-                .map(|(s, w)| (s.query.as_str(), *w, max_series(s)))
-                .chain(plan.queries()),
-            config.evaluation.concurrency,
-        )
-        .await;
-    let fetched = answers.split_off(signals.len());
-    let baselines = plan.baselines(signals.iter().copied(), fetched, kept, to);
-    let failed = signals
-        .iter()
-        .zip(&answers)
-        .zip(&baselines)
-        .find_map(|(((s, _), a), b)| match (a, b) {
-            (Err(e), _) => Some((s, e.to_string())),
-            (_, Baselines::Failed(e)) => Some((s, format!("baseline query failed: {e}"))),
-            _ => None,
-        });
-    if let Some((s, error)) = failed {
-        return Err(ReplayError::Query {
-            signal: s.name.clone(),
-            error,
-        });
-    }
-    let timelines: Vec<_> = signals
-        .iter()
-        .zip(&answers)
-        .zip(&baselines)
-        .map(|(((s, w), a), b)| judge_against(s, a.as_ref(), b, *w))
-        .collect();
-    let members: Vec<Member> = signals
-        .iter()
-        .zip(&timelines)
-        .map(|((signal, _), timeline)| Member { signal, timeline })
-        .collect();
-    let steps = ((to - from) / step) as usize;
-    Ok((0..=steps)
-        .rev()
-        .map(|offset| verdict(&phase, &members, step, offset).into())
-        .collect())
+    let verdicts = evaluate_steps(config, source, &phase, from, to).await?;
+    Ok(verdicts.into_iter().map(Row::from).collect())
 }
 
 /// The command: load, replay, print.

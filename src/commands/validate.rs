@@ -34,7 +34,7 @@ pub fn run(path: Option<PathBuf>, online: bool) -> u8 {
     }
     let now = Utc::now().timestamp();
     let known = PrometheusSource::new(&config.prometheus).and_then(|source| {
-        runtime().block_on(source.metric_names(now - ONLINE_LOOKBACK_SECS, now))
+        runtime().block_on(source.metric_names_seen(now - ONLINE_LOOKBACK_SECS, now))
     });
     let known = match known {
         Ok(k) => k,

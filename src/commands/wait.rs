@@ -14,10 +14,11 @@ use tokio::time::Instant;
 
 use super::common::{load, runtime, EXIT_CANNOT};
 use crate::config::Config;
-use crate::engine::decide::{fmt_number, Decision};
+use crate::engine::decide::Decision;
+use crate::engine::text::fmt_number;
+use crate::evaluation::evaluate;
 use crate::prometheus::source::PrometheusSource;
 use crate::secret::Secret;
-use crate::server::evaluation::evaluate;
 
 /// Where the answers come from.
 pub enum Target {

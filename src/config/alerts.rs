@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::problems::Problems;
-use super::read::{duration_or, secret_value};
+use super::problems::{At, Problems};
+use super::read::whole_number;
 use crate::secret::Secret;
 
 const DEFAULT_REPEAT: Duration = Duration::from_secs(3600);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_RETRY_INITIAL: Duration = Duration::from_secs(1);
 const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(60);
+const DEFAULT_GIVE_UP: Duration = Duration::from_secs(3600);
 const DEFAULT_QUEUE: usize = 1000;
 
 #[derive(Debug, Default, Deserialize)]
@@ -25,6 +26,8 @@ pub(super) struct RawAlerts {
     timeout: Option<String>,
     retry_initial_backoff: Option<String>,
     retry_max_backoff: Option<String>,
+    give_up_after: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     queue_capacity: Option<i64>,
     state_file: Option<String>,
     #[serde(default)]
@@ -54,6 +57,8 @@ pub struct AlertsConfig {
     pub timeout: Duration,
     pub retry_initial_backoff: Duration,
     pub retry_max_backoff: Duration,
+    /// How long a notice is retried before it is given up (`expired`): past it, it is stale.
+    pub give_up_after: Duration,
     /// Alerts waiting per receiver before new ones are dropped (and counted).
     pub queue_capacity: usize,
     /// Where a lone process keeps its notification log across restarts.
@@ -87,9 +92,10 @@ pub struct ReceiverConfig {
     pub hmac_secret: Option<Secret>,
 }
 
-pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &mut Problems) -> AlertsConfig {
-    let mut duration = |key: &str, text: Option<String>, default: Duration| {
-        duration_or(file, &format!("alerts.{key}"), text, default, problems)
+pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &Problems) -> AlertsConfig {
+    let at = problems.at(file);
+    let duration = |key: &str, text: Option<String>, default: Duration| {
+        at.key(format!("alerts.{key}")).duration_or(text, default)
     };
     let repeat_interval = duration("repeat_interval", raw.repeat_interval, DEFAULT_REPEAT);
     let timeout = duration("timeout", raw.timeout, DEFAULT_TIMEOUT);
@@ -103,118 +109,29 @@ pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &mut Problem
         raw.retry_max_backoff,
         DEFAULT_RETRY_MAX,
     );
+    let give_up_after = duration("give_up_after", raw.give_up_after, DEFAULT_GIVE_UP);
     for (key, d) in [
         ("alerts.timeout", timeout),
         ("alerts.retry_initial_backoff", retry_initial_backoff),
+        ("alerts.give_up_after", give_up_after),
     ] {
-        if d.is_zero() {
-            problems.add(file, None, Some(key), "must be more than 0".into());
-        }
+        at.key(key).require(!d.is_zero(), "must be more than 0");
     }
-    if retry_max_backoff < retry_initial_backoff {
-        problems.add(
-            file,
-            None,
-            Some("alerts.retry_max_backoff"),
-            "must not be shorter than alerts.retry_initial_backoff".into(),
-        );
-    }
-    let queue_capacity = match raw.queue_capacity {
-        None => DEFAULT_QUEUE,
-        Some(n) if n >= 1 => n as usize,
-        Some(n) => {
-            problems.add(
-                file,
-                None,
-                Some("alerts.queue_capacity"),
-                format!("{n} must be at least 1"),
-            );
-            DEFAULT_QUEUE
-        }
-    };
+    at.key("alerts.retry_max_backoff").require(
+        retry_max_backoff >= retry_initial_backoff,
+        "must not be shorter than alerts.retry_initial_backoff",
+    );
+    let queue_capacity = at
+        .key("alerts.queue_capacity")
+        .count_or(raw.queue_capacity, DEFAULT_QUEUE);
     if let Some(url) = &raw.external_url {
-        if !is_http_url(url) {
-            problems.add(
-                file,
-                None,
-                Some("alerts.external_url"),
-                "must be an http:// or https:// URL".into(),
-            );
-        }
+        at.key("alerts.external_url")
+            .require(is_http_url(url), "must be an http:// or https:// URL");
     }
     let mut receivers: Vec<ReceiverConfig> = Vec::new();
     for (i, r) in raw.receivers.into_iter().enumerate() {
-        let key = |k: &str| format!("alerts.receivers[{i}].{k}");
-        let name = r.name.filter(|n| !n.trim().is_empty()).unwrap_or_else(|| {
-            problems.add(
-                file,
-                None,
-                Some(&key("name")),
-                "missing receiver name".into(),
-            );
-            format!("#{}", i + 1)
-        });
-        if receivers.iter().any(|other| other.name == name) {
-            problems.add(
-                file,
-                None,
-                Some(&key("name")),
-                format!("duplicate receiver {name:?}"),
-            );
-        }
-        let kind = match r.kind.as_deref() {
-            Some("slack") => Some(ReceiverKind::Slack),
-            Some("webhook") => Some(ReceiverKind::Webhook),
-            Some("alertmanager") => Some(ReceiverKind::Alertmanager),
-            other => {
-                let message = match other {
-                    Some(kind) => format!("{kind:?} is not one of slack, webhook, alertmanager"),
-                    None => "missing; one of slack, webhook, alertmanager".to_string(),
-                };
-                problems.add(file, None, Some(&key("kind")), message);
-                None
-            }
-        };
-        if r.url.is_none() && r.url_file.is_none() {
-            problems.add(
-                file,
-                None,
-                Some(&key("url")),
-                "set `url` or `url_file`".into(),
-            );
-        }
-        let url = secret_value(file, &key("url"), r.url, r.url_file, problems);
-        // The value is secret: say what is wrong, not what it is.
-        if url.as_ref().is_some_and(|u| !is_http_url(u.expose())) {
-            problems.add(
-                file,
-                None,
-                Some(&key("url")),
-                "must be an http:// or https:// URL".into(),
-            );
-        }
-        let hmac_secret = secret_value(
-            file,
-            &key("hmac_secret"),
-            r.hmac_secret,
-            r.hmac_secret_file,
-            problems,
-        );
-        if hmac_secret.is_some() && kind != Some(ReceiverKind::Webhook) {
-            problems.add(
-                file,
-                None,
-                Some(&key("hmac_secret")),
-                "only webhook receivers sign their bodies".into(),
-            );
-        }
-        if let (Some(kind), Some(url)) = (kind, url) {
-            receivers.push(ReceiverConfig {
-                name,
-                kind,
-                url,
-                hmac_secret,
-            });
+        if let Some(receiver) = validate_receiver(at, i, r, &receivers) {
+            receivers.push(receiver);
         }
     }
     AlertsConfig {
@@ -226,6 +143,7 @@ pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &mut Problem
         timeout,
         retry_initial_backoff,
         retry_max_backoff,
+        give_up_after,
         queue_capacity,
         state_file: raw
             .state_file
@@ -233,6 +151,46 @@ pub(super) fn validate_alerts(file: &str, raw: RawAlerts, problems: &mut Problem
             .map(PathBuf::from),
         receivers,
     }
+}
+
+/// The receiver at `alerts.receivers[i]`, or `None` when it cannot be built; `before` are the
+/// receivers read so far, whose names it must not repeat.
+fn validate_receiver(
+    at: At,
+    i: usize,
+    r: RawReceiver,
+    before: &[ReceiverConfig],
+) -> Option<ReceiverConfig> {
+    let key = |k: &str| at.key(format!("alerts.receivers[{i}].{k}"));
+    let name = r.name.filter(|n| !n.trim().is_empty());
+    key("name").require(name.is_some(), "missing receiver name");
+    let name = name.unwrap_or_else(|| format!("#{}", i + 1));
+    let unique = !before.iter().any(|other| other.name == name);
+    key("name").require(unique, format!("duplicate receiver {name:?}"));
+    let kind = key("kind").check(match r.kind.as_deref() {
+        Some("slack") => Ok(ReceiverKind::Slack),
+        Some("webhook") => Ok(ReceiverKind::Webhook),
+        Some("alertmanager") => Ok(ReceiverKind::Alertmanager),
+        Some(kind) => Err(format!(
+            "{kind:?} is not one of slack, webhook, alertmanager"
+        )),
+        None => Err("missing; one of slack, webhook, alertmanager".to_string()),
+    });
+    let given = r.url.is_some() || r.url_file.is_some();
+    key("url").require(given, "set `url` or `url_file`");
+    let url = key("url").secret(r.url, r.url_file);
+    // The value is secret: say what is wrong, not what it is.
+    let valid = url.as_ref().is_none_or(|u| is_http_url(u.expose()));
+    key("url").require(valid, "must be an http:// or https:// URL");
+    let hmac_secret = key("hmac_secret").secret(r.hmac_secret, r.hmac_secret_file);
+    let signs = hmac_secret.is_none() || kind == Some(ReceiverKind::Webhook);
+    key("hmac_secret").require(signs, "only webhook receivers sign their bodies");
+    Some(ReceiverConfig {
+        name,
+        kind: kind?,
+        url: url?,
+        hmac_secret,
+    })
 }
 
 fn is_http_url(url: &str) -> bool {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::problems::At;
 use super::read::parse_duration;
 use crate::engine::baseline::{Anchor, BaselineSpec};
 
@@ -27,62 +28,37 @@ pub(super) struct BaselineSettings {
 }
 
 impl BaselineSettings {
-    /// Reads a raw section; each problem comes back as (key under `baseline.`, message).
-    pub(super) fn validate(raw: RawBaseline) -> (BaselineSettings, Vec<(&'static str, String)>) {
-        let mut errors = Vec::new();
-        let end =
-            raw.end.and_then(
-                |text| match chrono::DateTime::parse_from_rfc3339(text.trim()) {
-                    Ok(t) => Some(t.timestamp()),
-                    Err(e) => {
-                        errors.push((
-                            "baseline.end",
-                            format!(
-                            "{text:?} is not an RFC 3339 time such as 2026-12-01T09:00:00Z: {e}"
-                        ),
-                        ));
-                        None
-                    }
-                },
-            );
-        let mut positive = |key: &'static str, text: Option<String>, why: &str| {
-            let d = match parse_duration(text.as_deref()?) {
-                Ok(d) => d,
-                Err(message) => {
-                    errors.push((key, message));
-                    return None;
-                }
-            };
-            if d < Duration::from_secs(1) || d.subsec_nanos() != 0 {
-                errors.push((
-                    key,
-                    format!(
-                        "{} must be a whole number of seconds, at least 1s ({why})",
-                        humantime::format_duration(d)
-                    ),
-                ));
-                return None;
-            }
-            Some(d)
+    /// Reads a raw section, reporting each problem at `at` under `baseline.`.
+    pub(super) fn validate(raw: RawBaseline, at: At) -> BaselineSettings {
+        let end = raw.end.and_then(|text| {
+            let time = chrono::DateTime::parse_from_rfc3339(text.trim()).map_err(|e| {
+                format!("{text:?} is not an RFC 3339 time such as 2026-12-01T09:00:00Z: {e}")
+            });
+            at.key("baseline.end").check(time).map(|t| t.timestamp())
+        });
+        let positive = |key: &'static str, text: Option<String>, why: &str| {
+            let key = at.key(key);
+            let d = key.check(parse_duration(text.as_deref()?))?;
+            let whole = humantime::format_duration(d);
+            key.require(
+                d >= Duration::from_secs(1) && d.subsec_nanos() == 0,
+                format!("{whole} must be a whole number of seconds, at least 1s ({why})"),
+            )
+            .then_some(d)
         };
-        let offset = positive(
-            "baseline.offset",
-            raw.offset,
-            "at 0 each step would be compared with itself",
-        );
-        let window = positive(
-            "baseline.window",
-            raw.window,
-            "a baseline is the mean over this window",
-        );
-        (
-            BaselineSettings {
-                end,
-                offset,
-                window,
-            },
-            errors,
-        )
+        BaselineSettings {
+            end,
+            offset: positive(
+                "baseline.offset",
+                raw.offset,
+                "at 0 each step would be compared with itself",
+            ),
+            window: positive(
+                "baseline.window",
+                raw.window,
+                "a baseline is the mean over this window",
+            ),
+        }
     }
 
     pub(super) fn is_empty(&self) -> bool {
@@ -110,14 +86,20 @@ impl BaselineSettings {
 
 #[cfg(test)]
 mod tests {
+    use super::super::problems::Problems;
     use super::*;
 
     fn settings(end: Option<&str>, offset: Option<&str>, window: Option<&str>) -> BaselineSettings {
-        let (s, errors) = BaselineSettings::validate(RawBaseline {
-            end: end.map(Into::into),
-            offset: offset.map(Into::into),
-            window: window.map(Into::into),
-        });
+        let problems = Problems::default();
+        let s = BaselineSettings::validate(
+            RawBaseline {
+                end: end.map(Into::into),
+                offset: offset.map(Into::into),
+                window: window.map(Into::into),
+            },
+            problems.at("f.yaml"),
+        );
+        let errors = problems.into_vec();
         assert!(errors.is_empty(), "{errors:?}");
         s
     }
@@ -138,12 +120,17 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
-        let (_, errors) = BaselineSettings::validate(RawBaseline {
-            end: Some("yesterday".into()),
-            offset: Some("0".into()),
-            window: Some("0s".into()),
-        });
-        let keys: Vec<_> = errors.iter().map(|(k, _)| *k).collect();
+        let problems = Problems::default();
+        BaselineSettings::validate(
+            RawBaseline {
+                end: Some("yesterday".into()),
+                offset: Some("0".into()),
+                window: Some("0s".into()),
+            },
+            problems.at("f.yaml"),
+        );
+        let errors = problems.into_vec();
+        let keys: Vec<_> = errors.iter().map(|p| p.key.as_deref().unwrap()).collect();
         assert_eq!(keys, ["baseline.end", "baseline.offset", "baseline.window"]);
     }
 }

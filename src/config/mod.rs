@@ -6,9 +6,10 @@
 //! error per run is how thresholds end up wrong at 2 a.m. One file per section: [`prometheus`]
 //! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers),
 //! [`server`] (the HTTP server's limits, TLS and token),
-//! [`cluster`] (replicas sharing the notification log), with
-//! the problem list in [`problems`] and the value readers in [`read`]. It builds the engine's
-//! pack; it knows nothing of how the configuration is used.
+//! [`cluster`] (replicas sharing the notification log), [`baseline`] (the window relative
+//! conditions compare with), with the problem list in [`problems`] (and the [`problems::At`] and
+//! [`problems::Key`] each rule is one call on) and the value readers in [`read`]. It builds the
+//! engine's pack; it knows nothing of how the configuration is used.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ use baseline::{BaselineSettings, RawBaseline};
 use cluster::{validate_cluster, RawCluster};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
-use read::{count_or, duration_or, env_overrides, read_raw};
+use read::{env_overrides, read_raw, whole_number};
 use server::{validate_server, RawServer};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
@@ -80,8 +81,10 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawEvaluation {
     interval: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     concurrency: Option<i64>,
     query_offset: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_series: Option<i64>,
 }
 
@@ -132,7 +135,7 @@ pub struct Config {
 /// Loads and validates the config at `path`, or the built-in default when `path` is `None`.
 /// Environment overrides apply in both cases.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let mut problems = Problems(Vec::new());
+    let problems = Problems::default();
     let (file_name, raw, signal_sources) = match path {
         Some(path) => {
             let name = path.display().to_string();
@@ -143,7 +146,7 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             )
             .map_err(|p| ConfigError { problems: vec![p] })?;
             let base = path.parent().unwrap_or(Path::new("."));
-            let files = expand_signal_files(&name, base, &raw.signal_files, &mut problems);
+            let files = expand_signal_files(&name, base, &raw.signal_files, &problems);
             (name, raw, SignalSources::Disk(files))
         }
         None => {
@@ -157,13 +160,13 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
             (name.to_string(), raw, SignalSources::BuiltIn)
         }
     };
-    let mut config = validate(&file_name, raw, signal_sources, &mut problems);
+    let mut config = validate(&file_name, raw, signal_sources, &problems);
     config.source = path.map(Path::to_path_buf);
-    if problems.0.is_empty() {
+    if problems.is_empty() {
         Ok(config)
     } else {
         Err(ConfigError {
-            problems: problems.0,
+            problems: problems.into_vec(),
         })
     }
 }
@@ -172,76 +175,45 @@ fn validate(
     file: &str,
     raw: RawConfig,
     signal_sources: SignalSources,
-    problems: &mut Problems,
+    problems: &Problems,
 ) -> Config {
+    let at = problems.at(file);
     let prometheus = validate_prometheus(file, &raw.prometheus, problems);
-    let interval = duration_or(
-        file,
-        "evaluation.interval",
-        raw.evaluation.interval,
-        DEFAULT_INTERVAL,
-        problems,
+    let key = at.key("evaluation.interval");
+    let interval = key.duration_or(raw.evaluation.interval, DEFAULT_INTERVAL);
+    let whole = humantime::format_duration(interval);
+    key.require(
+        interval >= Duration::from_secs(1) && interval.subsec_nanos() == 0,
+        format!(
+            "{whole} must be a whole number of seconds, at least 1s (it is the range query step)"
+        ),
     );
-    if interval < Duration::from_secs(1) || interval.subsec_nanos() != 0 {
-        problems.add(
-            file,
-            None,
-            Some("evaluation.interval"),
-            format!(
-                "{} must be a whole number of seconds, at least 1s (it is the range query step)",
-                humantime::format_duration(interval)
-            ),
-        );
-    }
-    let concurrency = count_or(
-        file,
-        "evaluation.concurrency",
-        raw.evaluation.concurrency,
-        DEFAULT_CONCURRENCY,
-        problems,
+    let concurrency = at
+        .key("evaluation.concurrency")
+        .count_or(raw.evaluation.concurrency, DEFAULT_CONCURRENCY);
+    let key = at.key("evaluation.query_offset");
+    let query_offset = key.duration_or(raw.evaluation.query_offset, Duration::ZERO);
+    let whole = humantime::format_duration(query_offset);
+    key.require(
+        query_offset.subsec_nanos() == 0,
+        format!("{whole} must be a whole number of seconds"),
     );
-    let query_offset = duration_or(
-        file,
-        "evaluation.query_offset",
-        raw.evaluation.query_offset,
-        Duration::ZERO,
-        problems,
-    );
-    if query_offset.subsec_nanos() != 0 {
-        problems.add(
-            file,
-            None,
-            Some("evaluation.query_offset"),
-            format!(
-                "{} must be a whole number of seconds",
-                humantime::format_duration(query_offset)
-            ),
-        );
-    }
-    let max_series = count_or(
-        file,
-        "evaluation.max_series",
-        raw.evaluation.max_series,
-        DEFAULT_MAX_SERIES,
-        problems,
-    );
+    let max_series = at
+        .key("evaluation.max_series")
+        .count_or(raw.evaluation.max_series, DEFAULT_MAX_SERIES);
     let listen_text = raw.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
-    let listen = listen_text.parse().unwrap_or_else(|e| {
-        problems.add(
-            file,
-            None,
-            Some("server.listen"),
-            format!("{listen_text:?} is not an address such as 127.0.0.1:8080: {e}"),
-        );
-        DEFAULT_LISTEN
-            .parse()
-            .expect("default listen address parses")
-    });
+    let listen =
+        at.key("server.listen")
+            .check(listen_text.parse().map_err(|e| {
+                format!("{listen_text:?} is not an address such as 127.0.0.1:8080: {e}")
+            }))
+            .unwrap_or_else(|| {
+                DEFAULT_LISTEN
+                    .parse()
+                    .expect("default listen address parses")
+            });
 
-    let (baseline, baseline_errors) = BaselineSettings::validate(raw.baseline);
-    for (key, message) in baseline_errors {
-        problems.add(file, None, Some(key), message);
-    }
+    let baseline = BaselineSettings::validate(raw.baseline, at);
 
     Config {
         prometheus,
@@ -265,5 +237,139 @@ fn validate(
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         server: validate_server(file, &raw.server, problems),
         source: None,
+    }
+}
+
+/// Environment overrides through the whole load, with the variables given to the source rather
+/// than set on the process (which other tests share).
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    /// Values the crate's number guessing used to change; each must arrive as written.
+    const TRICKY: [&str; 6] = ["007", "1e3", "true", "12.50", "0x10", "two  spaces"];
+
+    /// Loads `yaml` under the variables `env` (given by key, as the crate maps
+    /// `UPGRADE_GATE__A__B` to `a.b`), without touching the process's environment.
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, Vec<Problem>> {
+        let vars = env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    format!("upgrade_gate__{}", k.replace('.', "__")),
+                    v.to_string(),
+                )
+            })
+            .collect();
+        let yaml = format!(
+            "{yaml}phases: [{{name: p}}]\nsignals: [{{name: s, query: up, fail: \"> 1\"}}]\n"
+        );
+        let file = File::from_str(&yaml, FileFormat::Yaml);
+        let raw: RawConfig = read_raw("gate.yaml", file, Some(env_overrides().source(Some(vars))))
+            .map_err(|p| vec![p])?;
+        let problems = Problems::default();
+        let config = validate("gate.yaml", raw, SignalSources::Disk(Vec::new()), &problems);
+        let problems = problems.into_vec();
+        problems.is_empty().then_some(config).ok_or(problems)
+    }
+
+    const RECEIVER: &str =
+        "alerts:\n  receivers:\n    - {name: r, kind: webhook, url: \"http://127.0.0.1:9/x\"}\n";
+
+    #[test]
+    fn every_string_key_from_the_environment_is_kept_verbatim() {
+        for value in TRICKY {
+            let url = format!("http://127.0.0.1:9/{value}");
+            let c = load(
+                RECEIVER,
+                &[
+                    ("prometheus.bearer_token", value),
+                    ("prometheus.headers.x-scope-orgid", value),
+                    ("alerts.receivers[0].url", &url),
+                    ("alerts.receivers[0].hmac_secret", value),
+                    ("alerts.state_file", value),
+                    ("baseline.end", "2026-12-01T09:00:00Z"),
+                ],
+            )
+            .unwrap_or_else(|p| panic!("{value:?}: {p:?}"));
+            let auth = &c.prometheus.auth;
+            assert_eq!(auth.bearer, Some(Bearer::Token(Secret::new(value.into()))));
+            assert_eq!(
+                auth.headers,
+                [("x-scope-orgid".into(), Secret::new(value.into()))]
+            );
+            let receiver = &c.alerts.receivers[0];
+            assert_eq!(receiver.url.expose(), url);
+            assert_eq!(receiver.hmac_secret.as_ref().unwrap().expose(), value);
+            assert_eq!(c.alerts.state_file.as_deref(), Some(value.as_ref()));
+
+            let c = load(
+                "",
+                &[
+                    ("prometheus.basic_auth.username", value),
+                    ("prometheus.basic_auth.password", value),
+                ],
+            )
+            .unwrap_or_else(|p| panic!("{value:?}: {p:?}"));
+            assert_eq!(
+                c.prometheus.auth.basic,
+                Some((value.to_string(), Secret::new(value.into())))
+            );
+
+            let c = load(
+                "",
+                &[
+                    ("prometheus.sigv4.region", value),
+                    ("prometheus.sigv4.service", value),
+                    ("prometheus.sigv4.role_arn", value),
+                ],
+            )
+            .unwrap_or_else(|p| panic!("{value:?}: {p:?}"));
+            let sigv4 = c.prometheus.auth.sigv4.unwrap();
+            assert_eq!(
+                [sigv4.region, sigv4.service, sigv4.role_arn.unwrap()],
+                [value; 3]
+            );
+        }
+    }
+
+    #[test]
+    fn numbers_and_booleans_from_the_environment_still_parse() {
+        let c = load(
+            "",
+            &[
+                ("evaluation.concurrency", "3"),
+                ("evaluation.max_series", "+500"),
+                ("alerts.queue_capacity", "7"),
+                ("alerts.send_resolved", "false"),
+                ("server.enable_reload_endpoint", "TRUE"),
+                ("server.max_connections", "0"),
+                ("server.max_body_bytes", "100"),
+                ("prometheus.tls.insecure_skip_verify", "true"),
+            ],
+        )
+        .unwrap_or_else(|p| panic!("{p:?}"));
+        assert_eq!(c.evaluation.concurrency, 3);
+        assert_eq!(c.evaluation.max_series, 500);
+        assert_eq!(c.alerts.queue_capacity, 7);
+        assert!(!c.alerts.send_resolved);
+        assert!(c.reload_endpoint);
+        assert_eq!(c.server.limits.max_connections, None);
+        assert_eq!(c.server.limits.max_body_bytes, 100);
+        assert!(c.prometheus.auth.insecure_skip_verify);
+
+        for (key, value) in [
+            ("evaluation.concurrency", "1e3"),
+            ("server.max_body_bytes", "0x10"),
+            ("server.enable_reload_endpoint", "12.50"),
+        ] {
+            let problems = load("", &[(key, value)]).unwrap_err();
+            let variable = format!("UPGRADE_GATE__{}", key.to_uppercase().replace('.', "__"));
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].key.as_deref(), Some(key));
+            assert!(problems[0].message.contains(&variable), "{problems:?}");
+            assert!(!problems[0].message.contains(value), "{problems:?}");
+        }
     }
 }

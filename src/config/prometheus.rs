@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::problems::Problems;
-use super::read::{duration_or, secret_value};
+use super::problems::{At, Problems};
 use crate::secret::Secret;
 
 const DEFAULT_PROMETHEUS_URL: &str = "http://127.0.0.1:9090";
@@ -97,183 +96,105 @@ pub enum Bearer {
 pub(super) fn validate_prometheus(
     file: &str,
     raw: &RawPrometheus,
-    problems: &mut Problems,
+    problems: &Problems,
 ) -> PrometheusConfig {
-    let auth = validate_auth(file, raw, problems);
-    let prometheus = PrometheusConfig {
-        auth,
-        url: validate_url(file, raw.url.clone(), problems),
-        timeout: duration_or(
-            file,
-            "prometheus.timeout",
-            raw.timeout.clone(),
-            DEFAULT_TIMEOUT,
-            problems,
-        ),
-    };
-    if prometheus.timeout.is_zero() {
-        problems.add(
-            file,
-            None,
-            Some("prometheus.timeout"),
-            "must be more than 0".into(),
-        );
-    }
-    prometheus
+    let at = problems.at(file);
+    let auth = validate_auth(at, raw);
+    let url = validate_url(at, raw.url.clone());
+    let key = at.key("prometheus.timeout");
+    let timeout = key.duration_or(raw.timeout.clone(), DEFAULT_TIMEOUT);
+    key.require(!timeout.is_zero(), "must be more than 0");
+    PrometheusConfig { auth, url, timeout }
 }
 
-fn validate_auth(file: &str, raw: &RawPrometheus, problems: &mut Problems) -> PrometheusAuth {
+fn validate_auth(at: At, raw: &RawPrometheus) -> PrometheusAuth {
     let bearer = match (&raw.bearer_token, &raw.bearer_token_file) {
         (Some(_), Some(_)) => {
-            problems.add(
-                file,
-                None,
-                Some("prometheus.bearer_token"),
-                "set either `bearer_token` or `bearer_token_file`, not both".into(),
-            );
+            at.key("prometheus.bearer_token")
+                .problem("set either `bearer_token` or `bearer_token_file`, not both");
             None
         }
-        (Some(_), None) => secret_value(
-            file,
-            "prometheus.bearer_token",
-            raw.bearer_token.clone(),
-            None,
-            problems,
-        )
-        .map(Bearer::Token),
+        (Some(token), None) => at
+            .key("prometheus.bearer_token")
+            .secret(Some(token.clone()), None)
+            .map(Bearer::Token),
         (None, Some(path)) => {
             // Read now to catch a wrong path at start-up; read again before every query.
-            if let Err(e) = std::fs::read_to_string(path) {
-                problems.add(
-                    file,
-                    None,
-                    Some("prometheus.bearer_token_file"),
-                    format!("cannot read {path}: {e}"),
-                );
-            }
+            let read =
+                std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
+            at.key("prometheus.bearer_token_file").check(read);
             Some(Bearer::File(PathBuf::from(path)))
         }
         (None, None) => None,
     };
     let basic = raw.basic_auth.as_ref().and_then(|b| {
         let username = b.username.clone().filter(|u| !u.is_empty());
-        if username.is_none() {
-            problems.add(
-                file,
-                None,
-                Some("prometheus.basic_auth.username"),
-                "missing".into(),
-            );
-        }
-        if b.password.is_none() && b.password_file.is_none() {
-            problems.add(
-                file,
-                None,
-                Some("prometheus.basic_auth.password"),
-                "set `password` or `password_file`".into(),
-            );
-        }
-        let password = secret_value(
-            file,
-            "prometheus.basic_auth.password",
-            b.password.clone(),
-            b.password_file.clone(),
-            problems,
-        );
-        username.zip(password)
+        at.key("prometheus.basic_auth.username")
+            .require(username.is_some(), "missing");
+        let password = at.key("prometheus.basic_auth.password");
+        let given = b.password.is_some() || b.password_file.is_some();
+        password.require(given, "set `password` or `password_file`");
+        username.zip(password.secret(b.password.clone(), b.password_file.clone()))
     });
-    if bearer.is_some() && basic.is_some() {
-        problems.add(
-            file,
-            None,
-            Some("prometheus.basic_auth"),
-            "set either a bearer token or basic auth, not both".into(),
-        );
-    }
+    at.key("prometheus.basic_auth").require(
+        bearer.is_none() || basic.is_none(),
+        "set either a bearer token or basic auth, not both",
+    );
     let mut headers = Vec::new();
     for (name, value) in raw.headers.iter().flatten() {
-        let key = format!("prometheus.headers.{name}");
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            problems.add(file, None, Some(&key), "is not a valid header name".into());
-            continue;
-        }
-        if let Some(value) = secret_value(file, &key, Some(value.clone()), None, problems) {
-            headers.push((name.clone(), value));
+        let key = at.key(format!("prometheus.headers.{name}"));
+        let valid = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok();
+        if key.require(valid, "is not a valid header name") {
+            headers.extend(
+                key.secret(Some(value.clone()), None)
+                    .map(|v| (name.clone(), v)),
+            );
         }
     }
-    let mut pem = |key: &str, path: &Option<String>| {
-        path.as_ref().and_then(|p| match std::fs::read(p) {
-            Ok(bytes) => Some(bytes),
-            Err(e) => {
-                problems.add(file, None, Some(key), format!("cannot read {p}: {e}"));
-                None
-            }
-        })
+    let pem = |key: &'static str, path: &Option<String>| {
+        let path = path.as_ref()?;
+        let read = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
+        at.key(key).check(read)
     };
     let tls = raw.tls.as_ref();
     let ca_pem = tls.and_then(|t| pem("prometheus.tls.ca_file", &t.ca_file));
     let cert = tls.and_then(|t| pem("prometheus.tls.cert_file", &t.cert_file));
     let key = tls.and_then(|t| pem("prometheus.tls.key_file", &t.key_file));
     if let Some(ca) = &ca_pem {
-        if reqwest::Certificate::from_pem_bundle(ca).map_or(true, |c| c.is_empty()) {
-            problems.add(
-                file,
-                None,
-                Some("prometheus.tls.ca_file"),
-                "holds no PEM certificate".into(),
-            );
-        }
+        let empty = reqwest::Certificate::from_pem_bundle(ca).map_or(true, |c| c.is_empty());
+        at.key("prometheus.tls.ca_file")
+            .require(!empty, "holds no PEM certificate");
     }
     let identity_pem = match (cert, key) {
         (Some(mut cert), Some(key)) => {
             cert.push(b'\n');
             cert.extend(key);
-            if reqwest::Identity::from_pem(&cert).is_err() {
-                problems.add(
-                    file,
-                    None,
-                    Some("prometheus.tls.cert_file"),
-                    "cert_file and key_file do not make a PEM certificate and private key".into(),
-                );
-            }
+            at.key("prometheus.tls.cert_file").require(
+                reqwest::Identity::from_pem(&cert).is_ok(),
+                "cert_file and key_file do not make a PEM certificate and private key",
+            );
             Some(cert)
         }
         (None, None) => None,
         _ => {
-            problems.add(
-                file,
-                None,
-                Some("prometheus.tls"),
-                "a client certificate needs both cert_file and key_file".into(),
-            );
+            at.key("prometheus.tls")
+                .problem("a client certificate needs both cert_file and key_file");
             None
         }
     };
     let sigv4 = raw.sigv4.as_ref().and_then(|v| {
-        if bearer.is_some() || basic.is_some() {
-            problems.add(
-                file,
-                None,
-                Some("prometheus.sigv4"),
-                "SigV4 signs the requests itself; remove the bearer token or basic auth".into(),
-            );
-        }
-        match v.region.clone().filter(|r| !r.is_empty()) {
-            None => {
-                problems.add(
-                    file,
-                    None,
-                    Some("prometheus.sigv4.region"),
-                    "missing, e.g. eu-west-1".into(),
-                );
-                None
-            }
-            Some(region) => Some(SigV4Config {
-                region,
-                service: v.service.clone().unwrap_or_else(|| "aps".to_string()),
-                role_arn: v.role_arn.clone(),
-            }),
-        }
+        at.key("prometheus.sigv4").require(
+            bearer.is_none() && basic.is_none(),
+            "SigV4 signs the requests itself; remove the bearer token or basic auth",
+        );
+        let region = v.region.clone().filter(|r| !r.is_empty());
+        at.key("prometheus.sigv4.region")
+            .require(region.is_some(), "missing, e.g. eu-west-1");
+        Some(SigV4Config {
+            region: region?,
+            service: v.service.clone().unwrap_or_else(|| "aps".to_string()),
+            role_arn: v.role_arn.clone(),
+        })
     });
     PrometheusAuth {
         bearer,
@@ -286,23 +207,16 @@ fn validate_auth(file: &str, raw: &RawPrometheus, problems: &mut Problems) -> Pr
     }
 }
 
-fn validate_url(file: &str, url: Option<String>, problems: &mut Problems) -> String {
+fn validate_url(at: At, url: Option<String>) -> String {
     let url = url.unwrap_or_else(|| DEFAULT_PROMETHEUS_URL.to_string());
-    match reqwest::Url::parse(&url) {
-        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
-        // The URL may carry credentials; say what is wrong without echoing it.
-        Ok(_) => problems.add(
-            file,
-            None,
-            Some("prometheus.url"),
-            "must be an http:// or https:// URL".into(),
-        ),
-        Err(e) => problems.add(
-            file,
-            None,
-            Some("prometheus.url"),
-            format!("is not a URL: {e}"),
-        ),
+    let key = at.key("prometheus.url");
+    // The URL may carry credentials; say what is wrong without echoing it.
+    if let Some(u) = key.check(reqwest::Url::parse(&url).map_err(|e| format!("is not a URL: {e}")))
+    {
+        key.require(
+            u.scheme() == "http" || u.scheme() == "https",
+            "must be an http:// or https:// URL",
+        );
     }
     url
 }

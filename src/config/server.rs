@@ -14,8 +14,8 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::sign::CertifiedKey;
 
-use super::problems::Problems;
-use super::read::duration_or;
+use super::problems::{At, Problems};
+use super::read::whole_number;
 
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,7 +29,9 @@ pub(super) struct RawServer {
     pub(super) enable_reload_endpoint: Option<bool>,
     header_read_timeout: Option<String>,
     request_timeout: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_connections: Option<i64>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_body_bytes: Option<i64>,
     tls: Option<RawServerTls>,
     auth: Option<RawServerAuth>,
@@ -98,49 +100,40 @@ pub struct ServerAuth {
     pub protect_metrics: bool,
 }
 
-pub(super) fn validate_server(
-    file: &str,
-    raw: &RawServer,
-    problems: &mut Problems,
-) -> ServerConfig {
-    let header_read_timeout = positive_duration(
-        file,
-        "server.header_read_timeout",
-        raw.header_read_timeout.clone(),
-        DEFAULT_HEADER_READ_TIMEOUT,
-        problems,
-    );
-    let request_timeout = positive_duration(
-        file,
-        "server.request_timeout",
-        raw.request_timeout.clone(),
-        DEFAULT_REQUEST_TIMEOUT,
-        problems,
-    );
-    // 0 (or absent) means: derived from the open-file limit at start.
-    let max_connections = match raw.max_connections {
-        None | Some(0) => None,
-        Some(n) if n > 0 => Some(n as usize),
-        Some(n) => {
-            problems.add(
-                file,
-                None,
-                Some("server.max_connections"),
-                format!("{n} must be at least 1, or 0 for the default"),
-            );
-            None
+pub(super) fn validate_server(file: &str, raw: &RawServer, problems: &Problems) -> ServerConfig {
+    let at = problems.at(file);
+    let positive_duration = |key: &str, text: &Option<String>, default: Duration| {
+        let key = at.key(key);
+        let d = key.duration_or(text.clone(), default);
+        match key.require(!d.is_zero(), "must be more than 0") {
+            true => d,
+            false => default,
         }
     };
+    let header_read_timeout = positive_duration(
+        "server.header_read_timeout",
+        &raw.header_read_timeout,
+        DEFAULT_HEADER_READ_TIMEOUT,
+    );
+    let request_timeout = positive_duration(
+        "server.request_timeout",
+        &raw.request_timeout,
+        DEFAULT_REQUEST_TIMEOUT,
+    );
+    // 0 (or absent) means: derived from the open-file limit at start.
+    let max_connections = raw.max_connections.filter(|&n| n != 0).and_then(|n| {
+        let positive = at.key("server.max_connections").require(
+            n > 0,
+            format!("{n} must be at least 1, or 0 for the default"),
+        );
+        positive.then_some(n as usize)
+    });
     let max_body_bytes = match raw.max_body_bytes {
         None => DEFAULT_MAX_BODY_BYTES,
         Some(n) if n >= 0 => n as usize,
         Some(n) => {
-            problems.add(
-                file,
-                None,
-                Some("server.max_body_bytes"),
-                format!("{n} must not be negative"),
-            );
+            at.key("server.max_body_bytes")
+                .problem(format!("{n} must not be negative"));
             DEFAULT_MAX_BODY_BYTES
         }
     };
@@ -151,46 +144,21 @@ pub(super) fn validate_server(
             max_connections,
             max_body_bytes,
         },
-        tls: raw
-            .tls
-            .as_ref()
-            .and_then(|t| validate_tls(file, t, problems)),
-        auth: raw
-            .auth
-            .as_ref()
-            .and_then(|a| validate_auth(file, a, problems)),
+        tls: raw.tls.as_ref().and_then(|t| validate_tls(at, t)),
+        auth: raw.auth.as_ref().and_then(|a| validate_auth(at, a)),
     }
 }
 
-fn positive_duration(
-    file: &str,
-    key: &str,
-    text: Option<String>,
-    default: Duration,
-    problems: &mut Problems,
-) -> Duration {
-    let d = duration_or(file, key, text, default, problems);
-    if d.is_zero() {
-        problems.add(file, None, Some(key), "must be more than 0".into());
-        return default;
-    }
-    d
-}
-
-fn validate_tls(file: &str, raw: &RawServerTls, problems: &mut Problems) -> Option<ServerTls> {
+fn validate_tls(at: At, raw: &RawServerTls) -> Option<ServerTls> {
     let (Some(cert_file), Some(key_file)) = (&raw.cert_file, &raw.key_file) else {
         for (key, value) in [
             ("server.tls.cert_file", &raw.cert_file),
             ("server.tls.key_file", &raw.key_file),
         ] {
-            if value.is_none() {
-                problems.add(
-                    file,
-                    None,
-                    Some(key),
-                    "missing: TLS needs both cert_file and key_file".into(),
-                );
-            }
+            at.key(key).require(
+                value.is_some(),
+                "missing: TLS needs both cert_file and key_file",
+            );
         }
         return None;
     };
@@ -207,69 +175,29 @@ fn validate_tls(file: &str, raw: &RawServerTls, problems: &mut Problems) -> Opti
         });
     let key = PrivateKeyDer::from_pem_file(key_file)
         .map_err(|e| format!("cannot read a PEM private key from {key_file}: {e}"));
-    let (chain, key) = match (chain, key) {
-        (Ok(chain), Ok(key)) => (chain, key),
-        (chain, key) => {
-            if let Err(message) = chain {
-                problems.add(file, None, Some("server.tls.cert_file"), message);
-            }
-            if let Err(message) = key {
-                problems.add(file, None, Some("server.tls.key_file"), message);
-            }
-            return None;
-        }
-    };
-    match CertifiedKey::from_der(chain, key, &aws_lc_rs::default_provider()) {
-        Ok(certified) => Some(ServerTls {
-            cert_file: cert_file.into(),
-            key_file: key_file.into(),
-            certified: Arc::new(certified),
-        }),
-        Err(e) => {
-            problems.add(
-                file,
-                None,
-                Some("server.tls.key_file"),
-                format!("{key_file} does not fit the certificate in {cert_file}: {e}"),
-            );
-            None
-        }
-    }
+    let chain = at.key("server.tls.cert_file").check(chain);
+    let key = at.key("server.tls.key_file").check(key);
+    let certified = CertifiedKey::from_der(chain?, key?, &aws_lc_rs::default_provider())
+        .map_err(|e| format!("{key_file} does not fit the certificate in {cert_file}: {e}"));
+    Some(ServerTls {
+        cert_file: cert_file.into(),
+        key_file: key_file.into(),
+        certified: Arc::new(at.key("server.tls.key_file").check(certified)?),
+    })
 }
 
-fn validate_auth(file: &str, raw: &RawServerAuth, problems: &mut Problems) -> Option<ServerAuth> {
+fn validate_auth(at: At, raw: &RawServerAuth) -> Option<ServerAuth> {
+    let key = at.key("server.auth.bearer_token_file");
     let Some(path) = &raw.bearer_token_file else {
-        problems.add(
-            file,
-            None,
-            Some("server.auth.bearer_token_file"),
-            "missing".into(),
-        );
+        key.problem("missing");
         return None;
     };
     // Read now so that a wrong path fails at start-up; the value itself is never kept here.
-    match std::fs::read_to_string(path) {
-        Ok(token) if token.trim().is_empty() => {
-            problems.add(
-                file,
-                None,
-                Some("server.auth.bearer_token_file"),
-                format!("{path} is empty"),
-            );
-            None
-        }
-        Ok(_) => Some(ServerAuth {
+    let token = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
+    let token = key.check(token)?;
+    key.require(!token.trim().is_empty(), format!("{path} is empty"))
+        .then(|| ServerAuth {
             bearer_token_file: path.into(),
             protect_metrics: raw.protect_metrics.unwrap_or(false),
-        }),
-        Err(e) => {
-            problems.add(
-                file,
-                None,
-                Some("server.auth.bearer_token_file"),
-                format!("cannot read {path}: {e}"),
-            );
-            None
-        }
-    }
+        })
 }

@@ -9,8 +9,8 @@ use config::{File, FileFormat};
 use serde::Deserialize;
 
 use super::baseline::{BaselineSettings, RawBaseline};
-use super::problems::{Problem, Problems};
-use super::read::{duration_or, parse_duration, read_raw};
+use super::problems::{At, Key, Problem, Problems};
+use super::read::{read_raw, whole_number};
 use crate::engine::pack::{NoDataPolicy, Pack, Phase, Signal, ALL_PHASES, DEFAULT_MIN_SCORE};
 use crate::engine::threshold::{Threshold, ThresholdError};
 
@@ -75,6 +75,7 @@ pub(super) struct RawSignal {
     baseline: Option<RawBaseline>,
     no_baseline: Option<String>,
     phases: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_series: Option<i64>,
 }
 
@@ -111,31 +112,21 @@ pub(super) fn expand_signal_files(
     config_file: &str,
     base: &Path,
     patterns: &[String],
-    problems: &mut Problems,
+    problems: &Problems,
 ) -> Vec<PathBuf> {
+    let key = problems.at(config_file).key("signal_files");
     let mut files = BTreeSet::new();
     for pattern in patterns {
         let full = base.join(pattern);
         let full = full.to_string_lossy();
-        match glob::glob(&full) {
-            Err(e) => problems.add(
-                config_file,
-                None,
-                Some("signal_files"),
-                format!("bad pattern {pattern:?}: {e}"),
-            ),
-            Ok(paths) => {
-                let before = files.len();
-                files.extend(paths.filter_map(Result::ok));
-                if files.len() == before {
-                    problems.add(
-                        config_file,
-                        None,
-                        Some("signal_files"),
-                        format!("pattern {pattern:?} matches no file (looked for {full})"),
-                    );
-                }
-            }
+        let glob = glob::glob(&full).map_err(|e| format!("bad pattern {pattern:?}: {e}"));
+        if let Some(paths) = key.check(glob) {
+            let before = files.len();
+            files.extend(paths.filter_map(Result::ok));
+            key.require(
+                files.len() > before,
+                format!("pattern {pattern:?} matches no file (looked for {full})"),
+            );
         }
     }
     files.into_iter().collect()
@@ -149,9 +140,10 @@ pub(super) fn validate_pack(
     raw_phases: Vec<RawPhase>,
     inline_signals: Vec<RawSignal>,
     signal_sources: SignalSources,
-    problems: &mut Problems,
+    problems: &Problems,
 ) -> Pack {
-    let phases = validate_phases(file, raw_phases, problems);
+    let at = problems.at(file);
+    let phases = validate_phases(at, raw_phases);
     let phase_names: Vec<String> = phases.iter().map(|p| p.name.clone()).collect();
 
     let mut raw_signals: Vec<(String, RawSignal)> = inline_signals
@@ -182,101 +174,68 @@ pub(super) fn validate_pack(
     for (name, parsed) in sources {
         match parsed {
             Ok(f) => raw_signals.extend(f.signals.into_iter().map(|s| (name.clone(), s))),
-            Err(p) => problems.0.push(p),
+            Err(p) => at.push(p),
         }
     }
 
     let mut seen: HashMap<String, String> = HashMap::new();
     let mut signals = Vec::new();
     for (index, (origin, raw)) in raw_signals.into_iter().enumerate() {
-        if let Some(signal) = validate_signal(&origin, index, raw, &phase_names, baseline, problems)
-        {
+        let at = problems.at(&origin);
+        if let Some(signal) = validate_signal(at, index, raw, &phase_names, baseline) {
             if let Some(first) = seen.get(&signal.name) {
-                problems.add(
-                    &origin,
-                    Some(&signal.name),
-                    Some("name"),
-                    format!("duplicate signal name; first defined in {first}"),
-                );
+                at.signal(&signal.name)
+                    .key("name")
+                    .problem(format!("duplicate signal name; first defined in {first}"));
                 continue;
             }
             seen.insert(signal.name.clone(), origin.clone());
             signals.push(signal);
         }
     }
-    if signals.is_empty() && problems.0.is_empty() {
-        problems.add(
-            file,
-            None,
-            Some("signals"),
-            "no signal is defined (inline `signals` or `signal_files`); a gate with nothing to judge would always pass".into(),
+    if signals.is_empty() && problems.is_empty() {
+        at.key("signals").problem(
+            "no signal is defined (inline `signals` or `signal_files`); \
+             a gate with nothing to judge would always pass",
         );
     }
     for phase in &phases {
-        if !signals.iter().any(|s| s.in_phase(&phase.name)) && !signals.is_empty() {
-            problems.add(
-                file,
-                None,
-                Some("phases"),
-                format!(
-                    "phase {:?} has no signal; it would be go with nothing judged",
-                    phase.name
-                ),
-            );
-        }
+        let judged = signals.is_empty() || signals.iter().any(|s| s.in_phase(&phase.name));
+        let message = format!(
+            "phase {:?} has no signal; it would be go with nothing judged",
+            phase.name
+        );
+        at.key("phases").require(judged, message);
     }
 
     Pack { phases, signals }
 }
 
-fn validate_phases(file: &str, raw: Vec<RawPhase>, problems: &mut Problems) -> Vec<Phase> {
+fn validate_phases(at: At, raw: Vec<RawPhase>) -> Vec<Phase> {
     let mut phases: Vec<Phase> = Vec::new();
     for (i, p) in raw.into_iter().enumerate() {
-        let key = |k: &str| format!("phases[{i}].{k}");
+        let key = |k: &str| at.key(format!("phases[{i}].{k}"));
         let Some(name) = p.name.filter(|n| !n.trim().is_empty()) else {
-            problems.add(file, None, Some(&key("name")), "missing phase name".into());
+            key("name").problem("missing phase name");
             continue;
         };
-        if !valid_name(&name) {
-            problems.add(
-                file,
-                None,
-                Some(&key("name")),
-                format!("{name:?} may only use letters, digits, '_', '-' and '.' (it is a URL path segment)"),
-            );
-        }
-        if name == ALL_PHASES {
-            problems.add(
-                file,
-                None,
-                Some(&key("name")),
-                format!("{ALL_PHASES:?} is reserved for the gate over every signal"),
-            );
-        }
-        if phases.iter().any(|q| q.name == name) {
-            problems.add(
-                file,
-                None,
-                Some(&key("name")),
-                format!("duplicate phase {name:?}"),
-            );
-        }
-        let min_score = p.min_score.unwrap_or(DEFAULT_MIN_SCORE);
-        if !(0.0..=100.0).contains(&min_score) {
-            problems.add(
-                file,
-                None,
-                Some(&key("min_score")),
-                format!("{min_score} must be between 0 and 100"),
-            );
-        }
-        let stable_for = duration_or(
-            file,
-            &key("stable_for"),
-            p.stable_for,
-            Duration::ZERO,
-            problems,
+        key("name").require(
+            valid_name(&name),
+            format!(
+                "{name:?} may only use letters, digits, '_', '-' and '.' \
+                 (it is a URL path segment)"
+            ),
         );
+        key("name").require(
+            name != ALL_PHASES,
+            format!("{ALL_PHASES:?} is reserved for the gate over every signal"),
+        );
+        let unique = !phases.iter().any(|q| q.name == name);
+        key("name").require(unique, format!("duplicate phase {name:?}"));
+        let min_score = p.min_score.unwrap_or(DEFAULT_MIN_SCORE);
+        let in_range = (0.0..=100.0).contains(&min_score);
+        key("min_score").require(in_range, format!("{min_score} must be between 0 and 100"));
+        let stable_for = key("stable_for").duration_or(p.stable_for, Duration::ZERO);
         phases.push(Phase {
             name,
             min_score,
@@ -287,67 +246,56 @@ fn validate_phases(file: &str, raw: Vec<RawPhase>, problems: &mut Problems) -> V
 }
 
 fn validate_signal(
-    origin: &str,
+    at: At,
     index: usize,
     raw: RawSignal,
     phase_names: &[String],
     top_baseline: BaselineSettings,
-    problems: &mut Problems,
 ) -> Option<Signal> {
     let Some(name) = raw.name.filter(|n| !n.trim().is_empty()) else {
-        problems.add(
-            origin,
-            Some(&format!("#{}", index + 1)),
-            Some("name"),
-            "missing signal name".into(),
-        );
+        let number = format!("#{}", index + 1);
+        at.signal(&number)
+            .key("name")
+            .problem("missing signal name");
         return None;
     };
-    // (key, message) pairs for this signal, reported together at the end.
-    let mut errors: Vec<(&str, String)> = Vec::new();
-    if !valid_name(&name) {
-        errors.push((
-            "name",
-            "may only use letters, digits, '_', '-' and '.'".into(),
-        ));
-    }
+    let at = at.signal(&name);
+    let key = |k: &'static str| at.key(k);
+    key("name").require(
+        valid_name(&name),
+        "may only use letters, digits, '_', '-' and '.'",
+    );
     let query = raw.query.unwrap_or_default();
-    if query.trim().is_empty() {
-        errors.push(("query", "missing PromQL query".into()));
-    } else if let Err(e) = promql_parser::parser::parse(&query) {
-        errors.push(("query", format!("invalid PromQL: {}", e.trim())));
+    if key("query").require(!query.trim().is_empty(), "missing PromQL query") {
+        let parsed = promql_parser::parser::parse(&query);
+        key("query").check(parsed.map_err(|e| format!("invalid PromQL: {}", e.trim())));
     }
-    let mut threshold =
-        |key: &'static str, raw: Option<RawThreshold>| match raw.map(RawThreshold::parse) {
-            None => (None, true),
-            Some(Ok(t)) => (Some(t), true),
-            Some(Err(e)) => {
-                errors.push((key, e));
-                (None, false)
-            }
-        };
+    let threshold = |k: &'static str, raw: Option<RawThreshold>| match raw {
+        None => (None, true),
+        Some(raw) => key(k)
+            .check(raw.parse())
+            .map_or((None, false), |t| (Some(t), true)),
+    };
     let (warn, warn_parsed) = threshold("warn", raw.warn);
     let (fail, fail_parsed) = threshold("fail", raw.fail);
     match (&warn, &fail) {
-        (None, None) if warn_parsed && fail_parsed => errors.push((
-            "fail",
-            "a signal needs a `warn` or a `fail` threshold, else it can never be unhealthy".into(),
-        )),
-        (Some(w), Some(f)) if !w.is_not_stricter_than(f) => errors.push((
-            "warn",
-            format!("warn {w} must point the same way as fail {f} and be reached first"),
+        (None, None) if warn_parsed && fail_parsed => key("fail").problem(
+            "a signal needs a `warn` or a `fail` threshold, else it can never be unhealthy",
+        ),
+        (Some(w), Some(f)) if !w.is_not_stricter_than(f) => key("warn").problem(format!(
+            "warn {w} must point the same way as fail {f} and be reached first"
         )),
         _ => {}
     }
     let weight = raw.weight.unwrap_or(1.0);
-    if !(weight.is_finite() && weight > 0.0) {
-        errors.push(("weight", format!("{weight} must be a number above 0")));
-    }
-    let mut read_policy = |key: &'static str, text: Option<String>, default| {
-        policy(text.as_deref(), default).unwrap_or_else(|message| {
-            errors.push((key, message));
-            default
-        })
+    key("weight").require(
+        weight.is_finite() && weight > 0.0,
+        format!("{weight} must be a number above 0"),
+    );
+    let read_policy = |k: &'static str, text: Option<String>, default| {
+        key(k)
+            .check(policy(text.as_deref(), default))
+            .unwrap_or(default)
     };
     let no_data = read_policy("no_data", raw.no_data, NoDataPolicy::Fail);
     let no_baseline_set = raw.no_baseline.is_some();
@@ -356,68 +304,29 @@ fn validate_signal(
         .into_iter()
         .flatten()
         .any(|t| t.is_relative());
-    if no_baseline_set && !relative {
-        errors.push((
-            "no_baseline",
-            "the signal has no relative condition (such as \"> baseline * 2\"), so no series can lack a baseline".into(),
-        ));
-    }
-    let (own_baseline, baseline_errors) =
-        BaselineSettings::validate(raw.baseline.unwrap_or_default());
-    errors.extend(baseline_errors);
-    if !own_baseline.is_empty() && !relative {
-        errors.push((
-            "baseline",
-            "the signal has no relative condition (such as \"> baseline * 2\") to use it".into(),
-        ));
-    }
-    let phases = match raw.phases {
-        None => phase_names.to_vec(),
-        Some(list) => {
-            if list.is_empty() {
-                errors.push((
-                    "phases",
-                    "empty list; leave the key out to put the signal in every phase".into(),
-                ));
-            }
-            for p in list.iter().filter(|p| !phase_names.contains(p)) {
-                let known = if phase_names.is_empty() {
-                    "no phase".to_string()
-                } else {
-                    phase_names.join(", ")
-                };
-                errors.push((
-                    "phases",
-                    format!("unknown phase {p:?}; the config defines {known}"),
-                ));
-            }
-            list
-        }
-    };
-    let for_ = match raw.for_.as_deref().map(parse_duration) {
-        None => Duration::ZERO,
-        Some(Ok(d)) => d,
-        Some(Err(message)) => {
-            errors.push(("for", message));
-            Duration::ZERO
-        }
-    };
-    if fail.is_none() && !for_.is_zero() {
-        errors.push((
-            "for",
-            "`for` applies to the fail threshold, but the signal has none".into(),
-        ));
-    }
+    key("no_baseline").require(
+        relative || !no_baseline_set,
+        "the signal has no relative condition (such as \"> baseline * 2\"), \
+         so no series can lack a baseline",
+    );
+    let own_baseline = BaselineSettings::validate(raw.baseline.unwrap_or_default(), at);
+    key("baseline").require(
+        relative || own_baseline.is_empty(),
+        "the signal has no relative condition (such as \"> baseline * 2\") to use it",
+    );
+    let phases = signal_phases(key("phases"), raw.phases, phase_names);
+    let for_ = key("for").duration_or(raw.for_, Duration::ZERO);
+    key("for").require(
+        fail.is_some() || for_.is_zero(),
+        "`for` applies to the fail threshold, but the signal has none",
+    );
     let max_series = raw.max_series.and_then(|n| {
         let limit = usize::try_from(n).ok().filter(|&n| n >= 1);
-        if limit.is_none() {
-            errors.push(("max_series", format!("{n} must be at least 1")));
-        }
+        key("max_series").require(limit.is_some(), format!("{n} must be at least 1"));
         limit
     });
-    for (key, message) in errors {
-        problems.add(origin, Some(&name), Some(key), message);
-    }
+    let critical = raw.critical.unwrap_or(false);
+    let origin = at.file().to_string();
     Some(Signal {
         name,
         description: raw.description,
@@ -427,14 +336,33 @@ fn validate_signal(
         fail,
         for_,
         weight,
-        critical: raw.critical.unwrap_or(false),
+        critical,
         no_data,
         baseline: own_baseline.over(top_baseline),
         no_baseline,
         phases,
-        origin: origin.to_string(),
+        origin,
         max_series,
     })
+}
+
+/// The phases a signal names (every phase when it names none), each one the config defines.
+fn signal_phases(key: Key, list: Option<Vec<String>>, phase_names: &[String]) -> Vec<String> {
+    let Some(list) = list else {
+        return phase_names.to_vec();
+    };
+    key.require(
+        !list.is_empty(),
+        "empty list; leave the key out to put the signal in every phase",
+    );
+    let known = match phase_names.is_empty() {
+        true => "no phase".to_string(),
+        false => phase_names.join(", "),
+    };
+    for p in list.iter().filter(|p| !phase_names.contains(p)) {
+        key.problem(format!("unknown phase {p:?}; the config defines {known}"));
+    }
+    list
 }
 
 /// `ok`, `warn` or `fail`, for `no_data` and `no_baseline`.

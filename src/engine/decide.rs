@@ -12,7 +12,7 @@ use serde::{Serialize, Serializer};
 
 use super::evaluate::{Judgement, Offender, Status, Timeline};
 use super::pack::{NoDataPolicy, Phase, Signal};
-use super::series::Labels;
+use super::text::{fmt_labels, fmt_number, ratio};
 use super::threshold::Threshold;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -378,39 +378,6 @@ fn policy_name(policy: NoDataPolicy) -> &'static str {
     }
 }
 
-/// `value / baseline`, rounded to two decimals, when the baseline is not 0.
-fn ratio(value: f64, baseline: f64) -> Option<String> {
-    (baseline != 0.0).then(|| fmt_number((value / baseline * 100.0).round() / 100.0))
-}
-
-/// A value beside its baseline, as tables and messages show it: `0.35 (3.5x baseline 0.1)`.
-pub fn fmt_with_baseline(value: f64, baseline: Option<f64>) -> String {
-    match baseline {
-        None => fmt_number(value),
-        Some(b) => match ratio(value, b) {
-            Some(r) => format!("{} ({r}x baseline {})", fmt_number(value), fmt_number(b)),
-            None => format!("{} (baseline {})", fmt_number(value), fmt_number(b)),
-        },
-    }
-}
-
-/// `{a="1", b="2"}` as PromQL writes it.
-pub fn fmt_labels(labels: &Labels) -> String {
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", inner.join(", "))
-}
-
-/// A number short enough to read: at most four decimals, no trailing zeros.
-pub fn fmt_number(v: f64) -> String {
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".to_string()
-    } else {
-        s.to_string()
-    }
-}
-
 fn timestamp(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(secs, 0)
         .single()
@@ -614,14 +581,5 @@ mod tests {
         let v = decide(&phase(90.0, 300), &[(&s, answer(w, &values))], w);
         assert_eq!(v.decision, Decision::Go);
         assert_eq!(v.stable_since, Some(timestamp(10_000 - 10 * STEP)));
-    }
-
-    #[test]
-    fn numbers_and_labels_read_well() {
-        assert_eq!(fmt_number(75.0), "75");
-        assert_eq!(fmt_number(83.33333), "83.3333");
-        assert_eq!(fmt_number(0.05), "0.05");
-        let labels: Labels = [("b".into(), "2".into()), ("a".into(), "1".into())].into();
-        assert_eq!(fmt_labels(&labels), "{a=\"1\", b=\"2\"}");
     }
 }

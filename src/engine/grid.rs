@@ -31,7 +31,8 @@ impl Grid {
         }
     }
 
-    /// Every series of a fetched answer, samples off the grid ignored.
+    /// A grid from series written as lists of samples (answers made by hand: tests, benches),
+    /// samples off the grid ignored. Fetched answers are read onto a grid directly.
     pub fn from_series(window: Window, series: &[Series]) -> Grid {
         let mut grid = Grid::new(window);
         for s in series {
@@ -58,11 +59,6 @@ impl Grid {
         self.values
             .resize(self.values.len() + self.window.len(), MISSING);
         self.labels.len() - 1
-    }
-
-    /// Names series `row`, for answers that give a series' labels after its samples.
-    pub fn set_labels(&mut self, row: usize, labels: Labels) {
-        self.labels[row] = labels;
     }
 
     /// Puts a sample of series `row` on the grid: kept if `ts` is a step and `value` is finite.

@@ -1,7 +1,10 @@
-//! What Prometheus answers, as the engine reads it: labelled series of samples on a time grid.
+//! The time grid of a range query ([`Window`]) and the labels that name a series.
 //!
-//! Owned by the engine so that judging never depends on how the samples were fetched; the
-//! Prometheus source produces these types and the engine consumes them.
+//! Owned by the engine so that judging never depends on how the samples were fetched: the
+//! Prometheus source asks for a [`Window`] and reads its answer straight onto that window's
+//! [`super::grid::Grid`]. A [`Series`], labels with a list of samples, is the plain form for
+//! answers written by hand (unit tests, integration tests, benches), which
+//! [`super::grid::Grid::from_series`] lays on a grid; no fetched answer passes through it.
 
 use std::collections::BTreeMap;
 
@@ -41,10 +44,11 @@ impl Window {
         self.end < self.start
     }
 
-    /// The grid index of a sample timestamp, if it lies on the grid.
+    /// The grid index of a sample timestamp, if it lies on the grid. Any `ts` is safe: the
+    /// timestamps come from an answer, and one far off the window is merely not on it.
     pub fn index_of(&self, ts: i64) -> Option<usize> {
-        let offset = ts - self.start;
-        (offset >= 0 && offset % self.step == 0 && ts <= self.end)
+        let offset = ts.checked_sub(self.start)?;
+        (offset >= 0 && offset.checked_rem(self.step)? == 0 && ts <= self.end)
             .then(|| (offset / self.step) as usize)
     }
 }
@@ -63,5 +67,15 @@ mod tests {
         assert_eq!(w.index_of(1001), None);
         assert_eq!(w.index_of(850), None);
         assert_eq!(w.index_of(1030), None);
+    }
+
+    #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_off_the_grid() {
+        let w = Window::ending_at(1000, 30, 4);
+        assert_eq!(w.index_of(i64::MIN), None);
+        assert_eq!(w.index_of(i64::MAX), None);
+        let below_zero = Window::ending_at(-1000, 30, 4);
+        assert_eq!(below_zero.index_of(i64::MAX), None);
+        assert_eq!(below_zero.index_of(-1000), Some(4));
     }
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::engine::text::error_chain;
+
 /// Why a query produced no usable answer. Never treated as healthy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
@@ -65,19 +67,9 @@ pub fn classify(e: &reqwest::Error, timeout: Duration, url: &str) -> SourceError
     }
 }
 
-/// The error and its causes in one line, without the request URL.
+/// The error's causes in one line, without the top error, which carries the request URL.
 fn describe_chain(e: &reqwest::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    if parts.is_empty() {
-        "request failed".to_string()
-    } else {
-        parts.join(": ")
-    }
+    std::error::Error::source(e).map_or_else(|| "request failed".to_string(), error_chain)
 }
 
 /// `52113` as `52,113`.

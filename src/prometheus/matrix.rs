@@ -283,6 +283,10 @@ mod tests {
 
     /// What the answer says, read by serde_json as a whole into a `Value`, for comparison.
     fn reference(body: &[u8]) -> Grid {
+        reference_on(body, W)
+    }
+
+    fn reference_on(body: &[u8], window: Window) -> Grid {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap();
         let series: Vec<_> = v["data"]["result"]
             .as_array()
@@ -303,7 +307,7 @@ mod tests {
                     .unwrap_or_default(),
             })
             .collect();
-        Grid::from_series(W, &series)
+        Grid::from_series(window, &series)
     }
 
     /// Grids equal, NaN for NaN.
@@ -343,6 +347,147 @@ mod tests {
         // One byte per chunk: every element is carried.
         let cuts: Vec<usize> = (1..body.len()).collect();
         assert!(same(&chunked(body, &cuts, 10).unwrap(), &whole));
+    }
+
+    /// An answer whose first series has `points` samples on the steps of its window, in the
+    /// shape the shortcut reads; the second the same samples in a shape only serde_json reads (an
+    /// escape, another key); then a short one.
+    fn long_answer(points: i64) -> (Vec<u8>, Window) {
+        let values = [
+            "0.25",
+            "NaN",
+            "+Inf",
+            "-Inf",
+            "12345.678",
+            "1e3",
+            "-0",
+            "0.1234567890123456789",
+        ];
+        let samples: Vec<String> = (0..points)
+            .map(|k| {
+                let fraction = if k % 5 == 0 { ".4" } else { "" };
+                let value = values[k as usize % values.len()];
+                format!(r#"[{}{fraction},"{value}"]"#, 100 + 15 * k)
+            })
+            .collect();
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"svc":"a,]\"}}"}},"values":[{}]}}, {{"values":[ {} ], "metric":{{"\u0041":"b"}}, "extra":[1]}},{{"metric":{{}},"values":[[115,"2"]]}}]}},"warnings":["]"]}}"#,
+            samples.join(","),
+            samples.join(", ")
+        );
+        let window = Window {
+            start: 100,
+            end: 100 + 15 * (points - 1),
+            step: 15,
+        };
+        (body.into_bytes(), window)
+    }
+
+    #[test]
+    fn a_series_over_many_chunks_reads_as_the_whole_body() {
+        let t = Duration::from_secs(2);
+        let (body, window) = long_answer(3_000);
+        let whole = parse([&body], window, 10, t).unwrap();
+        assert!(same(&whole, &reference_on(&body, window)));
+        assert_eq!(whole.series_count(), 3);
+        let first = whole.series().next().unwrap().1;
+        assert_eq!((first.len(), first[0], first[4]), (3_000, 0.25, 12345.678));
+        for size in [1, 2, 3, 7, 64, 1000, 4096, 16 << 10] {
+            let g = parse(body.chunks(size), window, 10, t).unwrap();
+            assert!(same(&g, &whole), "chunks of {size}");
+        }
+        // Every byte boundary of series cut into many chunks: chunks of 64 from every offset.
+        let (body, window) = long_answer(100);
+        let whole = parse([&body], window, 10, t).unwrap();
+        for first in 1..=64 {
+            let chunks = std::iter::once(&body[..first]).chain(body[first..].chunks(64));
+            let g = parse(chunks, window, 10, t).unwrap();
+            assert!(same(&g, &whole), "first chunk of {first}");
+        }
+    }
+
+    #[test]
+    fn times_and_values_out_of_range_are_refused() {
+        let t = Duration::from_secs(2);
+        let answer = |sample: &str, other: &str| {
+            format!(
+                r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{}}{other},"values":[[100,"1"],{sample}]}}]}}}}"#
+            )
+        };
+        let huge = format!(r#"[100,"{}"]"#, "9".repeat(400));
+        for sample in [
+            "[9223372036854775807,\"1\"]",
+            "[-9223372036854775808,\"1\"]",
+            "[1e16,\"1\"]",
+            "[-1e300,\"1\"]",
+            "[1e400,\"1\"]",
+            "[100,\"1e400\"]",
+            "[100,\"-1e309\"]",
+            &huge,
+        ] {
+            // The shortcut's shape, and one only serde_json reads.
+            for other in ["", r#","other":1"#] {
+                let body = answer(sample, other);
+                for cuts in [&[][..], &[body.len() - 20]] {
+                    let e = chunked(body.as_bytes(), cuts, 10).unwrap_err();
+                    assert!(
+                        matches!(&e, SourceError::BadResponse(m) if m.contains("out of range")),
+                        "{body}: {e}"
+                    );
+                }
+            }
+        }
+        // The ends of Prometheus' clock, and what it writes for values that are not finite.
+        for sample in [
+            "[9223372036854775,\"1\"]",
+            "[-9223372036854775,\"1\"]",
+            "[100,\"NaN\"]",
+            "[115,\"+Inf\"]",
+            "[130,\"-Inf\"]",
+            "[130,\"1e308\"]",
+        ] {
+            for other in ["", r#","other":1"#] {
+                let body = answer(sample, other);
+                let g =
+                    parse([body.as_bytes()], W, 10, t).unwrap_or_else(|e| panic!("{body}: {e}"));
+                assert!(same(&g, &reference(body.as_bytes())), "{body}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_answer_besides_its_series_is_capped() {
+        use super::super::stream::MAX_ENVELOPE;
+        let answer = |warning: usize, points: i64| {
+            let samples: Vec<String> = (0..points).map(|k| format!(r#"[{k},"0.5"]"#)).collect();
+            format!(
+                r#"{{"status":"success","warnings":["{}"],"data":{{"resultType":"matrix","result":[{{"metric":{{}},"values":[{}]}}]}}}}"#,
+                "w".repeat(warning),
+                samples.join(",")
+            )
+        };
+        // Series do not count: more than the cap of them, and an envelope just under it.
+        let body = answer(MAX_ENVELOPE - 200, 250_000);
+        assert!(body.len() > 3 * MAX_ENVELOPE);
+        assert!(parse(
+            body.as_bytes().chunks(16 << 10),
+            W,
+            10,
+            Duration::from_secs(2)
+        )
+        .is_ok());
+        let body = answer(MAX_ENVELOPE, 1);
+        let e = parse(
+            body.as_bytes().chunks(16 << 10),
+            W,
+            10,
+            Duration::from_secs(2),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            SourceError::BadResponse("the answer besides its series is over 1 MiB".into())
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use promql_parser::util::{walk_expr, ExprVisitor};
 use crate::engine::pack::{NoDataPolicy, Signal};
 
 /// Metric names a query selects by name; selectors that match names by regex are skipped.
-pub fn metric_names(query: &str) -> BTreeSet<String> {
+pub fn selected_metrics(query: &str) -> BTreeSet<String> {
     struct Names(BTreeSet<String>);
     impl Names {
         fn add(&mut self, vs: &VectorSelector) {
@@ -78,7 +78,7 @@ pub fn absent(signals: &[Signal], known: &HashSet<String>) -> Vec<Absent> {
     signals
         .iter()
         .filter_map(|s| {
-            let missing: Vec<String> = metric_names(&s.query)
+            let missing: Vec<String> = selected_metrics(&s.query)
                 .into_iter()
                 .filter(|m| !known.contains(m))
                 .collect();
@@ -100,7 +100,7 @@ mod tests {
     fn finds_every_selected_name() {
         let q = r#"sum by (destination_service) (rate(istio_requests_total{reporter="destination"}[5m]))
             / on() group_left max_over_time(up[1h:5m]) > 0 or {__name__="karpenter_build_info"} or {__name__=~"kube_.*"}"#;
-        let names: Vec<String> = metric_names(q).into_iter().collect();
+        let names: Vec<String> = selected_metrics(q).into_iter().collect();
         assert_eq!(
             names,
             ["istio_requests_total", "karpenter_build_info", "up"]
@@ -111,7 +111,7 @@ mod tests {
     fn histogram_quantiles_name_the_bucket_series() {
         let q = "histogram_quantile(0.99, sum by (le, verb) (rate(apiserver_request_duration_seconds_bucket[5m])))";
         assert_eq!(
-            metric_names(q).into_iter().collect::<Vec<_>>(),
+            selected_metrics(q).into_iter().collect::<Vec<_>>(),
             ["apiserver_request_duration_seconds_bucket"]
         );
     }

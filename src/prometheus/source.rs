@@ -66,7 +66,7 @@ impl PrometheusSource {
     }
 
     /// Every metric name with a series between `start` and `end` (unix seconds).
-    pub async fn metric_names(
+    pub async fn metric_names_seen(
         &self,
         start: i64,
         end: i64,

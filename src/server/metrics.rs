@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
-use crate::alerting::cluster::ClusterGauges;
+use crate::alerting::cluster::ClusterMetrics;
 use crate::alerting::delivery::DeliveryCounters;
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
@@ -52,7 +52,7 @@ pub struct Metrics {
     /// Updated by the alert path; registered here with the rest.
     pub alerts: DeliveryCounters,
     /// Updated by the gossip between replicas.
-    pub cluster: ClusterGauges,
+    pub cluster: ClusterMetrics,
 }
 
 impl Default for Metrics {
@@ -76,7 +76,7 @@ impl Metrics {
             evaluation_duration: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
             last_evaluation: FloatGauge::default(),
             alerts: DeliveryCounters::default(),
-            cluster: ClusterGauges::default(),
+            cluster: ClusterMetrics::default(),
         };
         // Families are cheap handles onto shared state: the registry encodes the clones that the
         // struct keeps updating.
@@ -139,6 +139,11 @@ impl Metrics {
             "upgrade_gate_cluster_position",
             "This replica's turn to send: it waits position x peer_timeout; 0 sends at once",
             metrics.cluster.position.clone(),
+        );
+        registry.register(
+            "upgrade_gate_cluster_rejected",
+            "Notification log entries refused, from a peer or the state file: without a valid seal of cluster.secret_file's key, or dated more than peer_timeout ahead",
+            metrics.cluster.rejected.clone(),
         );
         Metrics {
             registry,

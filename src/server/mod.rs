@@ -1,8 +1,8 @@
-//! The daemon: the evaluation loop ([`scheduler`], one [`evaluation`] per tick) and the HTTP
-//! server ([`router`] behind the [`auth`] check and the [`listener`]'s limits), sharing one
-//! shutdown token, with the gate's own [`metrics`].
+//! The daemon: the evaluation loop ([`scheduler`], one [`crate::evaluation::Incremental`]
+//! evaluation per tick) and the HTTP server ([`router`](mod@router) behind the [`auth`] check and
+//! the [`listener`]'s limits), sharing one shutdown token, with the gate's own [`metrics`].
 //!
-//! This is where the pieces meet: it wires the Prometheus source, the engine and the alert path
+//! This is where the pieces meet: it wires the evaluation, the alert path and the HTTP answers
 //! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an
 //! already-bound listener so that tests can bind port 0 and learn the address.
 
@@ -25,10 +25,8 @@ use metrics::Metrics;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
-pub mod answers;
 pub mod auth;
-pub mod baselines;
-pub mod evaluation;
+pub mod bodies;
 pub mod listener;
 pub mod metrics;
 pub mod router;
@@ -56,7 +54,7 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     let source = PrometheusSource::new(&config.prometheus)?;
     let metrics = Arc::new(Metrics::new());
-    let (publish, snapshot) = watch::channel(None);
+    let (publish, bodies) = watch::channel(None);
     let token = CancellationToken::new();
     let (reload, reloads) = mpsc::channel(4);
     #[cfg(unix)]
@@ -88,7 +86,7 @@ pub async fn serve(
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 
     let state = AppState {
-        snapshot,
+        bodies,
         metrics,
         config: config_rx.clone(),
         reload,

@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tower_http::timeout::TimeoutLayer;
 
-use super::answers::Answers;
+use super::bodies::Bodies;
 use super::metrics::Metrics;
 use super::scheduler::Reload;
 use crate::config::{Config, ConfigError};
@@ -23,8 +23,8 @@ use crate::engine::pack::ALL_PHASES;
 /// Everything a handler may read. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
-    /// The latest snapshot, with its answers already encoded.
-    pub snapshot: watch::Receiver<Option<Arc<Answers>>>,
+    /// The latest snapshot, with its HTTP bodies already encoded.
+    pub bodies: watch::Receiver<Option<Arc<Bodies>>>,
     pub metrics: Arc<Metrics>,
     /// The running configuration (replaced on reload): phase names are known from it before the
     /// first evaluation, so that a typo is a 404 rather than a 503 a pipeline would retry forever.
@@ -34,8 +34,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn latest(&self) -> Option<Arc<Answers>> {
-        self.snapshot.borrow().clone()
+    fn latest(&self) -> Option<Arc<Bodies>> {
+        self.bodies.borrow().clone()
     }
 
     /// The verdict on `phase` as encoded when the snapshot was published. Every pipeline's poll
@@ -52,19 +52,19 @@ impl AppState {
             }
             stale_after(&config)
         };
-        // Read under the lock rather than cloned out: the answer is only a reference to clone.
-        let latest = self.snapshot.borrow();
-        let answers = latest.as_ref().ok_or(ApiError::NotReady)?;
+        // Read under the lock rather than cloned out: the body is only a reference to clone.
+        let latest = self.bodies.borrow();
+        let bodies = latest.as_ref().ok_or(ApiError::NotReady)?;
         let age = SystemTime::now()
-            .duration_since(answers.snapshot.evaluated_at.into())
+            .duration_since(bodies.snapshot.evaluated_at.into())
             .unwrap_or_default();
         if age > max_age {
             return Err(ApiError::Stale {
-                evaluated_at: answers.snapshot.evaluated_at.to_rfc3339(),
+                evaluated_at: bodies.snapshot.evaluated_at.to_rfc3339(),
                 max_age: humantime::format_duration(max_age).to_string(),
             });
         }
-        let (status, body) = answers.gate(phase).ok_or(ApiError::NotReady)?;
+        let (status, body) = bodies.gate(phase).ok_or(ApiError::NotReady)?;
         Ok(json_bytes(status, body))
     }
 }
@@ -178,8 +178,8 @@ async fn gate(
 }
 
 async fn signals(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let answers = state.latest().ok_or(ApiError::NotReady)?;
-    Ok(json_bytes(StatusCode::OK, answers.signals()))
+    let bodies = state.latest().ok_or(ApiError::NotReady)?;
+    Ok(json_bytes(StatusCode::OK, bodies.signals()))
 }
 
 /// A body encoded at snapshot time, sent as `Json` would send it.
@@ -240,7 +240,15 @@ mod tests {
     use chrono::Utc;
     use tower::ServiceExt;
 
+    /// Interval 30s and timeout 10s: a verdict goes stale after 1m40s.
+    const CONFIG: &str = "evaluation: {interval: 30s}\nprometheus: {timeout: 10s}\nphases: [{name: istio}]\nsignals: [{name: s, query: up, fail: \"> 1\"}]\n";
+
     fn app(age_secs: i64) -> Router {
+        app_with(age_secs, CONFIG)
+    }
+
+    /// The router with a snapshot evaluated `age_secs` ago, under the configuration `yaml`.
+    fn app_with(age_secs: i64, yaml: &str) -> Router {
         let evaluated_at = Utc::now() - chrono::Duration::seconds(age_secs);
         let verdict = Verdict {
             phase: "istio".into(),
@@ -261,18 +269,13 @@ mod tests {
         };
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gate.yaml");
-        // Interval 30s and timeout 10s: a verdict goes stale after 1m40s.
-        std::fs::write(
-            &path,
-            "evaluation: {interval: 30s}\nprometheus: {timeout: 10s}\nphases: [{name: istio}]\nsignals: [{name: s, query: up, fail: \"> 1\"}]\n",
-        )
-        .unwrap();
+        std::fs::write(&path, yaml).unwrap();
         let config = crate::config::load(Some(&path)).unwrap();
-        let (_tx, rx) = watch::channel(Some(Arc::new(Answers::encode(Arc::new(snapshot)))));
+        let (_tx, rx) = watch::channel(Some(Arc::new(Bodies::encode(Arc::new(snapshot)))));
         let (_config_tx, config) = watch::channel(Arc::new(config));
         let (reload, _) = mpsc::channel(1);
         router(AppState {
-            snapshot: rx,
+            bodies: rx,
             metrics: Arc::new(Metrics::new()),
             config,
             reload,
@@ -310,5 +313,19 @@ mod tests {
                 .contains("is older than 1m 40s"),
             "{body}"
         );
+    }
+
+    /// A verdict is judged `query_offset` behind the clock, so it may be that much older before
+    /// it is stale: with a 60s offset, a 15s interval and a 10s timeout, a verdict 1m30s old is
+    /// current (without the offset every answer would be a 503 from 55s on), and one 2m old is
+    /// past the limit of 3 x 15s + 10s + 60s.
+    #[tokio::test]
+    async fn the_query_offset_counts_toward_the_staleness_limit() {
+        let config = CONFIG.replace("{interval: 30s}", "{interval: 15s, query_offset: 60s}");
+        let (status, body) = get(app_with(90, &config), "/gate/istio").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = get(app_with(120, &config), "/gate/istio").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains("is older than 1m 55s"), "{body}");
     }
 }

@@ -16,14 +16,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::answers::Answers;
-use super::evaluation::Incremental;
+use super::bodies::Bodies;
 use super::metrics::Metrics;
 use crate::alerting::delivery::Alerting;
 use crate::config::{self, Config, ConfigError};
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
 use crate::engine::snapshot::Snapshot;
+use crate::evaluation::Incremental;
 use crate::prometheus::source::PrometheusSource;
 
 /// A request to re-read the configuration; the answer says whether it was taken.
@@ -37,7 +37,7 @@ pub struct Scheduler {
     pub source: PrometheusSource,
     pub metrics: Arc<Metrics>,
     pub alerting: Alerting,
-    pub publish: watch::Sender<Option<Arc<Answers>>>,
+    pub publish: watch::Sender<Option<Arc<Bodies>>>,
     pub reloads: mpsc::Receiver<Reload>,
     /// The windows and fixed baselines kept between evaluations.
     pub evaluator: Incremental,
@@ -176,7 +176,7 @@ impl Scheduler {
             "evaluation finished"
         );
         self.publish
-            .send_replace(Some(Arc::new(Answers::encode(snapshot))));
+            .send_replace(Some(Arc::new(Bodies::encode(snapshot))));
     }
 }
 

@@ -87,6 +87,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The key replicas started by the tests share (`cluster.secret_file`).
+pub const CLUSTER_KEY: &str = "test-cluster-key-0f1e2d3c4b5a69788796a5b4";
+
+/// Writes [`CLUSTER_KEY`] into `dir`; returns the `cluster:` lines that point at it.
+pub fn cluster_secret(dir: &Path) -> String {
+    let path = dir.join("cluster.key");
+    std::fs::write(&path, CLUSTER_KEY).expect("cannot write the cluster key");
+    format!("  secret_file: \"{}\"\n", path.display())
+}
+
 /// Tells the gate's child processes apart: `/signals` shows each signal's description, which
 /// [`start_process`] callers set to the name of the process' directory.
 const PROCESS: ServerKind = ServerKind {

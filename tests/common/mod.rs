@@ -1,5 +1,6 @@
 //! Shared helpers for the integration tests (a real Prometheus fed from OpenMetrics text,
-//! a real Alertmanager, both run by `process`, a scripted recording HTTP receiver).
+//! a real Alertmanager, both run by `process`, a scripted recording HTTP receiver, a recording
+//! proxy that checks credentials).
 // Each test binary uses a different part of these helpers.
 #![allow(dead_code)]
 pub mod alertmanager;
@@ -8,6 +9,7 @@ pub mod exporter;
 pub mod gate;
 pub mod process;
 pub mod prometheus;
+pub mod proxy;
 pub mod receiver;
 pub mod tls;
 

@@ -149,6 +149,33 @@ impl ServerProcess {
         body
     }
 
+    /// Kills the server (SIGKILL) and reaps it: its port refuses connections until
+    /// [`ServerProcess::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs `command(dir, addr)` again, on the same port and in the same directory (its data
+    /// kept), and waits until it is ready; panics with its stderr if it is not.
+    pub fn restart(&mut self, command: impl Fn(&Path, SocketAddr) -> Command) {
+        let owner = self.kind.owner;
+        let stderr = fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join(format!("{}.stderr", self.kind.name)))
+            .unwrap_or_else(|e| panic!("{owner}: cannot open stderr file: {e:?}"));
+        self.child = command(self.dir.path(), self.addr)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{owner}: cannot run `{}` again: {e}", self.program));
+        if let Err(PortTaken { stderr }) = self.wait_ready() {
+            panic!("{owner}: its port was taken while it was down:\n{stderr}");
+        }
+    }
+
     fn try_start(
         kind: ServerKind,
         prepare: &impl Fn(&Path),

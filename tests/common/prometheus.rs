@@ -79,22 +79,19 @@ impl TestPrometheus {
                     .expect("TestPrometheus: cannot write prometheus.yml");
                 backfill(&input, &dir.join("data"));
             },
-            |dir, addr| {
-                let config = dir.join("prometheus.yml");
-                let mut command = server_command(&prometheus_bin(), &config, addr);
-                command
-                    .arg(format!(
-                        "--storage.tsdb.path={}",
-                        dir.join("data").display()
-                    ))
-                    // Retention is measured back from the newest block, which may lie in the future.
-                    .arg("--storage.tsdb.retention.time=100y")
-                    .arg("--query.lookback-delta=5m")
-                    .arg("--log.level=warn");
-                command
-            },
+            backfilled_command,
         );
         TestPrometheus { server }
+    }
+
+    /// Kills Prometheus: its port refuses connections until [`TestPrometheus::restart`].
+    pub fn kill(&mut self) {
+        self.server.kill();
+    }
+
+    /// Starts Prometheus again on the same port and data, and waits until it is ready.
+    pub fn restart(&mut self) {
+        self.server.restart(backfilled_command);
     }
 
     /// A Prometheus with an empty TSDB that scrapes `target` every second. `honor_labels` keeps
@@ -182,6 +179,22 @@ impl TestPrometheus {
     pub fn stderr(&self) -> String {
         self.server.stderr()
     }
+}
+
+/// Prometheus on the backfilled blocks in `dir`.
+fn backfilled_command(dir: &Path, addr: std::net::SocketAddr) -> Command {
+    let config = dir.join("prometheus.yml");
+    let mut command = server_command(&prometheus_bin(), &config, addr);
+    command
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        // Retention is measured back from the newest block, which may lie in the future.
+        .arg("--storage.tsdb.retention.time=100y")
+        .arg("--query.lookback-delta=5m")
+        .arg("--log.level=warn");
+    command
 }
 
 /// Percent-encodes `s` for use as a query-string value.

@@ -104,9 +104,15 @@ impl Receiver {
     /// Answers the scripted replies in order, then 200 for every later request.
     /// Records every request (also those answered with errors or hanging).
     pub async fn start(script: Vec<Reply>) -> Receiver {
-        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        Receiver::start_on(0, script).await
+    }
+
+    /// As [`Receiver::start`], on a given loopback port: a receiver that was down (nothing
+    /// listening, connections refused) and comes back where its clients expect it.
+    pub async fn start_on(port: u16, script: Vec<Reply>) -> Receiver {
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
             .await
-            .expect("Receiver: cannot bind 127.0.0.1:0");
+            .unwrap_or_else(|e| panic!("Receiver: cannot bind 127.0.0.1:{port}: {e}"));
         let addr = listener.local_addr().expect("Receiver: no local address");
         let shared = Shared {
             inner: Arc::new(Mutex::new(Inner {

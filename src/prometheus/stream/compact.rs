@@ -8,43 +8,36 @@
 //! it is a reader of one fixed, tiny grammar; a general parser is what it is a shortcut past.
 //!
 //! It accepts a strict subset of JSON: anything else (an escape in a string, another key, an
-//! exponent, a number with a leading zero, a value cut by the end of the chunk) answers `None`,
-//! and the caller lets serde_json read the element instead, which parses it or says what is wrong.
+//! exponent, a number with a leading zero, a time or value out of range) answers
+//! [`Read::Other`], and the caller lets serde_json read the element instead, which parses it or
+//! says what is wrong. A series the input ends inside answers [`Read::Cut`]: the caller carries
+//! it, and reads it once it is whole.
 //! So for any input it either agrees with serde_json or defers to it; the tests in
-//! `super::super::answer` check both readers on random bodies.
+//! `super::super::matrix` check both readers on random bodies.
 
-use super::Quoted;
+use super::sample::{sample_value, Quoted, Stamp};
 use super::Row;
 use crate::engine::series::Labels;
 
-/// The series at the start of `input`, and the bytes it took.
-pub fn series(input: &[u8]) -> Option<(Row, usize)> {
+/// What the start of an input holds.
+pub enum Read {
+    /// A series, and the bytes it took.
+    Series(Row, usize),
+    /// The input ends inside what may be a series in this shape (or only with a byte the shape
+    /// does not allow: read whole, serde_json says).
+    Cut,
+    /// Something this reader does not know.
+    Other,
+}
+
+/// The series at the start of `input`.
+pub fn series(input: &[u8]) -> Read {
     let mut c = Cursor { s: input, i: 0 };
-    let (mut labels, mut samples) = (None, None);
-    c.eat(b'{')?;
-    loop {
-        match c.string()? {
-            "metric" if labels.is_none() => {
-                c.eat(b':')?;
-                labels = Some(c.labels()?);
-            }
-            "values" if samples.is_none() => {
-                c.eat(b':')?;
-                samples = Some(c.samples()?);
-            }
-            _ => return None,
-        }
-        match c.next()? {
-            b',' => {}
-            b'}' => break,
-            _ => return None,
-        }
+    match c.series() {
+        Some((row, used)) => Read::Series(row, used),
+        None if c.i >= input.len() => Read::Cut,
+        None => Read::Other,
     }
-    let row = Row::Series {
-        labels: labels.unwrap_or_default(),
-        samples: samples.unwrap_or_default(),
-    };
-    Some((row, c.i))
 }
 
 struct Cursor<'a> {
@@ -53,6 +46,35 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    fn series(&mut self) -> Option<(Row, usize)> {
+        let c = self;
+        let (mut labels, mut samples) = (None, None);
+        c.eat(b'{')?;
+        loop {
+            match c.string()? {
+                "metric" if labels.is_none() => {
+                    c.eat(b':')?;
+                    labels = Some(c.labels()?);
+                }
+                "values" if samples.is_none() => {
+                    c.eat(b':')?;
+                    samples = Some(c.samples()?);
+                }
+                _ => return None,
+            }
+            match c.next()? {
+                b',' => {}
+                b'}' => break,
+                _ => return None,
+            }
+        }
+        let row = Row::Series {
+            labels: labels.unwrap_or_default(),
+            samples: samples.unwrap_or_default(),
+        };
+        Some((row, c.i))
+    }
+
     /// The next byte that is not whitespace, consumed.
     fn next(&mut self) -> Option<u8> {
         while let Some(&b) = self.s.get(self.i) {
@@ -109,7 +131,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `[[t,"v"],...]`
-    fn samples(&mut self) -> Option<Vec<(f64, Quoted)>> {
+    fn samples(&mut self) -> Option<Vec<(Stamp, Quoted)>> {
         let mut samples = Vec::new();
         self.eat(b'[')?;
         if self.peek_is(b']') {
@@ -117,7 +139,7 @@ impl<'a> Cursor<'a> {
         }
         loop {
             self.eat(b'[')?;
-            let ts = self.number()?;
+            let ts = Stamp::new(self.number()?)?;
             self.eat(b',')?;
             let value = float(self.raw_string()?)?;
             self.eat(b']')?;
@@ -205,7 +227,7 @@ fn float(text: &[u8]) -> Option<f64> {
 }
 
 fn parse(text: &[u8]) -> Option<f64> {
-    std::str::from_utf8(text).ok()?.parse().ok()
+    sample_value(std::str::from_utf8(text).ok()?)
 }
 
 #[cfg(test)]

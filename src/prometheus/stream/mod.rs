@@ -1,28 +1,37 @@
 //! Cuts a range-query answer, chunk by chunk as it arrives, into the series of its
 //! `data.result` array, each parsed by serde_json from a slice, and the rest of the answer (the
 //! envelope: status, errors, `resultType`, warnings...), kept with that array emptied for
-//! [`super::answer`] to read once the body is complete.
+//! [`super::matrix`] to read once the body is complete.
 //!
 //! Why: serde_json reads a slice several times faster than an `io::Read`, which it takes a byte at
 //! a time, copying every string into a scratch buffer (a profile of the reader version: 82% of
 //! `check`'s CPU on a 71 MB answer was parsing). But the whole body as one slice costs its size in
 //! memory, and grows with the answer. Here each series is parsed straight from the chunk holding
-//! it; only a series that a chunk boundary cuts is copied, into a carry buffer, and parsed when
-//! the next chunk completes it. Memory stays at the chunks in flight plus one series.
+//! it; only a series that a chunk boundary cuts is copied, into a carry buffer, and parsed once,
+//! when a later chunk completes it. Memory stays at the chunks in flight plus one series.
+//!
+//! A carried series is read again only once a chunk brings a `}`, which it needs to be whole:
+//! in Prometheus' shape that is about once, so a series of K chunks costs one parse, not K parses
+//! of its growing start (a range answer near Prometheus' limit of 11,000 points is about 300 kB a
+//! series, many chunks). Anything else carried, or a series read again in vain for twice its
+//! size, has its end found by [`value_end`], which follows strings, escapes and nesting over each
+//! new chunk once, and is parsed once whole.
 //!
 //! Each series in the shape Prometheus writes is read by [`compact`], a shortcut that defers to
 //! serde_json for anything else.
 //!
 //! Why by hand: a series' end is found by serde_json itself (a `StreamDeserializer` over the slice
 //! says how many bytes the series took, and an end-of-input error means "cut by the chunk"), so
-//! the only hand-written part is the scanner of the small envelope: it follows strings, escapes
-//! and nesting depth to find where `data.result` opens, and validates nothing (serde_json parses
-//! every byte it keeps). The push parsers that take chunks (`actson`, `json-event-parser`) turn
+//! the hand-written parts are two scanners that validate nothing (serde_json parses every byte
+//! they keep): the envelope's, which follows strings, escapes and nesting depth to find where
+//! `data.result` opens, and [`value_end`], the same over one carried series. The push parsers that take chunks (`actson`, `json-event-parser`) turn
 //! every number and string into an event: using them would mean a second tokenizer over the
 //! 99% of the body that serde_json reads anyway, or hand-writing the answer's grammar over their
 //! events instead of serde's visitors.
 
 mod compact;
+mod sample;
+mod value_end;
 
 use std::fmt;
 
@@ -30,6 +39,18 @@ use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Vis
 
 use crate::engine::grid::Grid;
 use crate::engine::series::{Labels, Window};
+use sample::{Quoted, Stamp};
+use value_end::ValueEnd;
+
+/// The most the answer besides its series (status, warnings, stats...) may take. Prometheus'
+/// envelope is a few hundred bytes; with `stats=all`, per-step statistics of an 11,000-step query
+/// are about 250 kB. Past this the answer is refused rather than held.
+pub const MAX_ENVELOPE: usize = 1 << 20;
+
+/// The most one element of `data.result` may take while it is carried across chunks: a series of
+/// 11,000 points (Prometheus' limit per series) is about 300 kB, so only a broken answer (a string
+/// or a bracket never closed) comes near, and it is refused rather than held whole.
+pub const MAX_SERIES_BYTES: usize = 64 << 20;
 
 /// The answer read so far: the series on the grid, the envelope's bytes, and where the scanner is.
 pub struct Stream {
@@ -41,8 +62,16 @@ pub struct Stream {
     not_series: bool,
     /// The answer without the elements of `data.result` (`"result":[]`).
     envelope: Vec<u8>,
-    /// The start of an element that the last chunk cut.
+    /// The start of an element that a chunk cut, while `carrying`; its allocation is kept for
+    /// the next one.
     carry: Vec<u8>,
+    carrying: bool,
+    /// Where the carried element ends, followed over each chunk once; `None` while it is a
+    /// series object waiting for a `}`, which it needs to be whole (see [`Stream::carry_until`]).
+    carried_end: Option<ValueEnd>,
+    /// Bytes the parsers took in vain since the last element read: reading a carried series
+    /// again is allowed up to twice its size, then its end is scanned for.
+    tried: usize,
     scan: Scan,
     /// Inside `data.result`: what came last.
     in_result: Option<Last>,
@@ -53,6 +82,9 @@ pub struct Stream {
     /// Past the end of the answer, or it is not an object: the rest is not kept, and serde_json
     /// refuses what was.
     stopped: bool,
+    /// Bytes the parsers and the carry scanner went over: linear reading means O(body).
+    #[cfg(test)]
+    read: usize,
 }
 
 /// Where the envelope scanner stands. Depth 1 is inside the top-level object.
@@ -88,9 +120,6 @@ pub struct Parts {
     pub not_series: bool,
 }
 
-/// A carried element grows by at least this much per retry, then doubles.
-const CARRY_STEP: usize = 4096;
-
 impl Stream {
     pub fn new(window: Window, max_series: usize) -> Stream {
         Stream {
@@ -100,11 +129,16 @@ impl Stream {
             not_series: false,
             envelope: Vec::new(),
             carry: Vec::new(),
+            carrying: false,
+            carried_end: None,
+            tried: 0,
             scan: Scan::default(),
             in_result: None,
             broken: None,
             closed: false,
             stopped: false,
+            #[cfg(test)]
+            read: 0,
         }
     }
 
@@ -116,25 +150,82 @@ impl Stream {
     /// Reads the next chunk of the body.
     pub fn feed(&mut self, chunk: &[u8]) {
         let mut pos = 0;
-        // An element cut by the last chunk: extend it from this one until it parses.
-        while !self.carry.is_empty() && pos < chunk.len() && !self.failed() {
-            let before = self.carry.len();
-            let take = before.max(CARRY_STEP).min(chunk.len() - pos);
-            self.carry.extend_from_slice(&chunk[pos..pos + take]);
-            pos += take;
-            let carry = std::mem::take(&mut self.carry);
-            let used = self.advance(&carry);
-            if used >= before {
-                // The cut element is done; the rest is this chunk's, read from the chunk itself.
-                pos -= carry.len() - used;
+        while pos < chunk.len() && !self.failed() {
+            if self.carrying {
+                pos += self.carry_on(&chunk[pos..]);
             } else {
-                self.carry = carry;
-                self.carry.drain(..used);
+                pos += self.advance(&chunk[pos..], false);
+                if pos < chunk.len() {
+                    self.carry_from(chunk[pos]);
+                }
             }
         }
-        if self.carry.is_empty() && !self.failed() {
-            let used = pos + self.advance(&chunk[pos..]);
-            self.carry.extend_from_slice(&chunk[used..]);
+    }
+
+    /// An element a chunk does not hold whole, starting with `first`, is carried from there.
+    fn carry_from(&mut self, first: u8) {
+        self.carrying = true;
+        self.carried_end = (first != b'{').then(ValueEnd::default);
+    }
+
+    /// Extends the carried element from `bytes`, and reads it once they complete it; answers how
+    /// many of `bytes` it took.
+    fn carry_on(&mut self, bytes: &[u8]) -> usize {
+        if self.carried_end.is_none() {
+            self.carry_until(bytes);
+            return bytes.len();
+        }
+        let end = self.carried_end.as_mut().and_then(|scan| scan.find(bytes));
+        let taken = end.unwrap_or(bytes.len());
+        self.note_read(taken);
+        if self.carry.len() + taken > MAX_SERIES_BYTES {
+            self.broken = Some(format!("a series is over {} MiB", MAX_SERIES_BYTES >> 20));
+            return bytes.len();
+        }
+        self.carry.extend_from_slice(&bytes[..taken]);
+        if end.is_some() {
+            let carry = std::mem::take(&mut self.carry);
+            if self.advance(&carry, true) < carry.len() && self.broken.is_none() {
+                self.broken = Some("a series ends before its JSON does".into());
+            }
+            self.carry = carry;
+            self.carry.clear();
+            self.carrying = false;
+        }
+        taken
+    }
+
+    /// Carries a series object: keeps all of `bytes` and reads the carry again only when they hold
+    /// a `}`. In Prometheus' answers a series has one `}` besides its last, closing its labels,
+    /// so a series of many chunks is read about once, without a scan; a series with `}` in every
+    /// chunk (in its label values) is read again up to twice its size, then scanned.
+    fn carry_until(&mut self, bytes: &[u8]) {
+        if self.carry.len() + bytes.len() > MAX_SERIES_BYTES {
+            self.broken = Some(format!("a series is over {} MiB", MAX_SERIES_BYTES >> 20));
+            return;
+        }
+        self.carry.extend_from_slice(bytes);
+        if !bytes.contains(&b'}') {
+            return;
+        }
+        let carry = std::mem::take(&mut self.carry);
+        let used = self.advance(&carry, false);
+        self.carry = carry;
+        if self.failed() {
+            return;
+        }
+        self.carry.drain(..used);
+        if self.carry.is_empty() {
+            self.carrying = false;
+        } else if used > 0 {
+            // The rest of the chunk ends inside another element.
+            self.carry_from(self.carry[0]);
+        } else if self.tried > 2 * self.carry.len() {
+            let mut scan = ValueEnd::default();
+            match scan.find(&self.carry) {
+                None => self.carried_end = Some(scan),
+                Some(_) => self.broken = Some("a series ends before its JSON does".into()),
+            }
         }
     }
 
@@ -143,7 +234,7 @@ impl Stream {
     pub fn envelope(&mut self) -> Result<Vec<u8>, String> {
         match &self.broken {
             Some(why) => Err(why.clone()),
-            None if !self.carry.is_empty() => Err("the answer ends inside a series".into()),
+            None if self.carrying => Err("the answer ends inside a series".into()),
             None => Ok(std::mem::take(&mut self.envelope)),
         }
     }
@@ -155,6 +246,12 @@ impl Stream {
             returned: self.returned,
             not_series: self.not_series,
         }
+    }
+
+    /// Bytes the parsers and the carry scanner went over so far.
+    #[cfg(test)]
+    pub fn read(&self) -> usize {
+        self.read
     }
 
     /// Whether the next series goes on the grid; past `max_series` series are only counted.
@@ -174,7 +271,7 @@ impl Stream {
             Row::Series { labels, samples } => {
                 let row = self.grid.add_series(labels);
                 for (ts, v) in samples {
-                    self.grid.set(row, ts.round() as i64, v.0);
+                    self.grid.set(row, ts.0, v.0);
                 }
             }
             Row::Other => self.not_series = true,
@@ -182,13 +279,21 @@ impl Stream {
     }
 
     /// Reads what it can of `input`; answers how many bytes it used. It stops early only before
-    /// an element that `input` does not hold whole.
-    fn advance(&mut self, input: &[u8]) -> usize {
+    /// an element that `input` does not hold whole. `whole`: `input` is a carried element, now
+    /// complete.
+    fn advance(&mut self, input: &[u8], whole: bool) -> usize {
         let mut i = 0;
         while i < input.len() && !self.failed() {
             let b = input[i];
             let Some(last) = self.in_result else {
                 i += 1;
+                if self.envelope.len() == MAX_ENVELOPE {
+                    self.broken = Some(format!(
+                        "the answer besides its series is over {} MiB",
+                        MAX_ENVELOPE >> 20
+                    ));
+                    break;
+                }
                 self.envelope.push(b);
                 self.in_result = self.envelope_byte(b).then_some(Last::Open);
                 continue;
@@ -201,7 +306,7 @@ impl Stream {
                 }
                 // The envelope scanner takes the closing bracket.
                 (b']', Last::Open | Last::Element) => self.in_result = None,
-                (_, Last::Open | Last::Comma) => match self.element(&input[i..]) {
+                (_, Last::Open | Last::Comma) => match self.element(&input[i..], whole) {
                     Some(used) => {
                         i += used;
                         self.in_result = Some(Last::Element);
@@ -225,12 +330,23 @@ impl Stream {
     }
 
     /// Parses the element at the start of `input`: the bytes it took, or `None` if `input` ends
-    /// inside it or it is broken (then `broken` says why).
-    fn element(&mut self, input: &[u8]) -> Option<usize> {
+    /// inside it or it is broken (then `broken` says why). `whole`: `input` holds all of it, so
+    /// that the shortcut's "cut" can only be a shape it does not know.
+    fn element(&mut self, input: &[u8], whole: bool) -> Option<usize> {
         if self.keeps() {
-            if let Some((row, used)) = compact::series(input) {
-                self.push(row);
-                return Some(used);
+            match compact::series(input) {
+                compact::Read::Series(row, used) => {
+                    self.note_read(used);
+                    self.tried = 0;
+                    self.push(row);
+                    return Some(used);
+                }
+                compact::Read::Cut if !whole => {
+                    self.note_read(input.len());
+                    self.tried += input.len();
+                    return None;
+                }
+                compact::Read::Cut | compact::Read::Other => {}
             }
         }
         let parsed = if self.keeps() {
@@ -240,19 +356,33 @@ impl Stream {
         };
         match parsed {
             Ok(Some((row, used))) => {
+                self.note_read(used);
+                self.tried = 0;
                 match row {
                     Some(row) => self.push(row),
                     None => self.count(),
                 }
                 Some(used)
             }
-            Ok(None) => None,
+            Ok(None) => {
+                self.note_read(input.len());
+                self.tried += input.len();
+                None
+            }
             Err(e) => {
                 self.broken = Some(e.to_string());
                 None
             }
         }
     }
+
+    #[cfg(test)]
+    fn note_read(&mut self, bytes: usize) {
+        self.read += bytes;
+    }
+
+    #[cfg(not(test))]
+    fn note_read(&mut self, _: usize) {}
 
     /// Follows one envelope byte, already appended; answers whether it opened `data.result`.
     fn envelope_byte(&mut self, b: u8) -> bool {
@@ -324,7 +454,7 @@ fn first<'de, T: Deserialize<'de>>(
 pub enum Row {
     Series {
         labels: Labels,
-        samples: Vec<(f64, Quoted)>,
+        samples: Vec<(Stamp, Quoted)>,
     },
     Other,
 }
@@ -417,30 +547,6 @@ impl<'de> Deserialize<'de> for SeriesKey {
     }
 }
 
-/// A sample value: a float written as a JSON string ("1.5", "NaN", "+Inf"), parsed without
-/// allocating the string.
-pub struct Quoted(f64);
-
-impl<'de> Deserialize<'de> for Quoted {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct QuotedVisitor;
-        impl Visitor<'_> for QuotedVisitor {
-            type Value = Quoted;
-
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a float inside a JSON string")
-            }
-
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Quoted, E> {
-                s.parse()
-                    .map(Quoted)
-                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(s), &self))
-            }
-        }
-        deserializer.deserialize_str(QuotedVisitor)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -462,6 +568,62 @@ mod tests {
         );
         let parts = stream.finish();
         assert_eq!((parts.grid.series_count(), parts.returned), (1, 2));
+    }
+
+    /// `body` fed in chunks of `size`: the stream, stopped where it failed.
+    fn fed(body: &[u8], size: usize) -> Stream {
+        let mut stream = Stream::new(W, 10);
+        for chunk in body.chunks(size) {
+            stream.feed(chunk);
+            if stream.failed() {
+                break;
+            }
+        }
+        stream
+    }
+
+    #[test]
+    fn a_series_over_many_chunks_is_read_once() {
+        let samples: Vec<String> = (0..2_000)
+            .map(|k| format!(r#"[{},"{k}.5"]"#, 100 + 15 * k))
+            .collect();
+        let samples = samples.join(",");
+        // The shortcut's shape, one only serde_json reads, and one with `}` in every chunk.
+        let braces = "}".repeat(40_000);
+        let body = format!(
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"a":"1"}},"values":[{samples}]}},{{"values":[{samples}],"metric":{{}},"other":1}},{{"metric":{{"a":"{braces}"}},"values":[{samples}]}}]}}}}"#
+        );
+        for size in [1, 7, 64, 4096] {
+            let mut stream = fed(body.as_bytes(), size);
+            assert!(stream.envelope().is_ok(), "chunks of {size}");
+            // Each series is read again in vain for at most twice its size, scanned at most once
+            // and parsed whole at most twice (the shortcut, then serde_json). Parsing its growing
+            // start again on every chunk, as this reader once did, reads hundreds of times the
+            // body in chunks of 64 bytes.
+            assert!(
+                stream.read() <= 6 * body.len(),
+                "chunks of {size}: {} bytes read for a body of {}",
+                stream.read(),
+                body.len()
+            );
+            assert_eq!(stream.finish().returned, 3);
+        }
+    }
+
+    #[test]
+    fn a_series_never_closed_is_not_held_past_the_cap() {
+        let mut stream = Stream::new(W, 10);
+        stream.feed(
+            br#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"a":""#,
+        );
+        let chunk = vec![b'x'; 1 << 20];
+        let mut fed = 0;
+        while !stream.failed() {
+            stream.feed(&chunk);
+            fed += 1;
+        }
+        assert_eq!(fed, MAX_SERIES_BYTES >> 20);
+        assert_eq!(stream.envelope().unwrap_err(), "a series is over 64 MiB");
     }
 
     #[test]

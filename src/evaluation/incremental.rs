@@ -1,12 +1,6 @@
-//! One evaluation: ask Prometheus for every signal's window (and the baselines of its relative
-//! conditions), then let the engine judge.
-//!
-//! The one place where the Prometheus source meets the engine, so that the daemon's loop,
-//! `check` and a local `wait` all judge exactly what the same fetch returned. `check` and `wait`
-//! fetch whole windows ([`evaluate`]); the daemon keeps its windows between evaluations and asks
-//! only for the steps it has not seen ([`Incremental`]), which a shared Prometheus (or a bill per
-//! sample processed, as on Amazon Managed Service for Prometheus) pays for once, not once per
-//! step of every window.
+//! `serve`'s evaluations: each signal's window kept from one to the next, so that only the steps
+//! not seen yet are fetched, which a shared Prometheus (or a bill per sample processed, as on
+//! Amazon Managed Service for Prometheus) pays for once, not once per step of every window.
 
 use std::time::Instant;
 
@@ -18,34 +12,8 @@ use crate::engine::window_cache::WindowCache;
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 
-/// Queries every signal once over the window its phases need, then judges every phase at `at`.
-pub async fn evaluate(config: &Config, source: &PrometheusSource, at: i64) -> Snapshot {
-    let kept = &mut KeptBaselines::default();
-    let started = Instant::now();
-    let step = config.evaluation.step_secs();
-    let pack = &config.pack;
-    let windows = windows(pack, step, at, at);
-    let judged = || pack.signals.iter().zip(windows.iter().copied());
-    // The baselines' range queries go in the same batch, under the same bound.
-    let max_series = |s: &Signal| config.evaluation.max_series(s);
-    let plan = Plan::new(judged(), kept, max_series);
-    let mut answers = source
-        .range_all(
-            judged()
-                .map(|(s, w)| (s.query.as_str(), w, max_series(s)))
-                .chain(plan.queries()),
-            config.evaluation.concurrency,
-        )
-        .await;
-    let fetched = answers.split_off(pack.signals.len());
-    let baselines = plan.baselines(judged(), fetched, kept, at);
-    let mut snapshot = Snapshot::judge_against(pack, step, at, &answers, &baselines);
-    snapshot.took = started.elapsed();
-    snapshot
-}
-
 /// `serve`'s evaluations: each signal's window kept from one to the next, so that only new
-/// steps are fetched. The verdicts are those of [`evaluate`] at the same time: a signal is
+/// steps are fetched. The verdicts are those of [`super::evaluate`] at the same time: a signal is
 /// fetched whole when nothing usable is held (at start, after a reload that changed its query
 /// or window, after its own error, after a gap longer than its window).
 #[derive(Default)]

@@ -1,4 +1,4 @@
-//! The HTTP answers of one snapshot, encoded once when it is published.
+//! The HTTP bodies of one snapshot, encoded once when it is published.
 //!
 //! Every `/gate`, `/gate/{phase}` and `/signals` request between two evaluations gets the same
 //! bytes, so they are serialised once per evaluation instead of once per request: a request only
@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::engine::decide::Decision;
 use crate::engine::snapshot::Snapshot;
 
-/// A snapshot with its answers already encoded as JSON.
-pub struct Answers {
+/// A snapshot with its HTTP bodies already encoded as JSON.
+pub struct Bodies {
     pub snapshot: Arc<Snapshot>,
     /// Per phase (including `all`): the status a pipeline reads (200 go, 503 no-go) and the verdict.
     gate: HashMap<String, (StatusCode, Bytes)>,
@@ -23,8 +23,8 @@ pub struct Answers {
     signals: Bytes,
 }
 
-impl Answers {
-    pub fn encode(snapshot: Arc<Snapshot>) -> Answers {
+impl Bodies {
+    pub fn encode(snapshot: Arc<Snapshot>) -> Bodies {
         let gate = snapshot
             .phases
             .iter()
@@ -42,7 +42,7 @@ impl Answers {
             "signals": snapshot.signals,
         }))
         .expect("signal reports serialize");
-        Answers {
+        Bodies {
             snapshot,
             gate,
             signals: Bytes::from(signals),

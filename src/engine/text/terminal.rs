@@ -1,12 +1,13 @@
-//! How a verdict reads in a terminal: the decision first, then why, then the signals worst first.
+//! How a verdict reads in a terminal (`check`): the decision first, then why, then the signals
+//! worst first.
 
 use std::fmt::Write;
 
-use crate::engine::decide::{
-    fmt_labels, fmt_number, fmt_with_baseline, shared_errors, Decision, Verdict,
-};
+use crate::engine::decide::{shared_errors, Decision, Verdict};
+use crate::engine::text::{fmt_labels, fmt_number, fmt_with_baseline};
 
-pub fn text(v: &Verdict) -> String {
+/// The verdict as `check` prints it: a heading line, the reasons, then a table of the signals.
+pub fn verdict_text(v: &Verdict) -> String {
     let mut out = String::new();
     let decision = match v.decision {
         Decision::Go => "GO",
