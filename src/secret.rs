@@ -52,6 +52,10 @@ impl SecretFile {
         }
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The current value; `None` while the file has never been read successfully.
     pub fn current(&self) -> Option<Secret> {
         let stamp = FileStamp::of(&self.path);
@@ -70,7 +74,7 @@ impl SecretFile {
         match read {
             Ok(value) => {
                 if cached.is_some() {
-                    tracing::info!(file = %self.path.display(), key = self.key, "secret file re-read");
+                    tracing::info!(file = %self.path.display(), "{} re-read", self.key);
                 }
                 *cached = Some((stamp, value.clone()));
                 Some(value)
@@ -78,9 +82,9 @@ impl SecretFile {
             Err(e) => {
                 tracing::error!(
                     file = %self.path.display(),
-                    key = self.key,
                     error = %e,
-                    "cannot read the secret file; the last value read stays in force"
+                    "cannot read {}; the last value read stays in force",
+                    self.key
                 );
                 let (seen, value) = cached.as_mut()?;
                 *seen = stamp;

@@ -233,12 +233,15 @@ fn the_token_never_reaches_the_logs() {
     std::fs::write(&token, "").unwrap();
     assert_eq!(get("second-SECRET-token"), 200);
     let failed = gate
-        .logged("cannot read server.auth.bearer_token_file; the last token read stays in force")
+        .logged("cannot read server.auth.bearer_token_file; the last value read stays in force")
         .unwrap_or_else(|| panic!("{}", gate.logs()));
     assert_eq!(failed["file"], token.display().to_string());
     assert_eq!(failed["error"], "the file is empty");
     let logs = gate.logs();
-    assert!(logs.contains("bearer token file re-read"), "{logs}");
+    assert!(
+        logs.contains("server.auth.bearer_token_file re-read"),
+        "{logs}"
+    );
     assert!(!logs.contains("SECRET"), "{logs}");
 }
 

@@ -11,9 +11,8 @@
 //! comparison takes the same time wherever the presented token differs. The token is never
 //! logged: only the file's path is.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -24,7 +23,7 @@ use tokio::sync::watch;
 use tower_http::validate_request::{ValidateRequest, ValidateRequestHeaderLayer};
 
 use crate::config::Config;
-use crate::secret::Secret;
+use crate::secret::{Secret, SecretFile};
 
 /// Paths a probe or a scraper must reach without a token.
 const PROBES: [&str; 2] = ["/healthz", "/readyz"];
@@ -62,44 +61,8 @@ impl<B> ValidateRequest<B> for RequireToken {
 
 struct Auth {
     config: watch::Receiver<Arc<Config>>,
-    token: Mutex<Option<TokenFile>>,
-}
-
-/// The token as last read, and what the file looked like then.
-struct TokenFile {
-    path: PathBuf,
-    seen: Option<FileStamp>,
-    token: Secret,
-}
-
-/// Enough of a file's metadata to notice a replacement: Kubernetes swaps a symlink to a new
-/// file, an editor rewrites in place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<FileStamp> {
-        let meta = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            inode: inode(&meta),
-        })
-    }
-}
-
-#[cfg(unix)]
-fn inode(meta: &std::fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode(_: &std::fs::Metadata) -> u64 {
-    0
+    /// The token file named by the running configuration; a reload may name another.
+    token: Mutex<Option<Arc<SecretFile>>>,
 }
 
 /// Compares digests, so that neither the bytes nor the length of the token decide how long the
@@ -133,46 +96,22 @@ impl Auth {
         }
     }
 
-    /// The current token, re-read when the file has changed. A file that cannot be read or is
-    /// empty (half-written) leaves the last good token in force, with an error logged once per
-    /// change; with none yet, every request is refused.
+    /// The current token, re-read when the file has changed (see [`SecretFile`]); with none
+    /// read yet, every request is refused.
     fn token(&self, path: &Path) -> Option<Secret> {
-        let stamp = FileStamp::of(path);
-        let mut cached = self.token.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = cached.as_ref() {
-            if t.path == path && t.seen == stamp {
-                return Some(t.token.clone());
+        let file = {
+            let mut file = self.token.lock().unwrap_or_else(|e| e.into_inner());
+            match file.as_ref() {
+                Some(f) if f.path() == path => f.clone(),
+                _ => file
+                    .insert(Arc::new(SecretFile::new(
+                        path.to_path_buf(),
+                        "server.auth.bearer_token_file",
+                    )))
+                    .clone(),
             }
-        }
-        let read = std::fs::read_to_string(path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| match text.trim() {
-                "" => Err("the file is empty".to_string()),
-                token => Ok(Secret::new(token.to_string())),
-            });
-        match read {
-            Ok(token) => {
-                if cached.is_some() {
-                    tracing::info!(file = %path.display(), "bearer token file re-read");
-                }
-                *cached = Some(TokenFile {
-                    path: path.to_path_buf(),
-                    seen: stamp,
-                    token: token.clone(),
-                });
-                Some(token)
-            }
-            Err(e) => {
-                tracing::error!(
-                    file = %path.display(),
-                    error = %e,
-                    "cannot read server.auth.bearer_token_file; the last token read stays in force"
-                );
-                let last = cached.as_mut().filter(|t| t.path == path)?;
-                last.seen = stamp;
-                Some(last.token.clone())
-            }
-        }
+        };
+        file.current()
     }
 }
 
