@@ -576,7 +576,7 @@ fn validate_names_the_key_of_every_fleet_mistake() {
         dir.path(),
         "fleet.yaml",
         &format!(
-            r#"{PACK}
+            r##"{PACK}
 fleet:
   label: 2cluster
   presence: 'sum(up)'
@@ -585,12 +585,14 @@ fleet:
     - {{name: staging, clusters: [stg-euw1], soak: a while}}
     - {{name: empty, clusters: []}}
     - {{name: canary, clusters: [prod-euw1]}}
+    - {{name: "#5", clusters: [prod-use1]}}
+    - {{clusters: [prod-apne1]}}
   backends:
     - name: apne2
       prometheus: {{url: "ftp://x", timeout: 0s}}
       clusters: [prod-apne2, dev-euw1]
     - {{name: other, clusters: [dev-euw1]}}
-"#
+"##
         ),
     );
     let (code, out, err) = run(bin().arg("validate").arg("--config").arg(&cfg));
@@ -603,6 +605,8 @@ fleet:
         format!("{f}: key `fleet.waves[1].soak`: \"a while\" is not a duration"),
         format!("{f}: key `fleet.waves[2].clusters`: wave \"empty\" lists no cluster"),
         format!("{f}: key `fleet.waves[3].name`: duplicate wave \"canary\""),
+        format!("{f}: key `fleet.waves[4].name`: \"#5\" may only use letters"),
+        format!("{f}: key `fleet.waves[5].name`: missing wave name"),
         format!("{f}: key `fleet.backends[0].prometheus.url`: must be an http:// or https:// URL"),
         format!("{f}: key `fleet.backends[0].prometheus.timeout`: must be more than 0"),
         format!("{f}: key `fleet.backends[0].clusters[0]`: prod-apne2 is in no wave"),

@@ -175,17 +175,22 @@ fn validate_waves(at: At, raw: Vec<RawWave>) -> Vec<Wave> {
     let mut wave_of: HashMap<String, String> = HashMap::new();
     for (i, w) in raw.into_iter().enumerate() {
         let key = |k: &str| at.key(format!("fleet.waves[{i}].{k}"));
-        let name = w.name.filter(|n| !n.trim().is_empty());
-        let name = name.unwrap_or_else(|| {
-            key("name").problem("missing wave name");
-            format!("#{}", i + 1)
-        });
-        key("name").require(
-            valid_name(&name) || name.starts_with('#'),
-            format!(
-                "{name:?} may only use letters, digits, '_', '-' and '.' (it is a URL path segment)"
-            ),
-        );
+        let name = match w.name.filter(|n| !n.trim().is_empty()) {
+            Some(name) => {
+                key("name").require(
+                    valid_name(&name),
+                    format!(
+                        "{name:?} may only use letters, digits, '_', '-' and '.' \
+                         (it is a URL path segment)"
+                    ),
+                );
+                name
+            }
+            None => {
+                key("name").problem("missing wave name");
+                format!("#{}", i + 1)
+            }
+        };
         let unique = !waves.iter().any(|v| v.name == name);
         key("name").require(unique, format!("duplicate wave {name:?}"));
         key("clusters").require(
