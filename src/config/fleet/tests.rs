@@ -40,7 +40,7 @@ fn each_store_is_queried_for_its_own_clusters() {
 }
 
 /// Every query of the default pack is rewritten: the result parses, every selector is limited to
-/// the store's clusters and every aggregation groups by the label.
+/// the store's clusters and every aggregation and every `on (...)` groups by the label.
 #[test]
 fn every_default_pack_query_is_rewritten_with_the_label_everywhere() {
     use promql_parser::parser::{parse, Expr};
@@ -65,6 +65,14 @@ fn every_default_pack_query_is_rewritten_with_the_label_everywhere() {
                 });
                 if !limited {
                     self.missing.push(format!("selector {vs}"));
+                }
+            }
+            if let Expr::Binary(b) = e {
+                let matching = b.modifier.as_ref().and_then(|m| m.matching.as_ref());
+                if let Some(promql_parser::parser::LabelModifier::Include(l)) = matching {
+                    if !l.labels.iter().any(|l| l == self.label) {
+                        self.missing.push(format!("on () of {e}"));
+                    }
                 }
             }
             if let Expr::Aggregate(a) = e {
