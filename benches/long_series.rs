@@ -12,7 +12,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use serde::Deserialize;
 use upgrade_gate::engine::series::Window;
-use upgrade_gate::prometheus::answer;
+use upgrade_gate::prometheus::matrix;
 
 const POINTS: i64 = 11_000;
 const STEP: i64 = 15;
@@ -80,7 +80,7 @@ fn compare(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, ser
     group.throughput(Throughput::Bytes(body.len() as u64));
     group.bench_function("gate, 16 KiB chunks", |b| {
         b.iter(|| {
-            let grid = answer::parse(body.chunks(CHUNK), window, 10_000, Duration::from_secs(60));
+            let grid = matrix::parse(body.chunks(CHUNK), window, 10_000, Duration::from_secs(60));
             black_box(grid.unwrap().series_count())
         })
     });

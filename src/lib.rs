@@ -9,7 +9,8 @@
 //! - [`config`]: YAML + environment → a validated [`config::Config`], every problem listed
 //! - [`engine`]: pack, thresholds, judging, score and decision, snapshot, how verdicts read as
 //!   text; pure, no I/O
-//! - [`prometheus`]: range queries with a bound and timeouts, SigV4, the `--online` check
+//! - [`prometheus`]: one client (auth and SigV4 on the request, one error classifier), range
+//!   queries with a bound and timeouts read as they stream, the `--online` check
 //! - [`evaluation`]: fetch, then judge: the one path from Prometheus' answers to verdicts, for
 //!   `check`, `wait`, `replay` and `serve` (whole windows, every step of a window, or only the
 //!   new steps), with the baselines kept between evaluations

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::engine::text::error_chain;
+
 /// Why a query produced no usable answer. Never treated as healthy.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
@@ -23,6 +25,51 @@ pub enum SourceError {
         thousands(*limit)
     )]
     TooManySeries { returned: usize, limit: usize },
+}
+
+/// The verdict of an API answer's envelope (`status`, `errorType`, `error`): the one reading of
+/// it, for streamed range answers and whole ones alike. `timeout` names the limit in a timeout
+/// Prometheus reports itself.
+pub fn api_status(
+    status: Option<&str>,
+    error_type: Option<String>,
+    error: Option<String>,
+    timeout: Duration,
+) -> Result<(), SourceError> {
+    match status {
+        Some("success") => Ok(()),
+        Some("error") if error_type.as_deref() == Some("timeout") => {
+            Err(SourceError::Timeout(timeout))
+        }
+        Some("error") => Err(SourceError::Rejected(format!(
+            "{}: {}",
+            error_type.unwrap_or_default(),
+            error.unwrap_or_default()
+        ))),
+        other => Err(SourceError::BadResponse(format!(
+            "status {:?}",
+            other.unwrap_or("missing")
+        ))),
+    }
+}
+
+/// Sorts an exchange that got no complete answer into what an operator would act on: too slow,
+/// or no connection. The one classifier of transport errors; URLs are stripped because they may
+/// carry credentials.
+pub fn classify(e: &reqwest::Error, timeout: Duration, url: &str) -> SourceError {
+    if e.is_timeout() {
+        SourceError::Timeout(timeout)
+    } else {
+        SourceError::Unreachable {
+            at: shown_url(url),
+            reason: describe_chain(e),
+        }
+    }
+}
+
+/// The error's causes in one line, without the top error, which carries the request URL.
+fn describe_chain(e: &reqwest::Error) -> String {
+    std::error::Error::source(e).map_or_else(|| "request failed".to_string(), error_chain)
 }
 
 /// `52113` as `52,113`.

@@ -1,52 +1,72 @@
-//! AWS Signature Version 4 for Amazon Managed Service for Prometheus (AMP).
+//! AWS Signature Version 4 for Amazon Managed Service for Prometheus (AMP): a step on the
+//! client's one request path, the last before sending, because the signature covers the exact
+//! request.
 //!
-//! AMP accepts only signed requests, and the signature covers the exact request, so these
-//! requests are built and sent here rather than by the Prometheus client crate. Credentials come
-//! from the standard AWS chain (environment, profile, web identity for IRSA or EKS Pod Identity,
-//! container and instance metadata), optionally through an assumed role; the chain refreshes
-//! them before they expire.
+//! Credentials come from the standard AWS chain (environment, profile, web identity for IRSA or
+//! EKS Pod Identity, container and instance metadata), optionally through an assumed role. The
+//! chain and `AssumeRoleProvider` do not cache: an SDK client caches through its identity cache,
+//! and so does this signer, with the same lazy cache. Credentials are reused until a few minutes
+//! before they expire, then refreshed once, concurrent queries waiting for the one refresh; a
+//! failed refresh while the credentials in hand are still valid signs with them and costs no
+//! query.
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::sts::AssumeRoleProvider;
 use aws_config::Region;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
-use serde::Deserialize;
+use aws_smithy_async::rt::sleep::TokioSleep;
+use aws_smithy_async::time::SystemTimeSource;
+use aws_smithy_runtime::client::auth::no_auth::{NoAuthScheme, NO_AUTH_SCHEME_ID};
+use aws_smithy_runtime::client::identity::IdentityCache;
+use aws_smithy_runtime::client::orchestrator::endpoints::StaticUriEndpointResolver;
+use aws_smithy_runtime::client::retries::strategy::NeverRetryStrategy;
+use aws_smithy_runtime_api::client::auth::static_resolver::StaticAuthSchemeOptionResolver;
+use aws_smithy_runtime_api::client::identity::{
+    ResolveCachedIdentity, SharedIdentityCache, SharedIdentityResolver,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::OnceCell;
 
-use super::error::{shown_url, SourceError};
+use super::error::SourceError;
 use crate::config::SigV4Config;
+
+/// How long before credentials expire they are refreshed; the cache takes a random part of the
+/// last half off, so that replicas do not refresh at once.
+pub const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+
+/// How long credentials in hand must still be valid to sign with them when a refresh failed.
+const STILL_VALID_FOR: Duration = Duration::from_secs(15);
+
+/// Longest wait for STS or a metadata endpoint; the query's own timeout still bounds it.
+const LOAD_TIMEOUT: Duration = Duration::from_secs(20);
 
 pub struct SigV4 {
     config: SigV4Config,
-    http: reqwest::Client,
+    refresh_before: Duration,
     /// Built on first use: loading the chain is async and may read files.
-    credentials: OnceCell<SharedCredentialsProvider>,
-}
-
-/// The envelope of every Prometheus HTTP API answer.
-#[derive(Deserialize)]
-struct ApiAnswer {
-    status: String,
-    data: Option<serde_json::Value>,
-    #[serde(rename = "errorType")]
-    error_type: Option<String>,
-    error: Option<String>,
+    credentials: OnceCell<Cached>,
 }
 
 impl SigV4 {
-    pub fn new(config: SigV4Config, http: reqwest::Client) -> Self {
+    pub fn new(config: SigV4Config, refresh_before: Duration) -> Self {
         SigV4 {
             config,
-            http,
+            refresh_before,
             credentials: OnceCell::new(),
         }
     }
 
-    async fn provider(&self) -> &SharedCredentialsProvider {
+    async fn cached(&self) -> &Cached {
         self.credentials
             .get_or_init(|| async {
                 let region = Region::new(self.config.region.clone());
@@ -54,7 +74,7 @@ impl SigV4 {
                     .region(region.clone())
                     .build()
                     .await;
-                match &self.config.role_arn {
+                let provider = match &self.config.role_arn {
                     None => SharedCredentialsProvider::new(chain),
                     Some(role) => SharedCredentialsProvider::new(
                         AssumeRoleProvider::builder(role)
@@ -63,63 +83,15 @@ impl SigV4 {
                             .build_from_provider(chain)
                             .await,
                     ),
-                }
+                };
+                Cached::new(provider, self.refresh_before)
             })
             .await
     }
 
-    /// A signed `GET base+path?params`; answers the API's `data`, or why there is none.
-    pub async fn get(
-        &self,
-        base: &str,
-        path: &str,
-        params: &[(&str, String)],
-        timeout: Duration,
-    ) -> Result<serde_json::Value, SourceError> {
-        let response = self.send(base, path, params, timeout).await?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| failed(e, timeout, base))?;
-        let answer: ApiAnswer = serde_json::from_slice(&body)
-            .map_err(|e| SourceError::BadResponse(format!("HTTP {status}: {e}")))?;
-        match (answer.status.as_str(), answer.data) {
-            ("success", Some(data)) => Ok(data),
-            (_, _) if answer.error_type.as_deref() == Some("timeout") => {
-                Err(SourceError::Timeout(timeout))
-            }
-            _ => Err(SourceError::Rejected(format!(
-                "{}: {}",
-                answer.error_type.unwrap_or_default(),
-                answer.error.unwrap_or_default()
-            ))),
-        }
-    }
-
-    /// A signed `GET base+path?params`; answers the response for the caller to read (a range
-    /// query's answer is read onto the grid as it arrives, never held whole).
-    pub async fn send(
-        &self,
-        base: &str,
-        path: &str,
-        params: &[(&str, String)],
-        timeout: Duration,
-    ) -> Result<reqwest::Response, SourceError> {
-        let url = reqwest::Url::parse_with_params(
-            &format!("{}{path}", base.trim_end_matches('/')),
-            params,
-        )
-        .map_err(|e| SourceError::Unreachable {
-            at: shown_url(base),
-            reason: format!("bad URL: {e}"),
-        })?;
-        let credentials = self
-            .provider()
-            .await
-            .provide_credentials()
-            .await
-            .map_err(|e| SourceError::Auth(format!("no AWS credentials: {e}")))?;
+    /// Adds the signature headers to `request`, a GET whose URL carries all its parameters.
+    pub async fn sign(&self, request: &mut reqwest::Request) -> Result<(), SourceError> {
+        let credentials = self.cached().await.credentials().await?;
         let identity = credentials.into();
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -131,8 +103,8 @@ impl SigV4 {
             .map_err(|e| SourceError::Auth(format!("SigV4: {e}")))?
             .into();
         let signable = SignableRequest::new(
-            "GET",
-            url.as_str(),
+            request.method().as_str(),
+            request.url().as_str(),
             std::iter::empty(),
             SignableBody::Bytes(&[]),
         )
@@ -140,29 +112,91 @@ impl SigV4 {
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| SourceError::Auth(format!("SigV4: {e}")))?
             .into_parts();
-        let mut request = self.http.get(url).timeout(timeout);
         for (name, value) in instructions.headers() {
-            request = request.header(name, value);
+            let mut value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|e| SourceError::Auth(format!("SigV4: {e}")))?;
+            value.set_sensitive(true);
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| SourceError::Auth(format!("SigV4: {e}")))?;
+            request.headers_mut().insert(name, value);
         }
-        let response = request.send().await.map_err(|e| failed(e, timeout, base))?;
-        let status = response.status();
-        if status == 401 || status == 403 {
-            return Err(SourceError::Auth(format!(
-                "Prometheus answered {status} to a SigV4-signed request: check the role's permissions and the region"
-            )));
-        }
-        Ok(response)
+        Ok(())
     }
 }
 
-/// A request that got no complete answer: too slow, or no connection.
-fn failed(e: reqwest::Error, timeout: Duration, base: &str) -> SourceError {
-    if e.is_timeout() {
-        SourceError::Timeout(timeout)
-    } else {
-        SourceError::Unreachable {
-            at: shown_url(base),
-            reason: e.without_url().to_string(),
+/// Credentials behind the SDK's lazy identity cache, used outside an SDK client: the cache asks
+/// for the runtime components a client would hand it, of which it reads the clock and the sleep.
+struct Cached {
+    cache: SharedIdentityCache,
+    resolver: SharedIdentityResolver,
+    components: RuntimeComponents,
+    config: ConfigBag,
+    /// The credentials last obtained, to sign with while a refresh fails and they still hold.
+    last: Mutex<Option<Credentials>>,
+}
+
+impl Cached {
+    fn new(provider: SharedCredentialsProvider, refresh_before: Duration) -> Self {
+        let cache = IdentityCache::lazy()
+            .buffer_time(refresh_before)
+            .load_timeout(LOAD_TIMEOUT)
+            .build();
+        let resolver = SharedIdentityResolver::new(provider);
+        let components = RuntimeComponentsBuilder::new("upgrade-gate sigv4 credentials")
+            .with_identity_cache(Some(cache.clone()))
+            .with_identity_resolver(NO_AUTH_SCHEME_ID, resolver.clone())
+            .with_auth_scheme(NoAuthScheme::new())
+            .with_auth_scheme_option_resolver(Some(StaticAuthSchemeOptionResolver::new(vec![
+                NO_AUTH_SCHEME_ID,
+            ])))
+            .with_endpoint_resolver(Some(StaticUriEndpointResolver::uri("http://127.0.0.1")))
+            .with_retry_strategy(Some(NeverRetryStrategy::new()))
+            .with_time_source(Some(SystemTimeSource::new()))
+            .with_sleep_impl(Some(TokioSleep::new()))
+            .build()
+            .expect("every component the builder requires is set");
+        Cached {
+            cache,
+            resolver,
+            components,
+            config: ConfigBag::base(),
+            last: Mutex::new(None),
         }
     }
+
+    async fn credentials(&self) -> Result<Credentials, SourceError> {
+        let resolved =
+            self.cache
+                .resolve_cached_identity(self.resolver.clone(), &self.components, &self.config)
+                .await
+                .map_err(|e| format!("no AWS credentials: {}", DisplayErrorContext(&*e)))
+                .and_then(|identity| {
+                    identity.data::<Credentials>().cloned().ok_or_else(|| {
+                        "the credential chain answered no AWS credentials".to_string()
+                    })
+                });
+        let mut last = self.last.lock().expect("no panic while holding the lock");
+        match resolved {
+            Ok(credentials) => {
+                *last = Some(credentials.clone());
+                Ok(credentials)
+            }
+            Err(why) => match last.as_ref() {
+                Some(held) if still_valid(held) => {
+                    tracing::warn!(
+                        error = %why,
+                        "refreshing AWS credentials failed; signing with the ones in hand, still valid"
+                    );
+                    Ok(held.clone())
+                }
+                _ => Err(SourceError::Auth(why)),
+            },
+        }
+    }
+}
+
+fn still_valid(credentials: &Credentials) -> bool {
+    credentials
+        .expiry()
+        .is_none_or(|expiry| expiry > SystemTime::now() + STILL_VALID_FOR)
 }

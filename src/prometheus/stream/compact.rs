@@ -13,7 +13,7 @@
 //! says what is wrong. A series the input ends inside answers [`Read::Cut`]: the caller carries
 //! it, and reads it once it is whole.
 //! So for any input it either agrees with serde_json or defers to it; the tests in
-//! `super::super::answer` check both readers on random bodies.
+//! `super::super::matrix` check both readers on random bodies.
 
 use super::sample::{sample_value, Quoted, Stamp};
 use super::Row;

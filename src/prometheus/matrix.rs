@@ -1,4 +1,4 @@
-//! Reads a range-query answer straight onto the engine's step grid.
+//! Reads the matrix a range query answers straight onto the engine's step grid.
 //!
 //! The answer of an unaggregated query in a big cluster is tens of megabytes of JSON. Generic
 //! decoding (the Prometheus client crate's tagged enums, or a `serde_json::Value`) first builds a
@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tokio::sync::mpsc;
 
-use super::error::{shown_url, SourceError};
+use super::error::{api_status, shown_url, SourceError};
 use super::stream::{Parts, Row, Stream};
 use crate::engine::grid::Grid;
 use crate::engine::series::Window;
@@ -97,25 +97,12 @@ pub fn parse(
         .deserialize(&mut de)
         .and_then(|()| de.end())
         .map_err(|e| SourceError::BadResponse(e.to_string()))?;
-    match envelope.status.as_deref() {
-        Some("success") => {}
-        Some("error") if envelope.error_type.as_deref() == Some("timeout") => {
-            return Err(SourceError::Timeout(timeout))
-        }
-        Some("error") => {
-            return Err(SourceError::Rejected(format!(
-                "{}: {}",
-                envelope.error_type.unwrap_or_default(),
-                envelope.error.unwrap_or_default()
-            )))
-        }
-        other => {
-            return Err(SourceError::BadResponse(format!(
-                "status {:?}",
-                other.unwrap_or("missing")
-            )))
-        }
-    }
+    api_status(
+        envelope.status.as_deref(),
+        envelope.error_type.take(),
+        envelope.error.take(),
+        timeout,
+    )?;
     match envelope.result_type.as_deref() {
         Some("matrix") => {}
         Some(other) => {

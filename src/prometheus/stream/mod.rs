@@ -1,7 +1,7 @@
 //! Cuts a range-query answer, chunk by chunk as it arrives, into the series of its
 //! `data.result` array, each parsed by serde_json from a slice, and the rest of the answer (the
 //! envelope: status, errors, `resultType`, warnings...), kept with that array emptied for
-//! [`super::answer`] to read once the body is complete.
+//! [`super::matrix`] to read once the body is complete.
 //!
 //! Why: serde_json reads a slice several times faster than an `io::Read`, which it takes a byte at
 //! a time, copying every string into a scratch buffer (a profile of the reader version: 82% of
