@@ -555,3 +555,194 @@ fn validate_online_names_the_signals_whose_metrics_are_absent() {
         "{err}"
     );
 }
+
+/// The issue's fleet: three waves, one cluster in a backend of its own.
+const FLEET: &str = r#"
+fleet:
+  waves:
+    - {name: canary, clusters: [dev-euw1]}
+    - {name: staging, clusters: [stg-euw1, stg-use1], soak: 30m}
+    - {name: prod, clusters: [prod-euw1, prod-apne2], soak: 2h}
+  backends:
+    - name: apne2
+      prometheus: {url: "https://aps-workspaces.ap-northeast-2.amazonaws.com/workspaces/ws-1", sigv4: {region: ap-northeast-2}}
+      clusters: [prod-apne2]
+"#;
+
+#[test]
+fn validate_names_the_key_of_every_fleet_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "fleet.yaml",
+        &format!(
+            r##"{PACK}
+fleet:
+  label: 2cluster
+  presence: 'sum(up)'
+  waves:
+    - {{name: canary, clusters: [dev-euw1, stg-euw1]}}
+    - {{name: staging, clusters: [stg-euw1], soak: a while}}
+    - {{name: empty, clusters: []}}
+    - {{name: canary, clusters: [prod-euw1]}}
+    - {{name: "#5", clusters: [prod-use1]}}
+    - {{clusters: [prod-apne1]}}
+  backends:
+    - name: apne2
+      prometheus: {{url: "ftp://x", timeout: 0s}}
+      clusters: [prod-apne2, dev-euw1]
+    - {{name: other, clusters: [dev-euw1]}}
+"##
+        ),
+    );
+    let (code, out, err) = run(bin().arg("validate").arg("--config").arg(&cfg));
+    assert_eq!(code, 2, "{out}");
+    let f = cfg.display().to_string();
+    let expected = [
+        format!("{f}: key `fleet.label`: \"2cluster\" is not a label name"),
+        format!("{f}: key `fleet.presence`: \"sum(up)\" is not a series selector"),
+        format!("{f}: key `fleet.waves[1].clusters[0]`: stg-euw1 is already in wave canary"),
+        format!("{f}: key `fleet.waves[1].soak`: \"a while\" is not a duration"),
+        format!("{f}: key `fleet.waves[2].clusters`: wave \"empty\" lists no cluster"),
+        format!("{f}: key `fleet.waves[3].name`: duplicate wave \"canary\""),
+        format!("{f}: key `fleet.waves[4].name`: \"#5\" may only use letters"),
+        format!("{f}: key `fleet.waves[5].name`: missing wave name"),
+        format!("{f}: key `fleet.backends[0].prometheus.url`: must be an http:// or https:// URL"),
+        format!("{f}: key `fleet.backends[0].prometheus.timeout`: must be more than 0"),
+        format!("{f}: key `fleet.backends[0].clusters[0]`: prod-apne2 is in no wave"),
+        format!("{f}: key `fleet.backends[1].prometheus.url`: missing"),
+        format!("{f}: key `fleet.backends[1].clusters[0]`: dev-euw1 is already in backend apne2"),
+    ];
+    for e in &expected {
+        assert!(err.contains(e.as_str()), "missing {e:?} in:\n{err}");
+    }
+    let count = format!("invalid configuration ({} problems):", expected.len());
+    assert!(err.starts_with(&count), "{err}");
+
+    for (label, why) in [
+        ("__name__", "starts with \"__\""),
+        ("__cluster", "starts with \"__\""),
+        ("k8s-cluster", "is not a label name"),
+    ] {
+        let cfg = write(
+            dir.path(),
+            "label.yaml",
+            &format!("{PACK}fleet:\n  label: {label}\n  waves: [{{name: w, clusters: [a]}}]\n"),
+        );
+        let (code, _, err) = run(bin().arg("validate").arg("--config").arg(&cfg));
+        assert_eq!(code, 2, "{label}");
+        assert!(
+            err.contains("key `fleet.label`") && err.contains(why),
+            "{label}: {err}"
+        );
+    }
+    let cfg = write(dir.path(), "none.yaml", &format!("{PACK}fleet: {{}}\n"));
+    let (code, _, err) = run(bin().arg("validate").arg("--config").arg(&cfg));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("key `fleet.waves`: no wave is listed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_refuses_a_query_that_would_blend_clusters_in_fleet_mode_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = r#"
+phases: [{name: p}]
+signals:
+  - {name: ok, query: 'sum(rate(x[5m])) / on () group_left sum(y)', fail: "> 1"}
+  - {name: whole, query: 'x > scalar(sum(y))', fail: "> 1"}
+  - {name: gone, query: 'absent(up{job="a"})', fail: "> 0"}
+  - {name: merged, query: 'sum without (cluster) (x)', fail: "> 1"}
+  - {name: crossed, query: 'a / ignoring (cluster) b', fail: "> 1"}
+"#;
+    let single = write(dir.path(), "single.yaml", pack);
+    let (code, _, err) = run(bin().arg("validate").arg("--config").arg(&single));
+    assert_eq!(code, 0, "without a fleet every query is fine: {err}");
+
+    let cfg = write(dir.path(), "fleet.yaml", &format!("{pack}{FLEET}"));
+    let (code, out, err) = run(bin().arg("validate").arg("--config").arg(&cfg));
+    assert_eq!(code, 2, "{out}");
+    let f = cfg.display().to_string();
+    let refused = |signal: &str, why: &str| {
+        let e = format!("{f}: signal \"{signal}\": key `query`: fleet mode cannot keep clusters apart in this query: {why}");
+        assert!(err.contains(&e), "missing {e:?} in:\n{err}");
+    };
+    refused("whole", "scalar() drops every label");
+    refused("gone", "absent() answers for the whole store");
+    refused("merged", "`without (cluster)` merges the clusters' series");
+    refused(
+        "crossed",
+        "`ignoring (cluster)` matches one cluster's series with another's",
+    );
+    assert!(!err.contains("signal \"ok\""), "{err}");
+    assert!(
+        err.starts_with("invalid configuration (4 problems):"),
+        "{err}"
+    );
+}
+
+#[test]
+fn validate_show_queries_prints_each_store_s_rewritten_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = "phases: [{name: p}]\nsignals:\n  - {name: ratio, query: 'sum(rate(e[5m])) / on () group_left sum(rate(t[5m]))', fail: \"> 1\"}\n";
+    let single = write(dir.path(), "single.yaml", pack);
+    let (code, out, err) = run(bin()
+        .args(["validate", "--show-queries", "--config"])
+        .arg(&single));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("queries:\n  ratio: sum(rate(e[5m])) / on () group_left sum(rate(t[5m]))\n"),
+        "as written without a fleet:\n{out}"
+    );
+
+    let cfg = write(dir.path(), "fleet.yaml", &format!("{pack}{FLEET}"));
+    let (code, out, err) = run(bin()
+        .args(["validate", "--show-queries", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 0, "{err}");
+    let main = r#"cluster=~"dev-euw1|stg-euw1|stg-use1|prod-euw1""#;
+    let apne2 = r#"cluster=~"prod-apne2""#;
+    let expected = format!(
+        "queries for prometheus (clusters dev-euw1, stg-euw1, stg-use1, prod-euw1):\n\
+         \x20 presence: up{{{main}}}\n\
+         \x20 ratio: sum by (cluster) (rate(e{{{main}}}[5m])) / on (cluster) group_left () sum by (cluster) (rate(t{{{main}}}[5m]))\n\
+         queries for backend apne2 (clusters prod-apne2):\n\
+         \x20 presence: up{{{apne2}}}\n\
+         \x20 ratio: sum by (cluster) (rate(e{{{apne2}}}[5m])) / on (cluster) group_left () sum by (cluster) (rate(t{{{apne2}}}[5m]))\n"
+    );
+    assert!(out.ends_with(&expected), "{out}");
+}
+
+#[test]
+fn commands_that_evaluate_refuse_a_fleet_until_clusters_are_judged_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = gate_config(dir.path(), "http://127.0.0.1:9");
+    let cfg = write(
+        dir.path(),
+        "fleet.yaml",
+        &format!("{}{FLEET}", std::fs::read_to_string(cfg).unwrap()),
+    );
+    let f = cfg.display().to_string();
+    let port = free_port();
+    for args in [
+        vec!["check", "--phase", "istio"],
+        vec!["serve"],
+        vec!["wait", "--phase", "istio", "--timeout", "1s"],
+        vec![
+            "replay", "--phase", "istio", "--from", "now-1h", "--to", "now",
+        ],
+    ] {
+        let (code, out, err) = run(bin()
+            .args(&args)
+            .arg("--config")
+            .arg(&cfg)
+            .env("UPGRADE_GATE__SERVER__LISTEN", format!("127.0.0.1:{port}")));
+        assert_eq!(code, 2, "{args:?}: {out}{err}");
+        let said =
+            format!("{f}: key `fleet`: fleet mode: per-cluster evaluation is not implemented yet;");
+        assert!(err.contains(&said), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?} judged something: {out}");
+    }
+}

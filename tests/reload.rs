@@ -230,6 +230,28 @@ async fn the_reload_endpoint_answers_with_the_outcome() {
         "{problem}"
     );
 
+    // A fleet section, valid but not yet judged per cluster, is refused rather than blended.
+    let fleet = "fleet: {waves: [{name: w, clusters: [c1, c2]}]}\n";
+    std::fs::write(
+        &path,
+        config(prom.url(), "127.0.0.1:0", true, "[{name: istio}]") + fleet,
+    )
+    .unwrap();
+    let r = client
+        .post(format!("{base}/-/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    let problem = body["problems"][0].as_str().unwrap();
+    assert!(
+        problem.contains(
+            "gate.yaml: key `fleet`: fleet mode: per-cluster evaluation is not implemented yet"
+        ),
+        "{problem}"
+    );
+
     std::fs::write(
         &path,
         config(

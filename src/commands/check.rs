@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 
-use super::common::{load, runtime, EXIT_CANNOT, EXIT_NO_GO};
+use super::common::{load_single_cluster, runtime, EXIT_CANNOT, EXIT_NO_GO};
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
 use crate::engine::pack::ALL_PHASES;
@@ -25,7 +25,7 @@ pub fn run(
     at: Option<DateTime<Utc>>,
     output: Output,
 ) -> u8 {
-    let mut config = match load(path) {
+    let mut config = match load_single_cluster(path) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -62,6 +62,19 @@ pub fn load(path: Option<PathBuf>) -> Result<Config, u8> {
     })
 }
 
+/// The configuration of a command that evaluates, refused (exit 2) when it has a `fleet` section:
+/// until clusters are judged one by one, evaluating would blend them.
+pub fn load_single_cluster(path: Option<PathBuf>) -> Result<Config, u8> {
+    let config = load(path)?;
+    if config.fleet.is_some() {
+        let file = config.source.as_ref().map(|p| p.display().to_string());
+        let file = file.as_deref().unwrap_or("the configuration");
+        eprintln!("{file}: key `fleet`: {}", config::FLEET_NOT_EVALUATED);
+        return Err(EXIT_CANNOT);
+    }
+    Ok(config)
+}
+
 pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()

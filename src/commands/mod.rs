@@ -111,6 +111,10 @@ pub enum Command {
         /// Also ask Prometheus which queried metrics have no series in the last hour.
         #[arg(long)]
         online: bool,
+        /// Print every signal's query as it is sent: with a `fleet` section, rewritten per store
+        /// for its clusters (and the presence query); without one, as written.
+        #[arg(long)]
+        show_queries: bool,
     },
     /// Synthetic upgrade metrics: an exporter for Prometheus to scrape (--listen), or OpenMetrics
     /// for `promtool tsdb create-blocks-from openmetrics` (--openmetrics).
@@ -143,7 +147,11 @@ pub fn run(cli: Cli) -> ExitCode {
             step,
             output,
         } => replay::run(config.path, &phase, from, to, step, output),
-        Command::Validate { config, online } => validate::run(config.path, online),
+        Command::Validate {
+            config,
+            online,
+            show_queries,
+        } => validate::run(config.path, online, show_queries),
         Command::Simulate(args) => simulate::run(args),
     };
     ExitCode::from(code)

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use clap::ValueEnum;
 use serde::Serialize;
 
-use super::common::{load, runtime, EXIT_CANNOT};
+use super::common::{load_single_cluster, runtime, EXIT_CANNOT};
 use crate::config::Config;
 use crate::engine::decide::{Decision, Verdict};
 use crate::engine::text::fmt_number;
@@ -105,7 +105,7 @@ pub fn run(
     step: Option<Duration>,
     output: TimelineOutput,
 ) -> u8 {
-    let mut config = match load(path) {
+    let mut config = match load_single_cluster(path) {
         Ok(c) => c,
         Err(code) => return code,
     };

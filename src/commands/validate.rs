@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use chrono::Utc;
 
 use super::common::{load, runtime, EXIT_CANNOT};
+use crate::config::Config;
 use crate::prometheus::online::absent;
 use crate::prometheus::source::PrometheusSource;
 
 /// How far back `validate --online` looks for a metric's series.
 const ONLINE_LOOKBACK_SECS: i64 = 3600;
 
-pub fn run(path: Option<PathBuf>, online: bool) -> u8 {
+pub fn run(path: Option<PathBuf>, online: bool, show_queries: bool) -> u8 {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -29,6 +30,9 @@ pub fn run(path: Option<PathBuf>, online: bool) -> u8 {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if show_queries {
+        print_queries(&config);
+    }
     if !online {
         return 0;
     }
@@ -59,4 +63,33 @@ pub fn run(path: Option<PathBuf>, online: bool) -> u8 {
         eprintln!("  - {a}");
     }
     EXIT_CANNOT
+}
+
+/// Each signal's query as it is sent: per store in fleet mode, as written otherwise.
+fn print_queries(config: &Config) {
+    let indent = |text: &str| text.trim().lines().collect::<Vec<_>>().join("\n    ");
+    let Some(fleet) = &config.fleet else {
+        println!("queries:");
+        for signal in &config.pack.signals {
+            println!("  {}: {}", signal.name, indent(&signal.query));
+        }
+        return;
+    };
+    for scope in fleet.scopes() {
+        let store = scope
+            .backend
+            .map_or("prometheus".to_string(), |b| format!("backend {b}"));
+        println!(
+            "queries for {store} (clusters {}):",
+            scope.clusters.join(", ")
+        );
+        let rewritten = |query: &str| match fleet.rewrite(query, &scope) {
+            Ok(q) => q,
+            Err(refusal) => format!("(cannot be rewritten: {refusal})"),
+        };
+        println!("  presence: {}", rewritten(&fleet.presence));
+        for signal in &config.pack.signals {
+            println!("  {}: {}", signal.name, rewritten(&signal.query));
+        }
+    }
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::common::{load, runtime, EXIT_CANNOT};
+use super::common::{load_single_cluster, runtime, EXIT_CANNOT};
 use crate::config::Config;
 use crate::engine::decide::Decision;
 use crate::engine::text::fmt_number;
@@ -161,7 +161,7 @@ pub fn run(
             Target::Server { base, token_file }
         }
         None => {
-            let mut config = match load(path) {
+            let mut config = match load_single_cluster(path) {
                 Ok(c) => c,
                 Err(code) => return code,
             };

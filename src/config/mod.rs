@@ -6,7 +6,8 @@
 //! error per run is how thresholds end up wrong at 2 a.m. One file per section: [`prometheus`]
 //! (access and auth), [`signals`] (phases, signal files, the pack), [`alerts`] (receivers),
 //! [`server`] (the HTTP server's limits, TLS and token),
-//! [`cluster`] (replicas sharing the notification log), [`baseline`] (the window relative
+//! [`cluster`] (replicas sharing the notification log), [`fleet`] (many clusters in waves behind
+//! central stores), [`baseline`] (the window relative
 //! conditions compare with), with the problem list in [`problems`] (and the [`problems::At`] and
 //! [`problems::Key`] each rule is one call on) and the value readers in [`read`]. It builds the
 //! engine's pack; it knows nothing of how the configuration is used.
@@ -21,6 +22,7 @@ use serde::Deserialize;
 pub mod alerts;
 pub mod baseline;
 pub mod cluster;
+pub mod fleet;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
@@ -29,6 +31,7 @@ pub mod signals;
 
 pub use alerts::{AlertsConfig, ReceiverConfig, ReceiverKind};
 pub use cluster::ClusterConfig;
+pub use fleet::{Backend, BackendScope, FleetConfig, Wave, FLEET_NOT_EVALUATED};
 pub use problems::{ConfigError, Problem};
 pub use prometheus::{Bearer, PrometheusAuth, PrometheusConfig, SigV4Config};
 pub use read::parse_duration;
@@ -38,6 +41,7 @@ use crate::engine::pack::Pack;
 use alerts::{validate_alerts, RawAlerts};
 use baseline::{BaselineSettings, RawBaseline};
 use cluster::{validate_cluster, RawCluster};
+use fleet::{validate_fleet, validate_fleet_queries, RawFleet};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{env_overrides, read_raw, whole_number};
@@ -75,6 +79,7 @@ struct RawConfig {
     #[serde(default)]
     alerts: RawAlerts,
     cluster: Option<RawCluster>,
+    fleet: Option<RawFleet>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -124,6 +129,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Replicas sharing the notification log; `None` for a lone process.
     pub cluster: Option<ClusterConfig>,
+    /// Many clusters judged from central stores; `None` for a gate of one cluster.
+    pub fleet: Option<FleetConfig>,
     /// Whether `POST /-/reload` re-reads the configuration (SIGHUP always does).
     pub reload_endpoint: bool,
     /// Connection limits, TLS and the bearer token of the HTTP server.
@@ -214,6 +221,18 @@ fn validate(
             });
 
     let baseline = BaselineSettings::validate(raw.baseline, at);
+    let pack = validate_pack(
+        file,
+        baseline,
+        raw.phases,
+        raw.signals,
+        signal_sources,
+        problems,
+    );
+    let fleet = validate_fleet(file, raw.fleet, problems);
+    if let Some(fleet) = &fleet {
+        validate_fleet_queries(fleet, &pack, problems);
+    }
 
     Config {
         prometheus,
@@ -224,16 +243,10 @@ fn validate(
             max_series,
         },
         listen,
-        pack: validate_pack(
-            file,
-            baseline,
-            raw.phases,
-            raw.signals,
-            signal_sources,
-            problems,
-        ),
+        pack,
         alerts: validate_alerts(file, raw.alerts, problems),
         cluster: validate_cluster(file, raw.cluster, problems),
+        fleet,
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         server: validate_server(file, &raw.server, problems),
         source: None,

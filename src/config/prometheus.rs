@@ -52,6 +52,13 @@ struct RawTls {
     insecure_skip_verify: Option<bool>,
 }
 
+impl RawPrometheus {
+    /// Whether a URL is written: a fleet backend has no default to fall back on.
+    pub(super) fn has_url(&self) -> bool {
+        self.url.is_some()
+    }
+}
+
 /// Where the Prometheus API is and how long one query may take.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PrometheusConfig {
@@ -98,51 +105,61 @@ pub(super) fn validate_prometheus(
     raw: &RawPrometheus,
     problems: &Problems,
 ) -> PrometheusConfig {
-    let at = problems.at(file);
-    let auth = validate_auth(at, raw);
-    let url = validate_url(at, raw.url.clone());
-    let key = at.key("prometheus.timeout");
+    validate_prometheus_at(problems.at(file), "prometheus", raw)
+}
+
+/// The keys of a `prometheus` section under `prefix`: the top-level one, or a fleet backend's
+/// (`fleet.backends[0].prometheus`), so that both are read by the same rules.
+pub(super) fn validate_prometheus_at(
+    at: At,
+    prefix: &str,
+    raw: &RawPrometheus,
+) -> PrometheusConfig {
+    let p = prefix;
+    let auth = validate_auth(at, p, raw);
+    let url = validate_url(at, p, raw.url.clone());
+    let key = at.key(format!("{p}.timeout"));
     let timeout = key.duration_or(raw.timeout.clone(), DEFAULT_TIMEOUT);
     key.require(!timeout.is_zero(), "must be more than 0");
     PrometheusConfig { auth, url, timeout }
 }
 
-fn validate_auth(at: At, raw: &RawPrometheus) -> PrometheusAuth {
+fn validate_auth(at: At, p: &str, raw: &RawPrometheus) -> PrometheusAuth {
     let bearer = match (&raw.bearer_token, &raw.bearer_token_file) {
         (Some(_), Some(_)) => {
-            at.key("prometheus.bearer_token")
+            at.key(format!("{p}.bearer_token"))
                 .problem("set either `bearer_token` or `bearer_token_file`, not both");
             None
         }
         (Some(token), None) => at
-            .key("prometheus.bearer_token")
+            .key(format!("{p}.bearer_token"))
             .secret(Some(token.clone()), None)
             .map(Bearer::Token),
         (None, Some(path)) => {
             // Read now to catch a wrong path at start-up; read again before every query.
             let read =
                 std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"));
-            at.key("prometheus.bearer_token_file").check(read);
+            at.key(format!("{p}.bearer_token_file")).check(read);
             Some(Bearer::File(PathBuf::from(path)))
         }
         (None, None) => None,
     };
     let basic = raw.basic_auth.as_ref().and_then(|b| {
         let username = b.username.clone().filter(|u| !u.is_empty());
-        at.key("prometheus.basic_auth.username")
+        at.key(format!("{p}.basic_auth.username"))
             .require(username.is_some(), "missing");
-        let password = at.key("prometheus.basic_auth.password");
+        let password = at.key(format!("{p}.basic_auth.password"));
         let given = b.password.is_some() || b.password_file.is_some();
         password.require(given, "set `password` or `password_file`");
         username.zip(password.secret(b.password.clone(), b.password_file.clone()))
     });
-    at.key("prometheus.basic_auth").require(
+    at.key(format!("{p}.basic_auth")).require(
         bearer.is_none() || basic.is_none(),
         "set either a bearer token or basic auth, not both",
     );
     let mut headers = Vec::new();
     for (name, value) in raw.headers.iter().flatten() {
-        let key = at.key(format!("prometheus.headers.{name}"));
+        let key = at.key(format!("{p}.headers.{name}"));
         let valid = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok();
         if key.require(valid, "is not a valid header name") {
             headers.extend(
@@ -151,25 +168,25 @@ fn validate_auth(at: At, raw: &RawPrometheus) -> PrometheusAuth {
             );
         }
     }
-    let pem = |key: &'static str, path: &Option<String>| {
+    let pem = |key: String, path: &Option<String>| {
         let path = path.as_ref()?;
         let read = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
         at.key(key).check(read)
     };
     let tls = raw.tls.as_ref();
-    let ca_pem = tls.and_then(|t| pem("prometheus.tls.ca_file", &t.ca_file));
-    let cert = tls.and_then(|t| pem("prometheus.tls.cert_file", &t.cert_file));
-    let key = tls.and_then(|t| pem("prometheus.tls.key_file", &t.key_file));
+    let ca_pem = tls.and_then(|t| pem(format!("{p}.tls.ca_file"), &t.ca_file));
+    let cert = tls.and_then(|t| pem(format!("{p}.tls.cert_file"), &t.cert_file));
+    let key = tls.and_then(|t| pem(format!("{p}.tls.key_file"), &t.key_file));
     if let Some(ca) = &ca_pem {
         let empty = reqwest::Certificate::from_pem_bundle(ca).map_or(true, |c| c.is_empty());
-        at.key("prometheus.tls.ca_file")
+        at.key(format!("{p}.tls.ca_file"))
             .require(!empty, "holds no PEM certificate");
     }
     let identity_pem = match (cert, key) {
         (Some(mut cert), Some(key)) => {
             cert.push(b'\n');
             cert.extend(key);
-            at.key("prometheus.tls.cert_file").require(
+            at.key(format!("{p}.tls.cert_file")).require(
                 reqwest::Identity::from_pem(&cert).is_ok(),
                 "cert_file and key_file do not make a PEM certificate and private key",
             );
@@ -177,18 +194,18 @@ fn validate_auth(at: At, raw: &RawPrometheus) -> PrometheusAuth {
         }
         (None, None) => None,
         _ => {
-            at.key("prometheus.tls")
+            at.key(format!("{p}.tls"))
                 .problem("a client certificate needs both cert_file and key_file");
             None
         }
     };
     let sigv4 = raw.sigv4.as_ref().and_then(|v| {
-        at.key("prometheus.sigv4").require(
+        at.key(format!("{p}.sigv4")).require(
             bearer.is_none() && basic.is_none(),
             "SigV4 signs the requests itself; remove the bearer token or basic auth",
         );
         let region = v.region.clone().filter(|r| !r.is_empty());
-        at.key("prometheus.sigv4.region")
+        at.key(format!("{p}.sigv4.region"))
             .require(region.is_some(), "missing, e.g. eu-west-1");
         Some(SigV4Config {
             region: region?,
@@ -207,9 +224,9 @@ fn validate_auth(at: At, raw: &RawPrometheus) -> PrometheusAuth {
     }
 }
 
-fn validate_url(at: At, url: Option<String>) -> String {
+fn validate_url(at: At, p: &str, url: Option<String>) -> String {
     let url = url.unwrap_or_else(|| DEFAULT_PROMETHEUS_URL.to_string());
-    let key = at.key("prometheus.url");
+    let key = at.key(format!("{p}.url"));
     // The URL may carry credentials; say what is wrong without echoing it.
     if let Some(u) = key.check(reqwest::Url::parse(&url).map_err(|e| format!("is not a URL: {e}")))
     {

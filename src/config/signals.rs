@@ -376,7 +376,7 @@ fn policy(text: Option<&str>, default: NoDataPolicy) -> Result<NoDataPolicy, Str
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(super) fn valid_name(name: &str) -> bool {
     name.chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }

@@ -11,6 +11,7 @@
 pub mod baseline;
 pub mod decide;
 pub mod evaluate;
+pub mod fleet;
 pub mod grid;
 pub mod pack;
 pub mod series;

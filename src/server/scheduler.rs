@@ -103,20 +103,32 @@ impl Scheduler {
     /// problem logged, and the running one stays.
     fn reload(&mut self) -> Result<(), ConfigError> {
         let current = self.config.borrow().clone();
-        let new =
-            config::load(current.source.as_deref()).and_then(|new| {
-                match PrometheusSource::new(&new.prometheus) {
-                    Ok(source) => Ok((new, source)),
-                    Err(e) => Err(ConfigError {
-                        problems: vec![config::Problem {
-                            file: "prometheus".into(),
-                            signal: None,
-                            key: None,
-                            message: e.to_string(),
-                        }],
-                    }),
-                }
-            });
+        let new = config::load(current.source.as_deref()).and_then(|new| {
+            if new.fleet.is_some() {
+                return Err(ConfigError {
+                    problems: vec![config::Problem {
+                        file: current.source.as_ref().map_or_else(
+                            || "the configuration".into(),
+                            |p| p.display().to_string(),
+                        ),
+                        signal: None,
+                        key: Some("fleet".into()),
+                        message: config::FLEET_NOT_EVALUATED.into(),
+                    }],
+                });
+            }
+            match PrometheusSource::new(&new.prometheus) {
+                Ok(source) => Ok((new, source)),
+                Err(e) => Err(ConfigError {
+                    problems: vec![config::Problem {
+                        file: "prometheus".into(),
+                        signal: None,
+                        key: None,
+                        message: e.to_string(),
+                    }],
+                }),
+            }
+        });
         let (new, source) = match new {
             Ok(ok) => ok,
             Err(e) => {
