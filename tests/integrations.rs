@@ -304,6 +304,28 @@ fn the_examples_match_the_tools_crd_schemas() {
     let canary = example("flagger-canary.yaml");
     let hooks = canary["spec"]["analysis"]["webhooks"].as_array().unwrap();
     assert!(hooks.iter().all(|h| h["type"] != "rollback"));
+
+    // The README's snippets say what the examples do.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let metric = &template["spec"]["metrics"][0];
+    for quoted in [
+        format!(
+            "successCondition: {}",
+            metric["successCondition"].as_str().unwrap()
+        ),
+        format!(
+            "url: \"{}\"",
+            metric["provider"]["web"]["url"].as_str().unwrap()
+        ),
+        format!(
+            "requiredSoakTime: {}",
+            stage["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"]
+                .as_str()
+                .unwrap()
+        ),
+    ] {
+        assert!(readme.contains(&quoted), "README.md lacks {quoted}");
+    }
 }
 
 /// The outcome of one measurement as Argo's `EvaluateResult` reaches it, for conditions of the
