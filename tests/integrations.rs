@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use common::data::{around, now, OpenMetrics};
 use common::gate::TestGate;
-use common::prometheus::TestPrometheus;
+use common::prometheus::{hanging_server, TestPrometheus};
 use serde_json::Value;
 use upgrade_gate::config;
 
@@ -27,15 +27,16 @@ fn flagger_body(metadata: &str) -> String {
     )
 }
 
-/// A gate with two phases, `istio` (go) and `blocked` (no-go), behind a bearer token.
-async fn gate(dir: &Path, prom: &TestPrometheus) -> TestGate {
+/// A gate with two phases, `istio` (go) and `blocked` (no-go), behind a bearer token, asking
+/// the Prometheus at `url` with `timeout`.
+async fn gate(dir: &Path, url: &str, timeout: &str) -> TestGate {
     let token = dir.join("token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     let path = dir.join("gate.yaml");
     std::fs::write(
         &path,
         format!(
-            r#"prometheus: {{url: "{}", timeout: 2s}}
+            r#"prometheus: {{url: "{url}", timeout: {timeout}}}
 evaluation: {{interval: 1s}}
 server: {{auth: {{bearer_token_file: "{}"}}}}
 phases: [{{name: istio}}, {{name: blocked}}]
@@ -43,21 +44,19 @@ signals:
   - {{name: always_ok, query: "vector(0)", fail: "> 0", phases: [istio]}}
   - {{name: always_failing, query: "vector(1)", fail: "> 0", critical: true, phases: [blocked]}}
 "#,
-            prom.url(),
             token.display()
         ),
     )
     .unwrap();
-    let gate = TestGate::start(config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"))).await;
-    gate.ready().await;
-    gate
+    TestGate::start(config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"))).await
 }
 
 /// A Prometheus, the gate's folder and the gate, ready; the first two live as long as the gate.
 async fn started() -> (TestPrometheus, tempfile::TempDir, TestGate) {
     let prom = prometheus();
     let dir = tempfile::tempdir().unwrap();
-    let gate = gate(dir.path(), &prom).await;
+    let gate = gate(dir.path(), prom.url(), "2s").await;
+    gate.ready().await;
     (prom, dir, gate)
 }
 
@@ -392,6 +391,36 @@ async fn the_analysis_template_succeeds_on_go_only_against_a_real_gate() {
     let renamed = serde_json::json!({"verdict": "go"});
     assert_eq!(argo_phase(metric, &renamed), "Failed");
     gate.stop().await;
+}
+
+/// Without a fresh verdict (here before the first evaluation, Prometheus never answering), each
+/// tool reads "hold": Flagger a 403, Argo a 200 whose `decision` is never Successful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_verdict_every_tool_holds() {
+    let (url, holder) = hanging_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let gate = gate(dir.path(), &url, "60s").await;
+    let (status, body) = flagger(&gate, "/gate/istio", &flagger_body("{}"), Some(TOKEN)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no evaluation"),
+        "{body}"
+    );
+    let template = example("argo-analysistemplate.yaml");
+    let metric = &template["spec"]["metrics"][0];
+    let auth = [("Authorization".to_string(), format!("Bearer {TOKEN}"))];
+    let (status, result) = argo(
+        &format!("{}/gate/istio?status=always-200", gate.base),
+        &auth,
+    )
+    .await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(argo_phase(metric, &result), "Failed", "{result}");
+    gate.stop().await;
+    holder.abort();
 }
 
 /// The Canary's webhooks, posted as Flagger posts them (their URL's path, their metadata).
