@@ -140,6 +140,14 @@ async fn flagger_webhooks_get_200_on_go_403_on_no_go_and_400_for_a_bad_body() {
         assert!(error.contains(names), "{bad}: {body}");
     }
 
+    // Within the body limit (`server.max_body_bytes`, 4096 by default): 413 beyond it.
+    let big = flagger_body(&format!(
+        r#"{{"phase":"istio","note":"{}"}}"#,
+        "x".repeat(5000)
+    ));
+    let (status, body) = flagger(&gate, "/gate", &big, token).await;
+    assert_eq!(status, 413, "{body}");
+
     // Behind the same token as GET: a bare 401 without it.
     let (status, body) = flagger(&gate, "/gate/istio", &go, None).await;
     assert_eq!(status, 401, "{body}");
