@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::data::{around, now, OpenMetrics};
 use common::gate::free_port;
-use common::prometheus::TestPrometheus;
+use common::prometheus::{hanging_server, TestPrometheus};
 use upgrade_gate::config::{self, Config};
 use upgrade_gate::engine::decide::{Decision, Verdict};
 use upgrade_gate::engine::evaluate::Status;
@@ -351,19 +351,6 @@ signals:
         "{:?}",
         v.reasons
     );
-}
-
-/// A server that accepts connections and never answers: what a wedged Prometheus looks like.
-async fn hanging_server() -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    (url, task)
 }
 
 #[tokio::test]

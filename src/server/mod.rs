@@ -31,6 +31,7 @@ pub mod listener;
 pub mod metrics;
 pub mod router;
 pub mod scheduler;
+pub mod webhook;
 
 /// How long the evaluation loop and alert delivery may take to stop after the server has.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(5);

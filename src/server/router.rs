@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::bodies::Bodies;
 use super::metrics::Metrics;
 use super::scheduler::Reload;
+use super::webhook::{Answer, FlaggerWebhook};
 use crate::config::{Config, ConfigError};
 use crate::engine::decide::Decision;
 use crate::engine::pack::ALL_PHASES;
@@ -67,6 +68,32 @@ impl AppState {
         let (status, body) = bodies.gate(phase).ok_or(ApiError::NotReady)?;
         Ok(json_bytes(status, body))
     }
+
+    /// The verdict on `phase` with the status `answer` reads, a refusal included (a verdict too
+    /// old is no-go to every tool).
+    fn answer(&self, phase: &str, answer: Answer) -> Response {
+        answer.apply(self.gate(phase).unwrap_or_else(IntoResponse::into_response))
+    }
+
+    /// `GET`: 200/503, or 200 whatever the decision with `?status=always-200`.
+    fn get(&self, phase: &str, query: Option<String>) -> Response {
+        match Answer::from_query(query.as_deref()) {
+            Ok(answer) => self.answer(phase, answer),
+            Err(refused) => refused.into_response(),
+        }
+    }
+
+    /// A Flagger webhook: the phase from the path, else from the body's `metadata.phase`, else
+    /// all phases; no-go is a 403 that Flagger does not retry.
+    fn webhook(&self, phase: Option<&str>, body: &[u8]) -> Response {
+        match FlaggerWebhook::parse(body) {
+            Ok(hook) => {
+                let phase = phase.or(hook.phase()).unwrap_or(ALL_PHASES);
+                self.answer(phase, Answer::Webhook)
+            }
+            Err(refused) => refused.into_response(),
+        }
+    }
 }
 
 /// How old a verdict may get before `/gate` stops serving it: three missed evaluations, plus the
@@ -94,8 +121,8 @@ pub fn router(state: AppState) -> Router {
         )
     };
     let mut router = Router::new()
-        .route("/gate", get(gate_all))
-        .route("/gate/{phase}", get(gate))
+        .route("/gate", get(gate_all).post(webhook_all))
+        .route("/gate/{phase}", get(gate).post(webhook))
         .route("/signals", get(signals))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -110,9 +137,19 @@ pub fn router(state: AppState) -> Router {
     for phase in phases {
         let path = format!("/gate/{phase}");
         let phase: Arc<str> = phase.into();
+        let posted = phase.clone();
         router = router.route(
             &path,
-            get(|State(state): State<Arc<AppState>>| async move { state.gate(&phase) }),
+            get(
+                |State(state): State<Arc<AppState>>, RawQuery(query): RawQuery| async move {
+                    state.get(&phase, query)
+                },
+            )
+            .post(
+                |State(state): State<Arc<AppState>>, body: Bytes| async move {
+                    state.webhook(Some(&posted), &body)
+                },
+            ),
         );
     }
     router.with_state(Arc::new(state))
@@ -166,15 +203,28 @@ impl IntoResponse for ApiError {
     }
 }
 
-async fn gate_all(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    state.gate(ALL_PHASES)
+async fn gate_all(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    state.get(ALL_PHASES, query)
 }
 
 async fn gate(
     State(state): State<Arc<AppState>>,
     Path(phase): Path<String>,
-) -> Result<Response, ApiError> {
-    state.gate(&phase)
+    RawQuery(query): RawQuery,
+) -> Response {
+    state.get(&phase, query)
+}
+
+async fn webhook_all(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    state.webhook(None, &body)
+}
+
+async fn webhook(
+    State(state): State<Arc<AppState>>,
+    Path(phase): Path<String>,
+    body: Bytes,
+) -> Response {
+    state.webhook(Some(&phase), &body)
 }
 
 async fn signals(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
@@ -327,5 +377,51 @@ mod tests {
         let (status, body) = get(app_with(120, &config), "/gate/istio").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert!(body.contains("is older than 1m 55s"), "{body}");
+    }
+
+    async fn post(app: Router, path: &str, body: &str) -> (StatusCode, String) {
+        let request = Request::post(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    const FLAGGER: &str = r#"{"name":"podinfo","namespace":"test","phase":"Progressing","checksum":"1","metadata":{"phase":"istio","owner":"x"}}"#;
+
+    /// Every way of asking reaches the same verdict; a stale one is no-go to each tool with the
+    /// status that tool reads as "hold" (Flagger 403, Argo 200 with `decision: no_go`).
+    #[tokio::test]
+    async fn flagger_and_argo_get_the_verdict_with_their_status() {
+        for path in ["/gate", "/gate/istio"] {
+            let (status, body) = post(app(10), path, FLAGGER).await;
+            assert_eq!(status, StatusCode::OK, "{path} {body}");
+            assert!(body.contains(r#""decision":"go""#), "{body}");
+            let (status, body) = post(app(500), path, FLAGGER).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path} {body}");
+            let (status, body) = get(app(500), &format!("{path}?status=always-200")).await;
+            assert_eq!(status, StatusCode::OK, "{path} {body}");
+            assert!(body.contains(r#""decision":"no_go""#), "{body}");
+            let (status, _) = get(app(500), &format!("{path}?status=200")).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
+        // The phase of the path (known at start or added by a reload) wins over the metadata's.
+        let (status, body) = post(app(10), "/gate/nope", FLAGGER).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let unknown = FLAGGER.replace(r#""phase":"istio""#, r#""phase":"nope""#);
+        let (status, _) = post(app(10), "/gate", &unknown).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_body_not_shaped_like_flaggers_is_a_400_naming_the_problem() {
+        let (status, body) = post(app(10), "/gate/istio", r#"{"name":"a","phase":"p"}"#).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("missing field `namespace`"), "{body}");
     }
 }

@@ -243,3 +243,16 @@ fn backfill(input: &Path, data: &Path) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A server that accepts connections and never answers: what a wedged Prometheus looks like.
+pub async fn hanging_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (url, task)
+}
