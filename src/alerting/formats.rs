@@ -167,6 +167,7 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
         let decision = match decision {
             Decision::Go => "go",
             Decision::NoGo => "no_go",
+            Decision::Unknown => "unknown",
         };
         fields.push(json!({"type": "mrkdwn", "text": format!("*Decision*\n{decision}")}));
     }

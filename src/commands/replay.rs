@@ -167,6 +167,7 @@ pub fn text(phase: &str, rows: &[Row], step_secs: i64) -> String {
         let decision = match row.decision {
             Decision::Go => "GO   ",
             Decision::NoGo => "NO-GO",
+            Decision::Unknown => "UNKNOWN",
         };
         let _ = write!(
             out,
@@ -201,7 +202,7 @@ pub fn text(phase: &str, rows: &[Row], step_secs: i64) -> String {
                 }
             }
         }
-        Decision::NoGo => {
+        Decision::NoGo | Decision::Unknown => {
             let _ = writeln!(out, "still no-go at the end.");
         }
     }

@@ -367,6 +367,7 @@ pub fn progress_line(phase: &str, poll: &Poll, now: DateTime<Utc>) -> String {
             let decision = match decision {
                 Decision::Go => "GO",
                 Decision::NoGo => "NO-GO",
+                Decision::Unknown => "UNKNOWN",
             };
             let mut line = format!("{clock} {phase} {decision}");
             if let (Some(score), Some(min)) = (score, min_score) {

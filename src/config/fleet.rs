@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::problems::{At, Problems};
 use super::prometheus::{validate_prometheus_at, PrometheusConfig, RawPrometheus};
 use super::signals::valid_name;
+pub use crate::engine::fleet::Wave;
 use crate::engine::fleet::{rewrite, rewrite_query, Refusal, Scope};
 use crate::engine::pack::Pack;
 
@@ -69,14 +70,6 @@ pub struct FleetConfig {
     pub waves: Vec<Wave>,
     /// Stores other than the `prometheus` section's, each with the clusters it alone holds.
     pub backends: Vec<Backend>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct Wave {
-    pub name: String,
-    pub clusters: Vec<String>,
-    /// How long every cluster of the wave before must have been go before this one starts.
-    pub soak: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

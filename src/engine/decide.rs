@@ -20,6 +20,7 @@ use super::threshold::Threshold;
 pub enum Decision {
     Go,
     NoGo,
+    Unknown,
 }
 
 impl Decision {
@@ -27,6 +28,7 @@ impl Decision {
         match self {
             Decision::Go => "go",
             Decision::NoGo => "no_go",
+            Decision::Unknown => "unknown",
         }
     }
 }

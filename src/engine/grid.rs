@@ -61,6 +61,13 @@ impl Grid {
         self.labels.len() - 1
     }
 
+    /// Adds a series with its value at every step, as another grid on the same window holds it.
+    pub fn push_series(&mut self, labels: Labels, values: &[f64]) {
+        debug_assert_eq!(values.len(), self.window.len());
+        self.labels.push(labels);
+        self.values.extend_from_slice(values);
+    }
+
     /// Puts a sample of series `row` on the grid: kept if `ts` is a step and `value` is finite.
     pub fn set(&mut self, row: usize, ts: i64, value: f64) {
         if let (Some(j), true) = (self.window.index_of(ts), value.is_finite()) {

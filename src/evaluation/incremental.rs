@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use super::baselines::{KeptBaselines, Plan};
 use crate::config::Config;
+use crate::engine::baseline::Baselines;
+use crate::engine::grid::Grid;
 use crate::engine::pack::Signal;
 use crate::engine::snapshot::{windows, Snapshot};
 use crate::engine::window_cache::WindowCache;
@@ -38,6 +40,25 @@ impl Incremental {
         at: i64,
     ) -> Snapshot {
         let started = Instant::now();
+        let step = config.evaluation.step_secs();
+        let mut snapshot = self
+            .fetch(config, source, at, |answers, baselines| {
+                Snapshot::judge_against(&config.pack, step, at, answers, baselines)
+            })
+            .await;
+        snapshot.took = started.elapsed();
+        snapshot
+    }
+
+    /// Brings every signal's window (and baselines) up to `at` and hands them, in pack order, to
+    /// `judge`: one cluster's snapshot, or a fleet's answers to deal out per cluster.
+    pub async fn fetch<R>(
+        &mut self,
+        config: &Config,
+        source: &PrometheusSource,
+        at: i64,
+        judge: impl FnOnce(&[Result<&Grid, &SourceError>], &[Baselines]) -> R,
+    ) -> R {
         let step = config.evaluation.step_secs();
         let pack = &config.pack;
         let windows = windows(pack, step, at, at);
@@ -100,8 +121,6 @@ impl Incremental {
                 None => Ok(self.cache.get(&s.name).expect("merged above or held")),
             })
             .collect();
-        let mut snapshot = Snapshot::judge_against(pack, step, at, &answers, &baselines);
-        snapshot.took = started.elapsed();
-        snapshot
+        judge(&answers, &baselines)
     }
 }

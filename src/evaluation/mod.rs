@@ -25,6 +25,7 @@ use baselines::{KeptBaselines, Plan};
 pub use incremental::Incremental;
 
 pub mod baselines;
+pub mod fleet;
 mod incremental;
 
 /// Prometheus refuses range queries of more points than this per series.

@@ -31,7 +31,7 @@ impl Bodies {
             .map(|v| {
                 let status = match v.decision {
                     Decision::Go => StatusCode::OK,
-                    Decision::NoGo => StatusCode::SERVICE_UNAVAILABLE,
+                    Decision::NoGo | Decision::Unknown => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 let body = serde_json::to_vec(v).expect("a verdict serializes");
                 (v.phase.clone(), (status, Bytes::from(body)))

@@ -12,6 +12,7 @@ pub fn verdict_text(v: &Verdict) -> String {
     let decision = match v.decision {
         Decision::Go => "GO",
         Decision::NoGo => "NO-GO",
+        Decision::Unknown => "UNKNOWN",
     };
     let stable = v.stable_since.map_or("not healthy".to_string(), |s| {
         format!("healthy since {}", s.to_rfc3339())
