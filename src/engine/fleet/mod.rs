@@ -11,12 +11,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::decide::{Decision, Verdict};
-use super::pack::ALL_PHASES;
-use super::snapshot::Snapshot;
+pub use cluster::{ClusterSnapshot, ClusterVerdict};
 pub use rewrite::{rewrite, rewrite_query, Refusal, Scope};
 pub use waves::{GoSince, Wave, WaveState, WaveVerdict};
 
+pub mod cluster;
 pub mod rewrite;
 pub mod split;
 pub mod waves;
@@ -33,51 +32,6 @@ pub struct FleetSnapshot {
     pub waves: Vec<WaveState>,
     /// Series that named no listed cluster in this evaluation's answers (ignored).
     pub unlisted_series: usize,
-}
-
-/// One cluster judged alone, as a gate pointed at its own Prometheus would judge it.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterSnapshot {
-    pub cluster: String,
-    pub wave: String,
-    /// Since when every phase has been go without a break, as far as the gate has seen it;
-    /// `None` while any phase is not go.
-    pub go_since: Option<DateTime<Utc>>,
-    #[serde(flatten)]
-    pub snapshot: Snapshot,
-}
-
-/// A phase's verdict for one cluster: today's `/gate` body, naming the cluster and its wave.
-#[derive(Debug, Clone, Serialize)]
-pub struct ClusterVerdict<'a> {
-    pub cluster: &'a str,
-    pub wave: &'a str,
-    #[serde(flatten)]
-    pub verdict: &'a Verdict,
-}
-
-impl ClusterSnapshot {
-    /// The cluster's verdicts for the configured phases (without the `all` pseudo-phase), which
-    /// are what a wave waits on.
-    pub fn phases(&self) -> impl Iterator<Item = &Verdict> {
-        self.snapshot
-            .phases
-            .iter()
-            .filter(|v| v.phase != ALL_PHASES)
-    }
-
-    pub fn verdict(&self, phase: &str) -> Option<ClusterVerdict<'_>> {
-        Some(ClusterVerdict {
-            cluster: &self.cluster,
-            wave: &self.wave,
-            verdict: self.snapshot.verdict(phase)?,
-        })
-    }
-
-    /// Go for every configured phase now.
-    pub fn all_go(&self) -> bool {
-        self.phases().all(|v| v.decision == Decision::Go)
-    }
 }
 
 impl FleetSnapshot {

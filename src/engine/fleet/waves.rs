@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Serialize, Serializer};
 
-use super::ClusterSnapshot;
+use super::cluster::ClusterSnapshot;
 use crate::engine::decide::{Decision, Verdict};
 
 /// Clusters upgraded together, in upgrade order.
