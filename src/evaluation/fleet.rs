@@ -13,12 +13,12 @@ use chrono::DateTime;
 use futures::future::join_all;
 
 use super::Incremental;
-use crate::config::{Config, FleetConfig};
-use crate::engine::fleet::split::{deal, Dealt};
+use crate::config::{BackendScope, Config, FleetConfig};
+use crate::engine::fleet::split::deal;
 use crate::engine::fleet::{ClusterSnapshot, FleetSnapshot, GoSince, Refusal};
 use crate::engine::grid::{value, Grid};
 use crate::engine::series::Window;
-use crate::engine::snapshot::Snapshot;
+use crate::engine::snapshot::{windows as windows_of, Snapshot};
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 
@@ -188,18 +188,48 @@ impl Store {
             windows,
             ..
         } = self;
-        let label = fleet.label.as_str();
         let clusters = &*clusters;
+        let source = &*source;
+        let judged_windows = windows_of(&original.pack, step, at, at);
         windows
-            .fetch(config, source, at, |answers, baselines| {
-                let dealt: Vec<Result<Dealt, String>> = answers
+            .fetch(config, source, at, async |answers, baselines| {
+                let mut per_signal: Vec<PerCluster> = Vec::with_capacity(answers.len());
+                for ((signal, window), answer) in original
+                    .pack
+                    .signals
                     .iter()
-                    .map(|a| match a {
-                        Ok(grid) => Ok(deal(grid, label, clusters)),
-                        Err(e) => Err(e.to_string()),
-                    })
-                    .collect();
-                unlisted += dealt.iter().flatten().map(|d| d.unlisted).sum::<usize>();
+                    .zip(&judged_windows)
+                    .zip(answers)
+                {
+                    per_signal.push(match answer {
+                        Ok(grid) => {
+                            let dealt = deal(grid, &fleet.label, clusters);
+                            unlisted += dealt.unlisted;
+                            dealt
+                                .by_cluster
+                                .into_iter()
+                                .map(|(c, g)| (c, Ok(g)))
+                                .collect()
+                        }
+                        Err(e) if e.is_too_large() && clusters.len() > 1 => {
+                            let limit = original.evaluation.max_series(signal);
+                            let query = Split {
+                                source,
+                                fleet,
+                                query: &signal.query,
+                                window: *window,
+                                limit,
+                            };
+                            let (parts, extra) = query.halves(clusters).await;
+                            unlisted += extra;
+                            parts
+                        }
+                        Err(e) => clusters
+                            .iter()
+                            .map(|c| (c.clone(), Err(e.to_string())))
+                            .collect(),
+                    });
+                }
                 let judged = clusters
                     .iter()
                     .map(|cluster| {
@@ -212,11 +242,11 @@ impl Store {
                             )),
                             Err(e) => Some(e.clone()),
                         };
-                        let answers: Vec<Result<&Grid, &str>> = dealt
+                        let answers: Vec<Result<&Grid, &str>> = per_signal
                             .iter()
-                            .map(|d| match (&absent, d) {
+                            .map(|part| match (&absent, &part[cluster]) {
                                 (Some(why), _) => Err(why.as_str()),
-                                (None, Ok(d)) => Ok(&d.by_cluster[cluster]),
+                                (None, Ok(grid)) => Ok(grid),
                                 (None, Err(e)) => Err(e.as_str()),
                             })
                             .collect();
@@ -276,6 +306,78 @@ impl Store {
                     }
                 }
                 (Ok(present), unlisted as usize)
+            }
+        }
+    }
+}
+
+/// One signal's answer for each cluster of a store.
+type PerCluster = HashMap<String, Result<Grid, String>>;
+
+/// A signal whose fleet answer was too large (above `max_series`, or refused for size by the
+/// store), asked again for halves of the cluster list.
+struct Split<'a> {
+    source: &'a PrometheusSource,
+    fleet: &'a FleetConfig,
+    /// The pack's query, as written for one cluster.
+    query: &'a str,
+    window: Window,
+    limit: usize,
+}
+
+impl Split<'_> {
+    /// Each cluster's answer, halving the list until a part fits; a cluster still too large
+    /// alone gets the refusal. Also the series that named no listed cluster.
+    async fn halves(&self, clusters: &[String]) -> (PerCluster, usize) {
+        let mut answers = PerCluster::new();
+        let mut unlisted = 0;
+        let mut pending: Vec<&[String]> = vec![clusters];
+        // Every part pushed has two clusters or more, so both halves have one at least.
+        while let Some(part) = pending.pop() {
+            let (a, b) = part.split_at(part.len() / 2);
+            let (ra, rb) = tokio::join!(self.fetch(a), self.fetch(b));
+            for (half, answer) in [(a, ra), (b, rb)] {
+                match answer {
+                    Err(e) if e.is_too_large() && half.len() > 1 => pending.push(half),
+                    answer => unlisted += self.record(half, answer, &mut answers),
+                }
+            }
+        }
+        (answers, unlisted)
+    }
+
+    async fn fetch(&self, clusters: &[String]) -> Result<Grid, SourceError> {
+        let scope = BackendScope {
+            backend: None,
+            clusters: clusters.to_vec(),
+        };
+        let query = self
+            .fleet
+            .rewrite(self.query, &scope)
+            .map_err(|r| SourceError::Rejected(r.to_string()))?;
+        self.source.range(&query, self.window, self.limit).await
+    }
+
+    fn record(
+        &self,
+        clusters: &[String],
+        answer: Result<Grid, SourceError>,
+        into: &mut PerCluster,
+    ) -> usize {
+        match answer {
+            Ok(grid) => {
+                let dealt = deal(&grid, &self.fleet.label, clusters);
+                into.extend(dealt.by_cluster.into_iter().map(|(c, g)| (c, Ok(g))));
+                dealt.unlisted
+            }
+            Err(e) => {
+                let why = if e.is_too_large() {
+                    format!("too large for one query even for this cluster alone: {e}")
+                } else {
+                    e.to_string()
+                };
+                into.extend(clusters.iter().map(|c| (c.clone(), Err(why.clone()))));
+                0
             }
         }
     }

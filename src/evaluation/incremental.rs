@@ -42,7 +42,7 @@ impl Incremental {
         let started = Instant::now();
         let step = config.evaluation.step_secs();
         let mut snapshot = self
-            .fetch(config, source, at, |answers, baselines| {
+            .fetch(config, source, at, async |answers, baselines| {
                 Snapshot::judge_against(&config.pack, step, at, answers, baselines)
             })
             .await;
@@ -51,13 +51,14 @@ impl Incremental {
     }
 
     /// Brings every signal's window (and baselines) up to `at` and hands them, in pack order, to
-    /// `judge`: one cluster's snapshot, or a fleet's answers to deal out per cluster.
+    /// `judge`: one cluster's snapshot, or a fleet's answers to deal out per cluster (which may
+    /// fetch again, split, what was too large).
     pub async fn fetch<R>(
         &mut self,
         config: &Config,
         source: &PrometheusSource,
         at: i64,
-        judge: impl FnOnce(&[Result<&Grid, &SourceError>], &[Baselines]) -> R,
+        judge: impl AsyncFnOnce(&[Result<&Grid, &SourceError>], &[Baselines]) -> R,
     ) -> R {
         let step = config.evaluation.step_secs();
         let pack = &config.pack;
@@ -121,6 +122,6 @@ impl Incremental {
                 None => Ok(self.cache.get(&s.name).expect("merged above or held")),
             })
             .collect();
-        judge(&answers, &baselines)
+        judge(&answers, &baselines).await
     }
 }

@@ -27,6 +27,35 @@ pub enum SourceError {
     TooManySeries { returned: usize, limit: usize },
 }
 
+/// What stores answer when a query asks for more than they will load: Prometheus'
+/// `--query.max-samples`, Mimir's `err-mimir-max-series-per-query` and its fetched-series and
+/// chunk limits, Amazon Managed Service for Prometheus' query samples limit, Thanos' series limit.
+const SIZE_REFUSALS: &[&str] = &[
+    "too many samples",
+    "max-series-per-query",
+    "max-fetched-series-per-query",
+    "max-fetched-chunks-per-query",
+    "max-chunks-per-query",
+    "samples limit",
+    "series limit",
+    "exceeded the maximum",
+];
+
+impl SourceError {
+    /// The answer would be too large: more series than `max_series`, or a store refusing the
+    /// query for its size. A fleet query is then asked again for fewer clusters.
+    pub fn is_too_large(&self) -> bool {
+        match self {
+            SourceError::TooManySeries { .. } => true,
+            SourceError::Rejected(text) => {
+                let text = text.to_ascii_lowercase();
+                SIZE_REFUSALS.iter().any(|m| text.contains(m))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// The verdict of an API answer's envelope (`status`, `errorType`, `error`): the one reading of
 /// it, for streamed range answers and whole ones alike. `timeout` names the limit in a timeout
 /// Prometheus reports itself.
@@ -103,6 +132,20 @@ pub fn shown_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stores_refusing_a_query_for_its_size_are_told_from_other_refusals() {
+        let too_large = [
+            "execution: query processing would load too many samples into memory in query execution",
+            "execution: the query exceeded the maximum number of series (limit: 1000) (err-mimir-max-series-per-query)",
+            "bad_data: query samples limit exceeded",
+        ];
+        for text in too_large {
+            assert!(SourceError::Rejected(text.into()).is_too_large(), "{text}");
+        }
+        assert!(!SourceError::Rejected("bad_data: parse error".into()).is_too_large());
+        assert!(!SourceError::Timeout(Duration::from_secs(1)).is_too_large());
+    }
 
     #[test]
     fn too_many_series_says_what_to_do() {

@@ -3,7 +3,7 @@
 //!
 //! Packs stay written for one cluster. Each query is [`rewrite`]n to answer for every cluster of
 //! a store at once, its answer is [`split`] per cluster, and each cluster is judged alone by the
-//! same [`Snapshot`] a single gate takes; then [`waves`] says, from those verdicts, whether each
+//! same [`crate::engine::snapshot::Snapshot`] a single gate takes; then [`waves`] says, from those verdicts, whether each
 //! wave may start. Pure, like the rest of the engine: the evaluation fetches, this judges.
 
 use std::time::Duration;

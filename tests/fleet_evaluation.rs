@@ -1,0 +1,150 @@
+//! Fleet evaluations against a real Prometheus holding several clusters' series: each cluster
+//! judged alone, a silent cluster never go, unlisted clusters ignored and counted, and answers
+//! too large for one query asked again for halves of the cluster list.
+
+mod common;
+
+use common::data::{around, now, OpenMetrics};
+use common::prometheus::TestPrometheus;
+use upgrade_gate::config::{self, Config};
+use upgrade_gate::engine::decide::Decision;
+use upgrade_gate::engine::evaluate::Status;
+use upgrade_gate::engine::fleet::FleetSnapshot;
+use upgrade_gate::evaluation::fleet::FleetEvaluator;
+
+/// `up` for every cluster that reports, and `mesh_5xx` per destination service.
+fn store(t: i64, clusters: &[(&str, f64)], services: &[&str]) -> OpenMetrics {
+    let mut data = OpenMetrics::new();
+    for (cluster, errors) in clusters {
+        data.gauge(
+            "up",
+            &format!(r#"cluster="{cluster}",job="kubelet""#),
+            around(t),
+            |_| Some(1.0),
+        );
+        for service in services {
+            let labels = format!(r#"cluster="{cluster}",destination_service="{service}""#);
+            data.gauge("mesh_5xx", &labels, around(t), |_| Some(*errors));
+        }
+    }
+    data
+}
+
+fn config(url: &str, max_series: usize, query: &str, waves: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.yaml");
+    let text = format!(
+        r#"prometheus: {{url: "{url}", timeout: 5s}}
+evaluation: {{interval: 30s, concurrency: 4, max_series: {max_series}}}
+fleet:
+  waves: {waves}
+phases: [{{name: istio, min_score: 90, stable_for: 2m}}]
+signals:
+  - name: mesh_5xx
+    query: '{query}'
+    fail: "> 1"
+    critical: true
+    phases: [istio]
+"#
+    );
+    std::fs::write(&path, text).unwrap();
+    let config = config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+    (dir, config)
+}
+
+async fn evaluate(config: &Config, at: i64) -> FleetSnapshot {
+    let mut evaluator = FleetEvaluator::new(config).unwrap();
+    evaluator.evaluate(config, at).await
+}
+
+fn decision(f: &FleetSnapshot, cluster: &str) -> Decision {
+    f.cluster(cluster)
+        .unwrap()
+        .snapshot
+        .verdict("istio")
+        .unwrap()
+        .decision
+}
+
+#[tokio::test]
+async fn each_cluster_is_judged_alone_and_a_silent_one_is_never_go() {
+    let t = now();
+    let data = store(
+        t,
+        &[("c1", 0.1), ("c2", 5.0), ("c3", 0.2), ("stray", 9.0)],
+        &["reviews", "ratings"],
+    );
+    let prom = TestPrometheus::start(&data.render());
+    let (_dir, config) = config(
+        prom.url(),
+        1000,
+        "max by (destination_service) (mesh_5xx)",
+        "[{name: first, clusters: [c1, c2]}, {name: second, clusters: [c3, c4], soak: 30m}]",
+    );
+    let f = evaluate(&config, t).await;
+
+    assert_eq!(decision(&f, "c1"), Decision::Go);
+    assert_eq!(decision(&f, "c3"), Decision::Go, "c2's failure is not c3's");
+    assert_eq!(decision(&f, "c2"), Decision::NoGo);
+    let c2 = &f.cluster("c2").unwrap().snapshot;
+    let signal = &c2.signals[0];
+    assert_eq!(signal.status, Status::Fail);
+    assert_eq!(signal.value, Some(5.0), "c2's own value, not a blend");
+    assert_eq!(signal.offenders.len(), 2);
+    assert!(
+        signal.offenders.iter().all(|o| o.labels["cluster"] == "c2"),
+        "offenders carry their cluster: {:?}",
+        signal.offenders
+    );
+
+    let c4 = f.cluster("c4").unwrap();
+    assert_ne!(c4.snapshot.verdict("istio").unwrap().decision, Decision::Go);
+    let reasons = &c4.snapshot.verdict("istio").unwrap().reasons;
+    assert!(
+        reasons[0].contains("no data from cluster c4 since the gate started"),
+        "{reasons:?}"
+    );
+    assert_eq!(f.unlisted_series, 1, "the stray cluster's up series");
+    assert!(f.cluster("stray").is_none());
+
+    let second = f.wave("second").unwrap();
+    assert_eq!(second.decision, Decision::NoGo);
+    assert_eq!(second.blocking[0].cluster, "c2");
+    assert_eq!(second.blocking[0].signals, ["mesh_5xx"]);
+    assert_eq!(
+        f.wave_verdict("first", "istio").unwrap().decision,
+        Decision::NoGo
+    );
+}
+
+#[tokio::test]
+async fn an_answer_too_large_for_the_fleet_is_asked_again_by_halves() {
+    let t = now();
+    let mut data = store(t, &[("c1", 0.1), ("c2", 5.0), ("c3", 0.2)], &["a", "b"]);
+    // Four series alone: over the limit of three even by itself.
+    for service in ["a", "b", "c", "d"] {
+        let labels = format!(r#"cluster="big",destination_service="{service}""#);
+        data.gauge("mesh_5xx", &labels, around(t), |_| Some(0.1));
+    }
+    data.gauge("up", r#"cluster="big""#, around(t), |_| Some(1.0));
+    let prom = TestPrometheus::start(&data.render());
+    // Unaggregated: two series per cluster, six for the three clusters, limit three.
+    let (_dir, config) = config(
+        prom.url(),
+        3,
+        "mesh_5xx",
+        "[{name: all, clusters: [c1, c2, c3, big]}]",
+    );
+    let f = evaluate(&config, t).await;
+    assert_eq!(decision(&f, "c1"), Decision::Go);
+    assert_eq!(decision(&f, "c2"), Decision::NoGo, "judged, not refused");
+    assert_eq!(decision(&f, "c3"), Decision::Go);
+    let big = &f.cluster("big").unwrap().snapshot;
+    assert_eq!(big.signals[0].status, Status::Error);
+    let error = big.signals[0].error.as_deref().unwrap();
+    assert!(
+        error.contains("too large for one query even for this cluster alone")
+            && error.contains("more than max_series 3"),
+        "{error}"
+    );
+}
