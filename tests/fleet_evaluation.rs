@@ -148,3 +148,28 @@ async fn an_answer_too_large_for_the_fleet_is_asked_again_by_halves() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_store_that_fails_makes_its_clusters_unknown_and_no_other() {
+    let t = now();
+    let prom = TestPrometheus::start(&store(t, &[("c1", 0.1), ("c2", 0.1)], &["a"]).render());
+    let dead = format!("http://127.0.0.1:{}", common::gate::free_port());
+    let (_dir, config) = config(
+        prom.url(),
+        1000,
+        "max by (destination_service) (mesh_5xx)",
+        &format!(
+            "[{{name: all, clusters: [c1, c2]}}]\n  backends: [{{name: elsewhere, prometheus: {{url: \"{dead}\"}}, clusters: [c2]}}]"
+        ),
+    );
+    let f = evaluate(&config, t).await;
+    assert_eq!(decision(&f, "c1"), Decision::Go, "its own store answers");
+    let c2 = f.cluster("c2").unwrap().snapshot.verdict("istio").unwrap();
+    assert_ne!(c2.decision, Decision::Go);
+    assert!(
+        c2.reasons[0].contains("fleet.backends elsewhere: presence query failed")
+            && c2.reasons[0].contains("unreachable"),
+        "{:?}",
+        c2.reasons
+    );
+}
