@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::fleet::{unix_now, FleetOptions, Store, TestFleet, FLEET_LABEL};
+use common::fleet::{instant, unix_now, FleetOptions, Store, TestFleet, FLEET_LABEL};
 use serde_json::Value;
 use upgrade_gate::engine::fleet::{rewrite_query, Scope};
 use upgrade_gate::simulate::scenarios::Scenario;
@@ -169,6 +169,7 @@ fn a_killed_agent_goes_silent_in_the_central_store_and_comes_back() {
         FleetOptions {
             store: Store::Agent,
             lookback: Duration::from_secs(5),
+            ..FleetOptions::default()
         },
     );
     assert_eq!(fleet.reporting(), ["c1", "c2"]);
@@ -183,4 +184,57 @@ fn a_killed_agent_goes_silent_in_the_central_store_and_comes_back() {
 
     fleet.restart_store("c2");
     assert_eq!(fleet.reporting(), ["c1", "c2"]);
+}
+
+#[test]
+fn a_backend_holds_its_clusters_alone_and_an_incident_ends_when_asked() {
+    let clusters = [("c1", Scenario::Healthy), ("c2", Scenario::Istio5xxSpike)];
+    let fleet = TestFleet::start(
+        &clusters,
+        FleetOptions {
+            backend: &["c2"],
+            incident_ends: Some(Duration::from_secs(25)),
+            ..FleetOptions::default()
+        },
+    );
+    let backend = fleet.backend.as_ref().expect("a backend for c2");
+    let up = |store| {
+        let mut names: Vec<String> = instant(store, "up")
+            .iter()
+            .map(|s| s["metric"][FLEET_LABEL].as_str().unwrap().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(up(&fleet.central), ["c1"]);
+    assert_eq!(up(backend), ["c2"]);
+    assert_eq!(fleet.reporting(), ["c1", "c2"]);
+
+    // c2's reviews answer 503 until the trouble stops, 25 s after the start; c1 never did.
+    let ends = fleet.cluster("c2").window.at(0.95) as f64;
+    let errors = r#"sum(increase(istio_requests_total{response_code="503"}[3s]))"#;
+    let spiking = |r: &[serde_json::Value]| {
+        r.first()
+            .and_then(|s| s["value"][1].as_str())
+            .is_some_and(|v| v.parse::<f64>().unwrap() > 0.0)
+    };
+    // When `errors` on the backend first is (or is not) spiking, polled.
+    let when = |want: bool| {
+        let started = std::time::Instant::now();
+        loop {
+            if spiking(&instant(backend, errors)) == want {
+                return unix_now();
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "never {want}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let on = when(true);
+    assert!(
+        on < ends,
+        "the trouble was on from the start: seen at {on}, ends {ends}"
+    );
+    assert!(!spiking(&fleet.central_instant(errors)));
+    let off = when(false);
+    assert!(off >= ends, "ended at {off} before {ends}");
 }

@@ -10,7 +10,10 @@
 //! second or two behind; every wait polls the central store, none sleeps a fixed time.
 //!
 //! Every simulator plays its scenario on one shared window, from an hour before the start to an
-//! hour after it, so a scenario's trouble (10% to 95% of the window) is on throughout a test.
+//! hour after it, so a scenario's trouble (10% to 95% of the window) is on throughout a test;
+//! unless [`FleetOptions::incident_ends`] places the trouble of the clusters in trouble so that
+//! it stops during the test. [`FleetOptions::backend`] sends some clusters to a second central
+//! store, as a fleet with a backend per Region has.
 #![allow(dead_code)]
 
 use std::time::{Duration, Instant};
@@ -51,6 +54,12 @@ pub struct FleetOptions {
     /// `--query.lookback-delta` of the central Prometheus (and of the clusters' servers): how long after its last sample a series of
     /// a cluster that went silent (an agent killed sends no staleness marker) is still seen.
     pub lookback: Duration,
+    /// The clusters whose Prometheus remote-writes into the second central store
+    /// ([`TestFleet::backend`]) rather than the first; none by default.
+    pub backend: &'static [&'static str],
+    /// For every cluster not playing `healthy`: its trouble stops this long after the start
+    /// (its window is placed so that 95% of it falls there; the trouble began long before).
+    pub incident_ends: Option<Duration>,
 }
 
 impl Default for FleetOptions {
@@ -59,6 +68,8 @@ impl Default for FleetOptions {
         FleetOptions {
             store: Store::Agent,
             lookback: Duration::from_secs(300),
+            backend: &[],
+            incident_ends: None,
         }
     }
 }
@@ -67,6 +78,10 @@ impl Default for FleetOptions {
 pub struct TestCluster {
     pub name: String,
     pub scenario: Scenario,
+    /// Its scenario's window: the trouble is on from `window.at(0.1)` to `window.at(0.95)`.
+    pub window: Window,
+    /// Whether it remote-writes into [`TestFleet::backend`] rather than [`TestFleet::central`].
+    pub in_backend: bool,
     pub simulator: ServerProcess,
     /// An agent or a server, as [`FleetOptions::store`] says.
     pub prometheus: TestPrometheus,
@@ -75,37 +90,62 @@ pub struct TestCluster {
 /// A central Prometheus and the clusters that remote-write into it; every process killed on drop.
 pub struct TestFleet {
     pub central: TestPrometheus,
+    /// The second central store, when [`FleetOptions::backend`] names clusters.
+    pub backend: Option<TestPrometheus>,
     pub clusters: Vec<TestCluster>,
-    /// The scenarios' window, shared by every simulator.
+    /// The scenarios' window, shared by every simulator but those whose incident ends early.
     pub window: Window,
 }
 
 impl TestFleet {
-    /// Starts the central Prometheus, then every cluster (in parallel), and waits until the
-    /// central store has `up{cluster=NAME}` for each. `clusters` are (name, scenario).
+    /// Starts the central Prometheus (and the backend), then every cluster (in parallel), and
+    /// waits until its store has `up{cluster=NAME}` for each. `clusters` are (name, scenario).
     pub fn start(clusters: &[(&str, Scenario)], options: FleetOptions) -> TestFleet {
         let lookback = format!(
             "--query.lookback-delta={}s",
             options.lookback.as_secs().max(1)
         );
-        let central = TestPrometheus::with_config(
-            "global: {scrape_interval: 1m, evaluation_interval: 1m}\n",
-            &[
-                "--web.enable-remote-write-receiver".to_string(),
-                lookback.clone(),
-                "--log.level=warn".to_string(),
-            ],
-        );
+        let receiver = || {
+            TestPrometheus::with_config(
+                "global: {scrape_interval: 1m, evaluation_interval: 1m}\n",
+                &[
+                    "--web.enable-remote-write-receiver".to_string(),
+                    lookback.clone(),
+                    "--log.level=warn".to_string(),
+                ],
+            )
+        };
+        let central = receiver();
+        let backend = (!options.backend.is_empty()).then(receiver);
         let at = now();
         let window = Window::new(at - 3600, at + 3600);
-        let write_url = format!("{}/api/v1/write", central.url());
+        let ends = options
+            .incident_ends
+            .map(|d| unix_now() as i64 + d.as_secs() as i64);
+        let write_url = |store: &TestPrometheus| format!("{}/api/v1/write", store.url());
         let clusters = std::thread::scope(|scope| {
             let started: Vec<_> = clusters
                 .iter()
                 .map(|&(name, scenario)| {
-                    let (write_url, lookback) = (&write_url, &lookback);
+                    let in_backend = options.backend.contains(&name);
+                    let store = match &backend {
+                        Some(backend) if in_backend => backend,
+                        _ => &central,
+                    };
+                    let window = match ends {
+                        // 95% of two hours is 6840 s.
+                        Some(ends) if scenario != Scenario::Healthy => {
+                            Window::new(ends - 6840, ends + 360)
+                        }
+                        _ => window,
+                    };
+                    let (write_url, lookback) = (write_url(store), &lookback);
                     scope.spawn(move || {
-                        TestCluster::start(name, scenario, window, write_url, options, lookback)
+                        let mut cluster = TestCluster::start(
+                            name, scenario, window, &write_url, options, lookback,
+                        );
+                        cluster.in_backend = in_backend;
+                        cluster
                     })
                 })
                 .collect();
@@ -116,6 +156,7 @@ impl TestFleet {
         });
         let fleet = TestFleet {
             central,
+            backend,
             clusters,
             window,
         };
@@ -131,6 +172,18 @@ impl TestFleet {
             .unwrap_or_else(|| panic!("TestFleet: no cluster {name}"))
     }
 
+    /// The central store `name` remote-writes into.
+    pub fn store_of(&self, name: &str) -> &TestPrometheus {
+        match &self.backend {
+            Some(backend) if self.cluster(name).in_backend => backend,
+            _ => &self.central,
+        }
+    }
+
+    fn stores(&self) -> impl Iterator<Item = &TestPrometheus> {
+        std::iter::once(&self.central).chain(&self.backend)
+    }
+
     fn cluster_mut(&mut self, name: &str) -> &mut TestCluster {
         self.clusters
             .iter_mut()
@@ -138,33 +191,35 @@ impl TestFleet {
             .unwrap_or_else(|| panic!("TestFleet: no cluster {name}"))
     }
 
-    /// SIGKILLs the Prometheus (agent or server) of `name`: its simulator keeps running, and the
+    /// SIGKILLs the Prometheus (agent or server) of `name`: its simulator keeps running, and its
     /// central store stops receiving the cluster's series, without staleness markers.
     pub fn kill_store(&mut self, name: &str) {
         self.cluster_mut(name).prometheus.kill();
     }
 
     /// Starts the Prometheus of `name` again (same port, configuration and WAL) and waits until
-    /// the central store has a sample of its `up` newer than the restart.
+    /// its central store has a sample of its `up` newer than the restart.
     pub fn restart_store(&mut self, name: &str) {
         let restarted = unix_now();
         self.cluster_mut(name).prometheus.restart();
         let promql = format!("timestamp(up{{{FLEET_LABEL}=\"{name}\"}}) > {restarted}");
-        self.poll_central(&promql, |r| !r.is_empty());
+        let store = self.store_of(name);
+        self.poll(&promql, || instant(store, &promql), |r| !r.is_empty());
     }
 
-    /// The clusters that have an `up` series in the central store now (within its lookback).
+    /// The clusters that have an `up` series in the central store or the backend now (within
+    /// the lookback), sorted.
     pub fn reporting(&self) -> Vec<String> {
         let mut names: Vec<String> = self
-            .central_instant(&format!("count by ({FLEET_LABEL}) (up)"))
-            .iter()
+            .stores()
+            .flat_map(|store| instant(store, &format!("count by ({FLEET_LABEL}) (up)")))
             .filter_map(|s| s["metric"][FLEET_LABEL].as_str().map(str::to_string))
             .collect();
         names.sort();
         names
     }
 
-    /// Polls until the central store has `up{cluster=NAME}` for every one of `names`.
+    /// Polls until the stores have `up{cluster=NAME}` for every one of `names`.
     pub fn wait_reporting(&self, names: &[&str]) {
         self.poll(
             &format!("every one of {names:?} reporting"),
@@ -173,8 +228,8 @@ impl TestFleet {
         );
     }
 
-    /// Polls until the central store has no `up{cluster=NAME}` any more: the cluster's series
-    /// went stale (after the lookback, for a killed agent).
+    /// Polls until no store has `up{cluster=NAME}` any more: the cluster's series went stale
+    /// (after the lookback, for a killed agent).
     pub fn wait_silent(&self, name: &str) {
         self.poll(
             &format!("{name} silent"),
@@ -183,10 +238,23 @@ impl TestFleet {
         );
     }
 
-    /// Polls until every live series of every cluster in the central store has a sample at or
-    /// after `until` (unix seconds): what a query over a window ending there reads is complete.
+    /// Polls until every live series of every cluster in its store has a sample at or after
+    /// `until` (unix seconds): what a query over a window ending there reads is complete.
     pub fn wait_ingested(&self, until: f64) {
-        let names: Vec<&str> = self.clusters.iter().map(|c| c.name.as_str()).collect();
+        for store in self.stores() {
+            let names: Vec<&str> = self
+                .clusters
+                .iter()
+                .filter(|c| std::ptr::eq(self.store_of(&c.name), store))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !names.is_empty() {
+                self.wait_ingested_in(store, &names, until);
+            }
+        }
+    }
+
+    fn wait_ingested_in(&self, store: &TestPrometheus, names: &[&str], until: f64) {
         // timestamp() drops the name: keep it in another label so that series stay apart.
         let promql = format!(
             "min by ({FLEET_LABEL}) (timestamp(label_replace({{{FLEET_LABEL}=~\"{}\"}}, \
@@ -195,7 +263,7 @@ impl TestFleet {
         );
         self.poll(
             &format!("every series of {names:?} ingested up to {until}"),
-            || self.central_instant(&promql),
+            || instant(store, &promql),
             |result| {
                 result.len() == names.len()
                     && result.iter().all(|s| {
@@ -210,11 +278,7 @@ impl TestFleet {
 
     /// The `result` of an instant query on the central store now.
     pub fn central_instant(&self, promql: &str) -> Vec<Value> {
-        result(
-            &self
-                .central
-                .get(&format!("/api/v1/query?query={}", urlencode(promql))),
-        )
+        instant(&self.central, promql)
     }
 
     /// The `result` of a range query on the central store.
@@ -251,6 +315,9 @@ impl TestFleet {
     /// Every process' stderr, for a failure message.
     pub fn stderr(&self) -> String {
         let mut out = format!("--- central ---\n{}", self.central.stderr());
+        if let Some(backend) = &self.backend {
+            out.push_str(&format!("--- backend ---\n{}", backend.stderr()));
+        }
         for c in &self.clusters {
             out.push_str(&format!(
                 "--- {} prometheus ---\n{}--- {} simulate ---\n{}",
@@ -299,6 +366,8 @@ impl TestCluster {
         TestCluster {
             name: name.to_string(),
             scenario,
+            window,
+            in_backend: false,
             simulator,
             prometheus,
         }
@@ -352,6 +421,11 @@ pub fn unix_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs_f64()
+}
+
+/// The `result` of an instant query on `prometheus` now.
+pub fn instant(prometheus: &TestPrometheus, promql: &str) -> Vec<Value> {
+    result(&prometheus.get(&format!("/api/v1/query?query={}", urlencode(promql))))
 }
 
 /// The `data.result` of a Prometheus API answer; panics on an error answer.
