@@ -11,8 +11,7 @@
 //!
 //! Every simulator plays its scenario on one shared window, from an hour before the start to an
 //! hour after it, so a scenario's trouble (10% to 95% of the window) is on throughout a test;
-//! unless [`FleetOptions::incident_ends`] places the trouble of the clusters in trouble so that
-//! it stops during the test. [`FleetOptions::backend`] sends some clusters to a second central
+//! unless [`FleetOptions::incident_ends`] places each incident so that it stops during the test. [`FleetOptions::backend`] sends some clusters to a second central
 //! store, as a fleet with a backend per Region has.
 #![allow(dead_code)]
 
@@ -28,7 +27,7 @@ use super::prometheus::{urlencode, TestPrometheus};
 /// The label the clusters' Prometheus servers add, as `fleet.label` names it by default.
 pub const FLEET_LABEL: &str = "cluster";
 
-/// How long the waits of this module poll the central store.
+/// How long the waits of this module poll the central stores.
 pub const FLEET_DEADLINE: Duration = Duration::from_secs(60);
 
 const SIMULATOR: ServerKind = ServerKind {
@@ -51,8 +50,9 @@ pub enum Store {
 #[derive(Debug, Clone, Copy)]
 pub struct FleetOptions {
     pub store: Store,
-    /// `--query.lookback-delta` of the central Prometheus (and of the clusters' servers): how long after its last sample a series of
-    /// a cluster that went silent (an agent killed sends no staleness marker) is still seen.
+    /// `--query.lookback-delta` of the central stores (and of the clusters' servers): how long
+    /// after its last sample a series of a cluster that went silent is still seen (a killed
+    /// agent sends no staleness marker).
     pub lookback: Duration,
     /// The clusters whose Prometheus remote-writes into the second central store
     /// ([`TestFleet::backend`]) rather than the first; none by default.

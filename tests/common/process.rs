@@ -55,7 +55,8 @@ pub struct ServerKind {
 }
 
 /// `identity_path` of a server whose stderr says `listen=<addr>` once it is bound (upgrade-gate's
-/// log lines): that line, from our child, is what proves the ready answer is ours.
+/// log lines): that line, from our child, is what proves the ready answer is ours. On a
+/// [`ServerProcess::restart`] the first run's line still counts, so the proof is weaker there.
 pub const IDENTITY_IN_LOG: &str = "";
 
 /// A server child process on a free loopback port; killed and reaped on drop.
