@@ -330,3 +330,142 @@ fn prometheus_scrapes_the_live_simulator() {
         .unwrap()
         .expect("the simulator stops cleanly");
 }
+
+/// The fleet label's values among the series of an instant query's `result`, sorted.
+fn clusters_of(result: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = result
+        .iter()
+        .filter_map(|s| s["metric"]["cluster"].as_str().map(str::to_string))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn one_simulator_serves_a_fleet_with_an_incident_in_one_cluster() {
+    let at = now();
+    let window = Window::new(at - 3600, at + 3600);
+    let simulator = common::fleet::simulator(
+        &["--clusters", "3", "--incident", "c2=istio-5xx-spike"],
+        window,
+    );
+    let prom = TestPrometheus::scraping(simulator.addr());
+    // Each cluster's own `up`, beside the scrape's (which has no cluster).
+    let up = poll_query(&prom, "count by (cluster) (up{cluster!=\"\"})", |r| {
+        r.len() == 3
+    });
+    assert_eq!(clusters_of(&up), ["c1", "c2", "c3"]);
+    // Every cluster has the pack's series; only c2 answers 5xx.
+    let requests = poll_query(
+        &prom,
+        "count by (cluster) (istio_requests_total{reporter=\"destination\"})",
+        |r| r.len() == 3,
+    );
+    let count = |c: &str| {
+        requests
+            .iter()
+            .find(|s| s["metric"]["cluster"] == c)
+            .map(|s| s["value"][1].as_str().unwrap().parse::<f64>().unwrap())
+    };
+    // The two healthy clusters alike; c2 has its 503 series besides.
+    assert_eq!(count("c1"), count("c3"));
+    assert!(
+        count("c1").is_some() && count("c2") > count("c1"),
+        "{requests:?}"
+    );
+    let spiking = poll_query(
+        &prom,
+        "sum by (cluster) (rate(istio_requests_total{response_code=~\"5..\"}[10s])) > 0.5",
+        |r| !r.is_empty(),
+    );
+    assert_eq!(clusters_of(&spiking), ["c2"]);
+}
+
+#[test]
+fn a_fleet_backfill_holds_every_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.om");
+    let file = file.to_str().unwrap();
+    let (code, _, stderr) = common::process::gate_cli(&[
+        "simulate",
+        "--clusters",
+        "2",
+        "--fleet-label",
+        "k8s_cluster",
+        "--incident",
+        "c1=apiserver-latency",
+        "--openmetrics",
+        file,
+        "--from",
+        "now-20m",
+        "--to",
+        "now",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let prom = TestPrometheus::start(&std::fs::read_to_string(file).unwrap());
+    let body = prom.query("count by (k8s_cluster) (up)", now() as f64);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let mut names: Vec<&str> = answer["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["metric"]["k8s_cluster"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["c1", "c2"], "{body}");
+}
+
+#[test]
+fn a_bad_fleet_option_exits_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("fleet.om");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["simulate"];
+        args.extend_from_slice(extra);
+        let out = file.to_str().unwrap();
+        args.extend_from_slice(&["--openmetrics", out, "--from", "now-5m", "--to", "now"]);
+        common::process::gate_cli(&args)
+    };
+    for (args, says) in [
+        (
+            &["--clusters", "3", "--incident", "c4=istio-5xx-spike"][..],
+            "there is no cluster \"c4\"; the clusters are c1, c2, c3",
+        ),
+        (
+            &["--clusters", "3", "--incident", "c2=istio-5xx"][..],
+            "unknown scenario \"istio-5xx\"; the scenarios are healthy, istio-5xx-spike",
+        ),
+        (
+            &["--clusters", "3", "--incident", "c2"][..],
+            "\"c2\" is not CLUSTER=SCENARIO",
+        ),
+        (
+            &[
+                "--clusters",
+                "2",
+                "--incident",
+                "c1=healthy",
+                "--incident",
+                "c1=apiserver-latency",
+            ][..],
+            "c1 already plays healthy",
+        ),
+        (
+            &["--clusters", "2", "--fleet-label", "k8s-cluster"][..],
+            "--fleet-label \"k8s-cluster\" is not a label name",
+        ),
+        (
+            &["--clusters", "0"][..],
+            "invalid value '0' for '--clusters",
+        ),
+        (
+            &["--scenario", "healthy", "--incident", "c1=healthy"][..],
+            "--clusters",
+        ),
+    ] {
+        let (code, _, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+    assert!(!file.exists(), "nothing written");
+}

@@ -6,6 +6,7 @@
 pub mod alertmanager;
 pub mod data;
 pub mod exporter;
+pub mod fleet;
 pub mod gate;
 pub mod process;
 pub mod prometheus;

@@ -49,9 +49,15 @@ pub struct ServerKind {
     /// GET path whose 200 answer contains the temp dir's name (the command must
     /// pass it to the server somehow). Another process could hold our port while
     /// our server fails to bind it: a ready answer only counts once this shows
-    /// that it comes from our server.
+    /// that it comes from our server. [`IDENTITY_IN_LOG`] for a server that
+    /// cannot show it, but logs `listen=<addr>` once it has bound its port.
     pub identity_path: &'static str,
 }
+
+/// `identity_path` of a server whose stderr says `listen=<addr>` once it is bound (upgrade-gate's
+/// log lines): that line, from our child, is what proves the ready answer is ours. On a
+/// [`ServerProcess::restart`] the first run's line still counts, so the proof is weaker there.
+pub const IDENTITY_IN_LOG: &str = "";
 
 /// A server child process on a free loopback port; killed and reaped on drop.
 pub struct ServerProcess {
@@ -236,7 +242,8 @@ impl ServerProcess {
                 .unwrap_or_else(|e| panic!("{}: try_wait failed: {e:?}", self.kind.owner));
             if let Some(status) = exited {
                 let stderr = self.stderr();
-                if stderr.contains("address already in use") {
+                // Go says "address already in use", Rust "Address already in use".
+                if stderr.to_lowercase().contains("address already in use") {
                     return Err(PortTaken { stderr });
                 }
                 panic!(
@@ -246,9 +253,7 @@ impl ServerProcess {
             }
             // If another instance answers on our port, our child exits with
             // "address already in use" shortly and the start is retried.
-            if self.answers(self.kind.ready_path, |_| true)
-                && self.answers(self.kind.identity_path, |body| body.contains(&marker))
-            {
+            if self.answers(self.kind.ready_path, |_| true) && self.is_ours(&marker) {
                 return Ok(());
             }
             if started.elapsed() >= READY_DEADLINE {
@@ -265,6 +270,15 @@ impl ServerProcess {
             }
             thread::sleep(POLL_INTERVAL);
         }
+    }
+
+    /// Whether the server on our port is our child: its identity answer names `marker` (the
+    /// temp dir), or its log names the address it listens on.
+    fn is_ours(&self, marker: &str) -> bool {
+        if self.kind.identity_path == IDENTITY_IN_LOG {
+            return self.stderr().contains(&format!("listen={}", self.addr));
+        }
+        self.answers(self.kind.identity_path, |body| body.contains(marker))
     }
 
     /// Whether GET `path` answers 200 (within [`POLL_HTTP_TIMEOUT`]) with a body that passes `check`.

@@ -56,9 +56,30 @@ const KIND: ServerKind = ServerKind {
     identity_path: "/api/v1/status/flags",
 };
 
-/// A real Prometheus on a free loopback port, filled from OpenMetrics text by promtool; killed on drop.
+/// A real Prometheus on a free loopback port, filled from OpenMetrics text by promtool, or
+/// started empty on a configuration of the test's; killed on drop.
 pub struct TestPrometheus {
     server: ServerProcess,
+    /// How it was started, to start it again.
+    launch: Launch,
+}
+
+/// How a [`TestPrometheus`] is run in its temp dir.
+#[derive(Clone)]
+enum Launch {
+    /// On the blocks promtool wrote into `data`.
+    Backfilled,
+    /// On `prometheus.yml` with these flags added, storage in `data` (`agent` for an agent).
+    Fresh(Vec<String>),
+}
+
+impl Launch {
+    fn command(&self, dir: &Path, addr: std::net::SocketAddr) -> Command {
+        match self {
+            Launch::Backfilled => backfilled_command(dir, addr),
+            Launch::Fresh(args) => fresh_command(dir, addr, args),
+        }
+    }
 }
 
 impl TestPrometheus {
@@ -81,7 +102,27 @@ impl TestPrometheus {
             },
             backfilled_command,
         );
-        TestPrometheus { server }
+        TestPrometheus {
+            server,
+            launch: Launch::Backfilled,
+        }
+    }
+
+    /// A Prometheus with no data yet on `config` (prometheus.yml text), `args` added to its
+    /// command line: `--web.enable-remote-write-receiver` for a central store,
+    /// `--enable-feature=agent` for an agent (whose storage is then an agent WAL, and which
+    /// answers no queries).
+    pub fn with_config(config: &str, args: &[String]) -> TestPrometheus {
+        let launch = Launch::Fresh(args.to_vec());
+        let server = ServerProcess::start(
+            KIND,
+            |dir| {
+                fs::write(dir.join("prometheus.yml"), config)
+                    .expect("TestPrometheus: cannot write prometheus.yml")
+            },
+            |dir, addr| launch.command(dir, addr),
+        );
+        TestPrometheus { server, launch }
     }
 
     /// Kills Prometheus: its port refuses connections until [`TestPrometheus::restart`].
@@ -89,9 +130,11 @@ impl TestPrometheus {
         self.server.kill();
     }
 
-    /// Starts Prometheus again on the same port and data, and waits until it is ready.
+    /// Starts Prometheus again on the same port, configuration and data, and waits until it is
+    /// ready.
     pub fn restart(&mut self) {
-        self.server.restart(backfilled_command);
+        let launch = self.launch.clone();
+        self.server.restart(|dir, addr| launch.command(dir, addr));
     }
 
     /// A Prometheus with an empty TSDB that scrapes `target` every second. `honor_labels` keeps
@@ -104,24 +147,7 @@ impl TestPrometheus {
              \x20 honor_labels: true\n\
              \x20 static_configs: [{{targets: ['{target}']}}]\n"
         );
-        ServerProcess::start(
-            KIND,
-            |dir| {
-                fs::write(dir.join("prometheus.yml"), &config)
-                    .expect("TestPrometheus: cannot write prometheus.yml")
-            },
-            |dir, addr| {
-                let mut command =
-                    server_command(&prometheus_bin(), &dir.join("prometheus.yml"), addr);
-                command
-                    .arg(format!(
-                        "--storage.tsdb.path={}",
-                        dir.join("data").display()
-                    ))
-                    .arg("--log.level=warn");
-                command
-            },
-        )
+        TestPrometheus::with_config(&config, &["--log.level=warn".to_string()]).server
     }
 
     /// Base URL, e.g. "http://127.0.0.1:41234".
@@ -194,6 +220,24 @@ fn backfilled_command(dir: &Path, addr: std::net::SocketAddr) -> Command {
         .arg("--storage.tsdb.retention.time=100y")
         .arg("--query.lookback-delta=5m")
         .arg("--log.level=warn");
+    command
+}
+
+/// Prometheus on `prometheus.yml` in `dir`, storing in `dir`, with `args` added.
+fn fresh_command(dir: &Path, addr: std::net::SocketAddr, args: &[String]) -> Command {
+    let mut command = server_command(&prometheus_bin(), &dir.join("prometheus.yml"), addr);
+    if args.iter().any(|a| a == "--enable-feature=agent") {
+        command.arg(format!(
+            "--storage.agent.path={}",
+            dir.join("agent").display()
+        ));
+    } else {
+        command.arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ));
+    }
+    command.args(args);
     command
 }
 
