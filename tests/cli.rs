@@ -165,7 +165,7 @@ fn check_json_has_the_documented_shape() {
 }
 
 #[test]
-fn check_cannot_evaluate_exits_2_and_says_no_go() {
+fn check_cannot_evaluate_exits_2_and_says_unknown() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     // Credentials in the URL must not leak into answers or logs.
@@ -179,8 +179,16 @@ fn check_cannot_evaluate_exits_2_and_says_no_go() {
         "{out}{err}"
     );
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["decision"], "no_go");
+    assert_eq!(v["decision"], "unknown");
     assert_eq!(v["signals"][0]["status"], "error");
+    let (code, out, _) = run(bin()
+        .args(["check", "--phase", "istio", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 2);
+    assert!(
+        out.starts_with("phase istio: UNKNOWN  score 0 (min 90)"),
+        "{out}"
+    );
 
     let (code, _, err) = run(bin()
         .args(["check", "--phase", "nope", "--config"])
