@@ -102,9 +102,13 @@ async fn waits_until_the_phase_turns_go() {
         !out.contains('\r'),
         "no live line rewriting outside a terminal"
     );
-    // No-go (before the first evaluation, then failing) until the data recovers.
+    // Unknown before the first evaluation, then no-go (failing) until the data recovers.
     let before = &lines[..lines.len() - 2];
-    assert!(before.iter().all(|l| l.contains(" istio NO-GO")), "{out}");
+    assert!(
+        before.iter().all(|l| l.contains(" istio NO-GO")
+            || l.contains(" istio UNKNOWN: no evaluation has finished yet")),
+        "{out}"
+    );
     assert!(
         before
             .iter()
@@ -134,8 +138,8 @@ async fn times_out_no_go_with_exit_1() {
         started.elapsed()
     );
     assert!(
-        out.lines()
-            .all(|l| l.contains("NO-GO") || l.contains("no evaluation has finished")),
+        out.lines().all(|l| l.contains(" istio NO-GO")
+            || l.contains(" istio UNKNOWN: no evaluation has finished")),
         "{out}"
     );
 }

@@ -242,6 +242,13 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
             .then(a.name.cmp(&b.name))
     });
     let current = score(reports.iter().map(|(s, r)| (*s, r.status)));
+    let decision = if go {
+        Decision::Go
+    } else if unknown(phase, statuses_back(0)) {
+        Decision::Unknown
+    } else {
+        Decision::NoGo
+    };
 
     let mut reasons = Vec::new();
     if !go {
@@ -258,7 +265,8 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
                 .filter(|(_, r)| !r.error.as_deref().is_some_and(|e| shared.contains_key(e)))
                 .map(|(s, r)| explain(s, r)),
         );
-        if current < phase.min_score {
+        // Unknown: the score is short only by what could not be evaluated, said above.
+        if current < phase.min_score && decision == Decision::NoGo {
             reasons.push(format!(
                 "score {} is below min_score {}",
                 fmt_number(current),
@@ -283,13 +291,6 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
 
     let signals: Vec<SignalReport> = reports.into_iter().map(|(_, r)| r).collect();
 
-    let decision = if go {
-        Decision::Go
-    } else if unknown(phase, statuses_back(0)) {
-        Decision::Unknown
-    } else {
-        Decision::NoGo
-    };
     Verdict {
         phase: phase.name.clone(),
         decision,
@@ -594,6 +595,7 @@ mod tests {
         assert_eq!(v.decision.as_str(), "unknown");
         assert_eq!(serde_json::to_value(v.decision).unwrap(), "unknown");
         assert!(v.reasons[0].contains("could not be evaluated: query timed out"));
+        assert_eq!(v.reasons.len(), 1, "no score reason: {:?}", v.reasons);
         assert_eq!(v.stable_since, None);
 
         let v = beside(&signal("crit", 1.0, true, NoDataPolicy::Fail), 5.0);
@@ -628,9 +630,26 @@ mod tests {
             50.0 / 3.0,
             "the published score still counts the error as 0"
         );
+        assert!(
+            v.reasons
+                .contains(&"score 16.6667 is below min_score 60".to_string()),
+            "{:?}",
+            v.reasons
+        );
         // Reaching 50 once the error is read as ok: only the error stands in the way.
         let v = cases(50.0);
         assert_eq!(v.decision, Decision::Unknown, "{:?}", v.reasons);
+        // Short of 50 only by the error, which the first reason names: no score reason.
+        assert!(
+            v.reasons[0].contains("could not be evaluated"),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons.iter().all(|r| !r.contains("min_score")),
+            "{:?}",
+            v.reasons
+        );
     }
 
     #[test]
