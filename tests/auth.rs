@@ -60,7 +60,7 @@ async fn bearer_token_from_the_environment() {
     // Without it, the proxy refuses: an error, never healthy.
     let s = evaluate(dir.path(), &url, "").await;
     assert_eq!(s.signals[0].status, Status::Error);
-    assert_eq!(s.all().decision, Decision::NoGo);
+    assert_eq!(s.all().decision, Decision::Unknown);
     assert!(
         s.signals[0]
             .error

@@ -165,7 +165,7 @@ fn check_json_has_the_documented_shape() {
 }
 
 #[test]
-fn check_cannot_evaluate_exits_2_and_says_no_go() {
+fn check_cannot_evaluate_exits_2_and_says_unknown() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     // Credentials in the URL must not leak into answers or logs.
@@ -179,8 +179,16 @@ fn check_cannot_evaluate_exits_2_and_says_no_go() {
         "{out}{err}"
     );
     let v: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["decision"], "no_go");
+    assert_eq!(v["decision"], "unknown");
     assert_eq!(v["signals"][0]["status"], "error");
+    let (code, out, _) = run(bin()
+        .args(["check", "--phase", "istio", "--config"])
+        .arg(&cfg));
+    assert_eq!(code, 2);
+    assert!(
+        out.starts_with("phase istio: UNKNOWN  score 0 (min 90)"),
+        "{out}"
+    );
 
     let (code, _, err) = run(bin()
         .args(["check", "--phase", "nope", "--config"])
@@ -209,8 +217,9 @@ fn an_unreachable_prometheus_is_said_once() {
         .arg(&cfg));
     assert_eq!(code, 2, "{out}{err}");
     let reasons: Vec<&str> = out.lines().filter(|l| l.starts_with("  - ")).collect();
-    // The cause first and once, naming the server without its credentials, then the score.
-    assert_eq!(reasons.len(), 2, "{out}");
+    // The cause once, naming the server without its credentials; the phase is unknown, so no
+    // score reason: the score is short only by what could not be evaluated.
+    assert_eq!(reasons.len(), 1, "{out}");
     assert!(
         reasons[0].starts_with(&format!(
             "  - Prometheus at http://127.0.0.1:{port} is unreachable: "
@@ -221,10 +230,7 @@ fn an_unreachable_prometheus_is_said_once() {
         reasons[0].ends_with("(2 signals could not be evaluated: mesh_5xx, steady)"),
         "{out}"
     );
-    assert!(
-        reasons[1].contains("score 0 is below min_score 90"),
-        "{out}"
-    );
+    assert!(!out.contains("min_score 90"), "{out}");
     // The runbook is about the signal's own failure, not about reaching Prometheus.
     assert!(!out.contains("relabel namespaces"), "{out}");
     assert_eq!(out.matches("is unreachable").count(), 1, "{out}");

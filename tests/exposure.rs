@@ -177,9 +177,9 @@ async fn a_bearer_token_guards_all_but_the_probes() {
     let right = Some("t0k3n-one");
     assert_eq!(ask(base, "GET", "/signals", right).await.0, 200);
     let (code, body) = ask(base, "GET", "/gate/p", right).await;
-    // Prometheus is unreachable: a no-go, but an answer, not a refusal.
+    // Prometheus is unreachable: unknown, but an answer, not a refusal.
     assert_eq!(code, 503, "{body}");
-    assert!(body.contains("\"decision\":\"no_go\""), "{body}");
+    assert!(body.contains("\"decision\":\"unknown\""), "{body}");
 
     // The file is rotated: the new token works at once, the old one no more.
     std::fs::write(&token, "t0k3n-two\n").unwrap();

@@ -8,6 +8,7 @@ use std::time::Duration;
 use common::data::{around, now, OpenMetrics};
 use common::gate::free_port;
 use common::prometheus::{hanging_server, TestPrometheus};
+use common::proxy::proxy;
 use upgrade_gate::config::{self, Config};
 use upgrade_gate::engine::decide::{Decision, Verdict};
 use upgrade_gate::engine::evaluate::Status;
@@ -41,19 +42,20 @@ fn status(s: &Snapshot, signal: &str) -> Status {
     s.signals.iter().find(|r| r.name == signal).unwrap().status
 }
 
+/// A Prometheus holding a steady `mesh_5xx` per service around `t`.
+fn steady_mesh_5xx(t: i64, services: &[(&str, f64)]) -> TestPrometheus {
+    let mut data = OpenMetrics::new();
+    for &(service, value) in services {
+        let labels = format!("destination_service=\"{service}\"");
+        data.gauge("mesh_5xx", &labels, around(t), move |_| Some(value));
+    }
+    TestPrometheus::start(&data.render())
+}
+
 #[tokio::test]
 async fn healthy_data_is_go() {
     let t = now();
-    let prom = TestPrometheus::start(
-        &OpenMetrics::new()
-            .gauge("mesh_5xx", r#"destination_service="a""#, around(t), |_| {
-                Some(0.1)
-            })
-            .gauge("mesh_5xx", r#"destination_service="b""#, around(t), |_| {
-                Some(0.2)
-            })
-            .render(),
-    );
+    let prom = steady_mesh_5xx(t, &[("a", 0.1), ("b", 0.2)]);
     let s = evaluate(
         prom.url(),
         r#"
@@ -342,7 +344,7 @@ signals:
     )
     .await;
     let v = verdict(&s, "p");
-    assert_eq!(v.decision, Decision::NoGo);
+    assert_eq!(v.decision, Decision::Unknown);
     assert_eq!(v.signals[0].status, Status::Error);
     assert!(
         v.reasons[0].contains(&format!(
@@ -375,7 +377,7 @@ signals:
         started.elapsed()
     );
     let v = verdict(&s, "p");
-    assert_eq!(v.decision, Decision::NoGo);
+    assert_eq!(v.decision, Decision::Unknown);
     assert!(
         v.reasons[0].contains("query timed out after 2s"),
         "{:?}",
@@ -421,7 +423,7 @@ signals:
         error.starts_with("Prometheus answered something that is not a range-query result"),
         "{error}"
     );
-    assert_eq!(verdict(&s, "p").decision, Decision::NoGo);
+    assert_eq!(verdict(&s, "p").decision, Decision::Unknown);
     server.abort();
 }
 
@@ -450,7 +452,7 @@ async fn a_rejected_query_is_an_error_with_prometheus_reason() {
             .contains("Prometheus rejected the query: bad_data"),
         "{r:?}"
     );
-    assert_eq!(verdict(&s, "p").decision, Decision::NoGo);
+    assert_eq!(verdict(&s, "p").decision, Decision::Unknown);
 }
 
 #[tokio::test]
@@ -533,6 +535,76 @@ signals:
             Some("query returned 3 series, more than max_series 2: aggregate it, e.g. `sum by (...)`")
         );
         assert_eq!(status(s, "fits"), Status::Ok);
-        assert_eq!(verdict(s, "p").decision, Decision::NoGo, "fails closed");
+        assert_eq!(verdict(s, "p").decision, Decision::Unknown, "fails closed");
+    }
+}
+
+/// Thanos and Mimir answer a query some of whose stores they could not reach with the series of
+/// the others and `warnings`: judged as whole, the missing stores' series would pass unseen. The
+/// signal is an error and, nothing known blocking, the phase is unknown (never go), in `check`'s
+/// whole fetch and in `serve`'s incremental one alike; once the answers are whole again, go.
+/// `infos` (query hints from Prometheus 2.50 on) say nothing about completeness and are ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_answer_with_warnings_is_an_error_and_the_phase_unknown() {
+    let t = now();
+    let prom = steady_mesh_5xx(t, &[("a", 0.1)]);
+    let (url, proxy) = proxy(prom.url(), &[]).await;
+    let (_dir, config) = config(
+        &url,
+        r#"
+phases: [{name: p, min_score: 0}]
+signals:
+  - {name: x, query: mesh_5xx, fail: "> 1", critical: true}
+"#,
+    );
+    let source = PrometheusSource::new(&config.prometheus).unwrap();
+    let mut incremental = evaluation::Incremental::default();
+    let set = |keys: serde_json::Value| {
+        *proxy.inject.lock().unwrap() = keys.as_object().unwrap().clone();
+    };
+    set(serde_json::json!({
+        "warnings": ["No StoreAPIs matched for this query: store eu-2 unreachable"],
+        "infos": ["PromQL info: metric might not be a counter"],
+    }));
+    let whole = evaluation::evaluate(&config, &source, t).await;
+    let served = incremental.evaluate(&config, &source, t).await;
+    for s in [&whole, &served] {
+        let r = &s.signals[0];
+        assert_eq!(r.status, Status::Error, "{r:?}");
+        assert_eq!(
+            r.error.as_deref(),
+            Some("Prometheus answered with warnings (a partial response): No StoreAPIs matched for this query: store eu-2 unreachable")
+        );
+        assert_eq!(r.value, None, "the partial series are not judged");
+        let v = verdict(s, "p");
+        assert_eq!(v.decision, Decision::Unknown, "{:?}", v.reasons);
+        assert!(
+            v.reasons[0].contains("a partial response"),
+            "{:?}",
+            v.reasons
+        );
+    }
+    // `validate --online` does not list metrics as absent from a partial list of names.
+    let names = source.metric_names_seen(t - 3600, t).await;
+    assert!(
+        names
+            .as_ref()
+            .is_err_and(|e| e.to_string().contains("a partial response")),
+        "{names:?}"
+    );
+    // Only `infos`, or an empty `warnings`: a whole answer.
+    for keys in [
+        serde_json::json!({"infos": ["PromQL info: metric might not be a counter"]}),
+        serde_json::json!({"warnings": [], "infos": []}),
+    ] {
+        set(keys.clone());
+        let whole = evaluation::evaluate(&config, &source, t).await;
+        let served = incremental.evaluate(&config, &source, t).await;
+        for s in [&whole, &served] {
+            assert_eq!(status(s, "x"), Status::Ok, "{keys}: {:?}", s.signals[0]);
+            assert_eq!(verdict(s, "p").decision, Decision::Go, "{keys}");
+        }
+        let names = source.metric_names_seen(t - 3600, t).await.unwrap();
+        assert!(names.contains("mesh_5xx"), "{keys}: {names:?}");
     }
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::data::{around, now, OpenMetrics};
-use common::gate::TestGate;
+use common::gate::{free_port, TestGate};
 use common::prometheus::{hanging_server, TestPrometheus};
 use serde_json::Value;
 use upgrade_gate::config;
@@ -402,7 +402,7 @@ async fn the_analysis_template_succeeds_on_go_only_against_a_real_gate() {
 }
 
 /// Without a fresh verdict (here before the first evaluation, Prometheus never answering), each
-/// tool reads "hold": Flagger a 403, Argo a 200 whose `decision` is never Successful.
+/// tool reads "hold": Flagger a 403, Argo a 200 whose `decision` (unknown) is never Successful.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_verdict_every_tool_holds() {
     let (url, holder) = hanging_server().await;
@@ -417,6 +417,7 @@ async fn without_a_verdict_every_tool_holds() {
             .contains("no evaluation"),
         "{body}"
     );
+    assert_eq!(body["decision"], "unknown", "{body}");
     let template = example("argo-analysistemplate.yaml");
     let metric = &template["spec"]["metrics"][0];
     let auth = [("Authorization".to_string(), format!("Bearer {TOKEN}"))];
@@ -426,9 +427,55 @@ async fn without_a_verdict_every_tool_holds() {
     )
     .await;
     assert_eq!(status, 200, "{result}");
+    assert_eq!(result["decision"], "unknown", "{result}");
     assert_eq!(argo_phase(metric, &result), "Failed", "{result}");
     gate.stop().await;
     holder.abort();
+}
+
+/// A gate that has evaluated, but whose Prometheus is down: its verdict is unknown (the queries
+/// errored, nothing known blocks), which every tool reads as "hold", never as go: `GET` 503,
+/// Flagger 403, and the template's measurement not Successful.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_whose_prometheus_is_down_is_unknown_and_holds_every_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let gate = gate(dir.path(), &down, "2s").await;
+    gate.ready().await;
+    let auth = [("Authorization".to_string(), format!("Bearer {TOKEN}"))];
+    let (status, body) = argo(&format!("{}/gate/istio", gate.base), &auth).await;
+    assert_eq!(
+        (status, &body["decision"]),
+        (503, &"unknown".into()),
+        "{body}"
+    );
+    assert!(
+        body["reasons"][0]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is unreachable"),
+        "{body}"
+    );
+    let (status, body) = flagger(&gate, "/gate/istio", &flagger_body("{}"), Some(TOKEN)).await;
+    assert_eq!(
+        (status, &body["decision"]),
+        (403, &"unknown".into()),
+        "{body}"
+    );
+
+    let metric = &example("argo-analysistemplate.yaml")["spec"]["metrics"][0];
+    let (status, result) = argo(
+        &format!("{}/gate/istio?status=always-200", gate.base),
+        &auth,
+    )
+    .await;
+    assert_eq!(
+        (status, &result["decision"]),
+        (200, &"unknown".into()),
+        "{result}"
+    );
+    assert_eq!(argo_phase(metric, &result), "Failed", "{result}");
+    gate.stop().await;
 }
 
 /// The Canary's webhooks, posted as Flagger posts them (their URL's path, their metadata).

@@ -190,12 +190,13 @@ async fn requests_never_wait_on_a_hanging_prometheus() {
         }
     });
     let app = App::start(&url, BODY).await;
-    // Before the first evaluation: not ready, and a gate answer is a fast, safe no-go.
+    // Before the first evaluation: not ready, and a gate answer is a fast, safe unknown (503).
     let started = Instant::now();
     assert_eq!(app.get("/readyz").await.0, 503);
     let (code, body) = app.get("/gate/istio").await;
     assert_eq!(code, 503);
     assert!(body.contains("no evaluation has finished yet"), "{body}");
+    assert!(body.contains(r#""decision":"unknown""#), "{body}");
     assert_eq!(app.get("/healthz").await.0, 200, "alive while not ready");
     assert!(
         started.elapsed() < Duration::from_millis(500),
@@ -208,8 +209,9 @@ async fn requests_never_wait_on_a_hanging_prometheus() {
     app.ready().await;
     for _ in 0..5 {
         let started = Instant::now();
-        let (code, _) = app.get("/gate/istio").await;
+        let (code, body) = app.get("/gate/istio").await;
         assert_eq!(code, 503);
+        assert!(body.contains(r#""decision":"unknown""#), "{body}");
         assert!(
             started.elapsed() < Duration::from_millis(200),
             "{:?}",

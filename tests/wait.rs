@@ -70,18 +70,15 @@ fn args(list: &[&str]) -> Vec<String> {
 
 /// `wait --phase P --server BASE --timeout T --interval 1s`.
 async fn wait_on(base: &str, phase: &str, timeout: &str) -> (i32, String, String) {
-    run_wait(args(&[
-        "wait",
-        "--phase",
-        phase,
-        "--server",
-        base,
-        "--timeout",
-        timeout,
-        "--interval",
-        "1s",
-    ]))
-    .await
+    wait_via(phase, &["--server", base], timeout).await
+}
+
+/// `wait --phase P <how> --timeout T --interval 1s`, `how` naming the gate or the config.
+async fn wait_via(phase: &str, how: &[&str], timeout: &str) -> (i32, String, String) {
+    let mut list = vec!["wait", "--phase", phase];
+    list.extend_from_slice(how);
+    list.extend_from_slice(&["--timeout", timeout, "--interval", "1s"]);
+    run_wait(args(&list)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,9 +102,13 @@ async fn waits_until_the_phase_turns_go() {
         !out.contains('\r'),
         "no live line rewriting outside a terminal"
     );
-    // No-go (before the first evaluation, then failing) until the data recovers.
+    // Unknown before the first evaluation, then no-go (failing) until the data recovers.
     let before = &lines[..lines.len() - 2];
-    assert!(before.iter().all(|l| l.contains(" istio NO-GO")), "{out}");
+    assert!(
+        before.iter().all(|l| l.contains(" istio NO-GO")
+            || l.contains(" istio UNKNOWN: no evaluation has finished yet")),
+        "{out}"
+    );
     assert!(
         before
             .iter()
@@ -137,10 +138,31 @@ async fn times_out_no_go_with_exit_1() {
         started.elapsed()
     );
     assert!(
-        out.lines()
-            .all(|l| l.contains("NO-GO") || l.contains("no evaluation has finished")),
+        out.lines().all(|l| l.contains(" istio NO-GO")
+            || l.contains(" istio UNKNOWN: no evaluation has finished")),
         "{out}"
     );
+}
+
+/// A gate whose Prometheus is down answers unknown: waited on like a no-go, printed UNKNOWN, and
+/// exit 2 at the timeout (it could not tell), through a server and locally alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_answer_is_waited_on_and_ends_in_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &format!("http://127.0.0.1:{}", free_port()));
+    let gate = serve(&path).await;
+    gate.ready().await;
+    let (code, out, err) = wait_on(&gate.base, "istio", "3s").await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("phase istio still unknown after 3s"), "{err}");
+    assert!(out.lines().all(|l| l.contains(" istio UNKNOWN")), "{out}");
+    assert!(out.contains("is unreachable"), "{out}");
+
+    let config = path.display().to_string();
+    let (code, out, err) = wait_via("istio", &["--config", &config], "2s").await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("phase istio still unknown after 2s"), "{err}");
+    assert!(out.lines().all(|l| l.contains(" istio UNKNOWN")), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,19 +180,8 @@ async fn an_unknown_phase_or_no_server_is_exit_2() {
         "no waiting for a phase that cannot exist"
     );
 
-    let port = free_port();
-    let (code, out, err) = run_wait(args(&[
-        "wait",
-        "--phase",
-        "istio",
-        "--server",
-        &format!("http://127.0.0.1:{port}"),
-        "--timeout",
-        "2s",
-        "--interval",
-        "1s",
-    ]))
-    .await;
+    let nothing = format!("http://127.0.0.1:{}", free_port());
+    let (code, out, err) = wait_on(&nothing, "istio", "2s").await;
     assert_eq!(code, 2, "{out}{err}");
     assert!(out.contains("ERROR: cannot reach"), "{out}");
 }

@@ -1,6 +1,7 @@
 //! Alerts: what is firing after each evaluation, and what changed since the previous one.
 //!
-//! Four alerts exist: a phase that is no-go (`UpgradeGatePhaseNoGo`), a signal that fails
+//! Four alerts exist: a phase that is not go (`UpgradeGatePhaseNoGo`, for no-go and unknown
+//! alike: either holds the upgrade, and the text says which), a signal that fails
 //! (`UpgradeGateSignalFailing`), a signal whose own query errors (`UpgradeGateQueryError`), and
 //! one error that two or more signals share (`UpgradeGatePrometheusError`): an unreachable or
 //! refusing Prometheus, refused credentials. That one cause is one alert naming the signals it
@@ -125,14 +126,18 @@ impl Alert {
         let resolved = self.status == AlertStatus::Resolved;
         match (self.name, &self.signal) {
             (AlertName::PhaseNoGo, _) => {
+                let phases = self.phases.join(",");
                 let score = self.score.map_or("?".into(), fmt_number);
-                if resolved {
-                    format!(
-                        "phase {} is GO again (score {score})",
-                        self.phases.join(",")
-                    )
-                } else {
-                    format!("phase {} is NO-GO (score {score})", self.phases.join(","))
+                match self.decision {
+                    _ if resolved => format!("phase {phases} is GO again (score {score})"),
+                    // The score counts what could not be evaluated as 0: the cause says more.
+                    Some(Decision::Unknown) => format!(
+                        "phase {phases} is UNKNOWN: {}",
+                        self.reasons
+                            .first()
+                            .map_or("a query failed", String::as_str)
+                    ),
+                    _ => format!("phase {phases} is NO-GO (score {score})"),
                 }
             }
             (AlertName::SignalFailing, Some(signal)) if resolved => {
@@ -381,7 +386,7 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
     let phases = snapshot
         .phases
         .iter()
-        .filter(|v| v.phase != ALL_PHASES && v.decision == Decision::NoGo)
+        .filter(|v| v.phase != ALL_PHASES && v.decision != Decision::Go)
         .map(|v| Alert {
             decision: Some(v.decision),
             score: Some(v.score),
@@ -497,6 +502,37 @@ mod tests {
             .iter()
             .map(|n| (n.kind, n.alert.id()))
             .collect()
+    }
+
+    /// Unknown holds the upgrade as no-go does, so it is the same alert, said as unknown with its
+    /// cause; going from unknown to no-go is no new alert, and go resolves it.
+    #[test]
+    fn an_unknown_phase_alerts_like_a_no_go_one_and_says_unknown() {
+        let mut book = AlertBook::default();
+        let u = book.update(&snapshot(0, Decision::Unknown, &[("a", Status::Error)]));
+        assert_eq!(
+            kinds(&u),
+            [
+                (NoticeKind::New, "UpgradeGatePhaseNoGo/istio/".into()),
+                (NoticeKind::New, "UpgradeGateQueryError/istio/a".into()),
+            ]
+        );
+        let phase = &u.notices[0].alert;
+        assert_eq!(phase.decision, Some(Decision::Unknown));
+        assert_eq!(phase.summary(), "phase istio is UNKNOWN: why");
+        let u = book.update(&snapshot(1, Decision::NoGo, &[("a", Status::Fail)]));
+        assert!(
+            !kinds(&u).contains(&(NoticeKind::New, "UpgradeGatePhaseNoGo/istio/".into())),
+            "{:?}",
+            kinds(&u)
+        );
+        assert_eq!(
+            book.update(&snapshot(2, Decision::Go, &[("a", Status::Ok)]))
+                .notices[0]
+                .alert
+                .summary(),
+            "phase istio is GO again (score 100)"
+        );
     }
 
     #[test]

@@ -153,7 +153,11 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
     };
     let title = match alert.name {
         AlertName::PhaseNoGo if resolved => format!("{} is GO again", alert.phases.join(",")),
-        AlertName::PhaseNoGo => format!("{} is NO-GO", alert.phases.join(",")),
+        AlertName::PhaseNoGo => format!(
+            "{} is {}",
+            alert.phases.join(","),
+            alert.decision.unwrap_or(Decision::NoGo).heading()
+        ),
         _ => alert.summary(),
     };
     let mut fields = Vec::new();
@@ -164,11 +168,7 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
         );
     }
     if let Some(decision) = alert.decision {
-        let decision = match decision {
-            Decision::Go => "go",
-            Decision::NoGo => "no_go",
-            Decision::Unknown => "unknown",
-        };
+        let decision = decision.as_str();
         fields.push(json!({"type": "mrkdwn", "text": format!("*Decision*\n{decision}")}));
     }
     if let Some(score) = alert.score {
@@ -343,6 +343,32 @@ mod tests {
             description.contains("0.35 (3.5x baseline 0.1)"),
             "{description}"
         );
+    }
+
+    #[test]
+    fn an_unknown_phase_is_said_unknown() {
+        let alert = Alert {
+            name: AlertName::PhaseNoGo,
+            signal: None,
+            decision: Some(Decision::Unknown),
+            score: Some(0.0),
+            reasons: vec!["Prometheus at http://p is unreachable: refused".into()],
+            ..regression()
+        };
+        let slack = slack(&alert, None);
+        assert_eq!(
+            slack["blocks"][0]["text"]["text"],
+            "upgrade-gate: control-plane is UNKNOWN"
+        );
+        assert_eq!(
+            slack["text"],
+            ":red_circle: upgrade-gate: phase control-plane is UNKNOWN: Prometheus at http://p is unreachable: refused"
+        );
+        assert!(
+            slack.to_string().contains(r"*Decision*\nunknown"),
+            "{slack}"
+        );
+        assert_eq!(webhook(&alert, None)["decision"], "unknown");
     }
 
     #[test]

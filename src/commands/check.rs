@@ -1,4 +1,5 @@
-//! `upgrade-gate check`: one evaluation, printed. Exit 0 go, 1 no-go, 2 cannot evaluate.
+//! `upgrade-gate check`: one evaluation, printed. Exit 0 go, 1 no-go, 2 unknown (a signal could
+//! not be evaluated and nothing known blocks) or cannot evaluate at all.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,6 @@ use clap::ValueEnum;
 
 use super::common::{load_single_cluster, runtime, EXIT_CANNOT, EXIT_NO_GO};
 use crate::engine::decide::Decision;
-use crate::engine::evaluate::Status;
 use crate::engine::pack::ALL_PHASES;
 use crate::engine::text::terminal::verdict_text;
 use crate::evaluation::evaluate;
@@ -58,11 +58,9 @@ pub fn run(
         ),
         Output::Text => print!("{}", verdict_text(verdict)),
     }
-    if verdict.signals.iter().any(|s| s.status == Status::Error) {
-        EXIT_CANNOT
-    } else if verdict.decision == Decision::Go {
-        0
-    } else {
-        EXIT_NO_GO
+    match verdict.decision {
+        Decision::Go => 0,
+        Decision::NoGo => EXIT_NO_GO,
+        Decision::Unknown => EXIT_CANNOT,
     }
 }

@@ -164,15 +164,11 @@ pub fn text(phase: &str, rows: &[Row], step_secs: i64) -> String {
             continue;
         }
         previous = Some(row.decision);
-        let decision = match row.decision {
-            Decision::Go => "GO   ",
-            Decision::NoGo => "NO-GO",
-            Decision::Unknown => "UNKNOWN",
-        };
         let _ = write!(
             out,
-            "{}  {decision}  score {}",
+            "{}  {:<5}  score {}",
             row.evaluated_at.to_rfc3339(),
+            row.decision.heading(),
             fmt_number(row.score)
         );
         for reason in &row.reasons {
@@ -180,18 +176,31 @@ pub fn text(phase: &str, rows: &[Row], step_secs: i64) -> String {
         }
         let _ = writeln!(out);
     }
-    let no_go = rows.iter().filter(|r| r.decision == Decision::NoGo).count() as u64;
+    let steps = |decision| rows.iter().filter(|r| r.decision == decision).count() as u64;
+    let lasting = |steps: u64| {
+        humantime::format_duration(std::time::Duration::from_secs(steps * step_secs as u64))
+    };
+    let no_go = steps(Decision::NoGo);
     let _ = write!(
         out,
         "no-go at {no_go} of {} steps ({} in all); ",
         rows.len(),
-        humantime::format_duration(std::time::Duration::from_secs(no_go * step_secs as u64))
+        lasting(no_go)
     );
+    // Steps at which a query errored: neither go nor a known failure.
+    let unknown = steps(Decision::Unknown);
+    if unknown > 0 {
+        let _ = write!(
+            out,
+            "unknown at {unknown} steps ({} in all); ",
+            lasting(unknown)
+        );
+    }
     match last.decision {
         Decision::Go => {
             let since = rows
                 .iter()
-                .rposition(|r| r.decision == Decision::NoGo)
+                .rposition(|r| r.decision != Decision::Go)
                 .map(|i| rows[i + 1].evaluated_at);
             match since {
                 Some(t) => {
@@ -202,8 +211,11 @@ pub fn text(phase: &str, rows: &[Row], step_secs: i64) -> String {
                 }
             }
         }
-        Decision::NoGo | Decision::Unknown => {
+        Decision::NoGo => {
             let _ = writeln!(out, "still no-go at the end.");
+        }
+        Decision::Unknown => {
+            let _ = writeln!(out, "still unknown at the end.");
         }
     }
     out
@@ -270,6 +282,38 @@ mod tests {
              2027-01-15T08:03:00+00:00  GO     score 100\n\
              no-go at 2 of 4 steps (2m in all); go from 2027-01-15T08:03:00+00:00 to the end.\n"
         );
+    }
+
+    #[test]
+    fn text_counts_unknown_steps_apart_from_no_go() {
+        let rows = [
+            row(0, Decision::NoGo, &["signal \"a\" is fail"]),
+            row(
+                1,
+                Decision::Unknown,
+                &["signal \"a\" could not be evaluated: x"],
+            ),
+            row(
+                2,
+                Decision::Unknown,
+                &["signal \"a\" could not be evaluated: x"],
+            ),
+        ];
+        let t = text("istio", &rows, 60);
+        assert_eq!(
+            t,
+            "phase istio, 2027-01-15T08:00:00+00:00 .. 2027-01-15T08:02:00+00:00, step 60s\n\
+             2027-01-15T08:00:00+00:00  NO-GO  score 50\n    - signal \"a\" is fail\n\
+             2027-01-15T08:01:00+00:00  UNKNOWN  score 50\n    - signal \"a\" could not be evaluated: x\n\
+             no-go at 1 of 3 steps (1m in all); unknown at 2 steps (2m in all); still unknown at the end.\n"
+        );
+        let rows = [row(0, Decision::Unknown, &["x"]), row(1, Decision::Go, &[])];
+        assert!(
+            text("istio", &rows, 60).ends_with("go from 2027-01-15T08:01:00+00:00 to the end.\n"),
+            "{}",
+            text("istio", &rows, 60)
+        );
+        assert!(csv(&rows).contains(",unknown,50,,x\n"), "{}", csv(&rows));
     }
 
     #[test]

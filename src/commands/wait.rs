@@ -2,7 +2,9 @@
 //! printing one progress line per poll, and ends with an exit code a CI system understands.
 //!
 //! It asks a running daemon (`--server`) or evaluates locally from a config, with the same
-//! meaning either way: a phase is go only when the gate says so; errors are never go.
+//! meaning either way: a phase is go only when the gate says so; errors are never go. An
+//! unknown answer (a query errored, or the gate has no fresh verdict) is waited on like a no-go,
+//! but a wait that ends on one says it could not tell (exit 2), as `check` does.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -48,8 +50,8 @@ pub enum Poll {
         evaluated_at: Option<DateTime<Utc>>,
     },
     /// The phase does not exist: waiting cannot help.
-    Unknown(String),
-    /// The gate could not answer this time (unreachable, garbage, evaluation errors).
+    NoSuchPhase(String),
+    /// The gate could not answer this time (unreachable, refused the token, garbage).
     Error(String),
 }
 
@@ -57,8 +59,8 @@ pub enum Poll {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Go,
-    /// The timeout passed and the last answer was no-go.
-    TimedOut,
+    /// The timeout passed and the last answer was this one: no-go or unknown.
+    TimedOut(Decision),
     /// The timeout passed and the last poll failed, or the phase does not exist.
     Error(String),
 }
@@ -67,8 +69,8 @@ impl Outcome {
     pub fn exit_code(&self) -> u8 {
         match self {
             Outcome::Go => 0,
-            Outcome::TimedOut => 1,
-            Outcome::Error(_) => 2,
+            Outcome::TimedOut(Decision::Unknown) | Outcome::Error(_) => 2,
+            Outcome::TimedOut(_) => 1,
         }
     }
 }
@@ -123,10 +125,10 @@ pub async fn wait(
                 decision: Decision::Go,
                 ..
             } => Some(Outcome::Go),
-            Poll::Unknown(message) => Some(Outcome::Error(message.clone())),
+            Poll::NoSuchPhase(message) => Some(Outcome::Error(message.clone())),
             _ if Instant::now() + interval > deadline => Some(match &poll {
-                Poll::Error(e) => Outcome::Error(e.clone()),
-                _ => Outcome::TimedOut,
+                Poll::Answer { decision, .. } => Outcome::TimedOut(*decision),
+                Poll::NoSuchPhase(e) | Poll::Error(e) => Outcome::Error(e.clone()),
             }),
             _ => None,
         };
@@ -189,8 +191,12 @@ pub fn run(
     ));
     match &outcome {
         Outcome::Go => println!("phase {phase} is go"),
-        Outcome::TimedOut => eprintln!(
-            "phase {phase} still no-go after {}",
+        Outcome::TimedOut(decision) => eprintln!(
+            "phase {phase} still {} after {}",
+            match decision {
+                Decision::Unknown => "unknown",
+                _ => "no-go",
+            },
             humantime::format_duration(timeout)
         ),
         Outcome::Error(e) => eprintln!("cannot tell whether phase {phase} is go: {e}"),
@@ -243,11 +249,12 @@ async fn poll_server(
     };
     match (status.as_u16(), body.decision, body.error) {
         (404, _, error) => {
-            Poll::Unknown(error.unwrap_or_else(|| format!("unknown phase {phase:?}")))
+            Poll::NoSuchPhase(error.unwrap_or_else(|| format!("unknown phase {phase:?}")))
         }
-        // 503 is no-go, with reasons, or with an error when the gate has no fresh verdict.
+        // 503 is no-go or unknown, with reasons, or with an error when the gate has no fresh
+        // verdict, which is unknown whatever an older gate put in `decision`.
         (503, _, Some(error)) => Poll::Answer {
-            decision: Decision::NoGo,
+            decision: Decision::Unknown,
             score: None,
             min_score: None,
             stable_since: None,
@@ -255,17 +262,16 @@ async fn poll_server(
             reasons: vec![error],
             evaluated_at: None,
         },
-        (200, Some(decision @ Decision::Go), _) | (503, Some(decision @ Decision::NoGo), None) => {
-            Poll::Answer {
-                decision,
-                score: body.score,
-                min_score: body.min_score,
-                stable_since: body.stable_since,
-                stable_for: body.stable_for,
-                reasons: body.reasons,
-                evaluated_at: body.evaluated_at,
-            }
-        }
+        (200, Some(decision @ Decision::Go), _)
+        | (503, Some(decision @ (Decision::NoGo | Decision::Unknown)), None) => Poll::Answer {
+            decision,
+            score: body.score,
+            min_score: body.min_score,
+            stable_since: body.stable_since,
+            stable_for: body.stable_for,
+            reasons: body.reasons,
+            evaluated_at: body.evaluated_at,
+        },
         (code, _, _) => Poll::Error(format!(
             "{base} answered {code}, which is not a gate answer"
         )),
@@ -274,15 +280,13 @@ async fn poll_server(
 
 async fn poll_local(config: &Config, source: &PrometheusSource, phase: &str) -> Poll {
     if config.pack.phase(phase).is_none() {
-        return Poll::Unknown(format!(
+        return Poll::NoSuchPhase(format!(
             "unknown phase {phase:?}; known phases: {}",
             config.pack.phase_names().join(", ")
         ));
     }
+    // A query error is in the verdict: unknown, or no-go beside a known failure.
     let snapshot = evaluate(config, source, Utc::now().timestamp()).await;
-    if let Some(e) = snapshot.signals.iter().find_map(|s| s.error.as_ref()) {
-        return Poll::Error(format!("cannot evaluate: {e}"));
-    }
     let v = snapshot
         .verdict(phase)
         .expect("the snapshot judges every known phase");
@@ -319,7 +323,7 @@ impl ChangeLog {
                 reasons,
                 ..
             } => format!("{decision:?} {score:?} {reasons:?}"),
-            Poll::Unknown(message) | Poll::Error(message) => message.clone(),
+            Poll::NoSuchPhase(message) | Poll::Error(message) => message.clone(),
         };
         match &mut self.last {
             Some((last, written)) if *last == key => {
@@ -329,12 +333,8 @@ impl ChangeLog {
                 *written = now;
                 let since = self.since.unwrap_or(now);
                 let decision = match poll {
-                    Poll::Answer {
-                        decision: Decision::Go,
-                        ..
-                    } => "GO",
-                    Poll::Answer { .. } => "NO-GO",
-                    Poll::Unknown(_) | Poll::Error(_) => "ERROR",
+                    Poll::Answer { decision, .. } => decision.heading(),
+                    Poll::NoSuchPhase(_) | Poll::Error(_) => "ERROR",
                 };
                 Some(format!(
                     "{} {phase} still {decision}, unchanged since {}",
@@ -364,12 +364,7 @@ pub fn progress_line(phase: &str, poll: &Poll, now: DateTime<Utc>) -> String {
             reasons,
             evaluated_at,
         } => {
-            let decision = match decision {
-                Decision::Go => "GO",
-                Decision::NoGo => "NO-GO",
-                Decision::Unknown => "UNKNOWN",
-            };
-            let mut line = format!("{clock} {phase} {decision}");
+            let mut line = format!("{clock} {phase} {}", decision.heading());
             if let (Some(score), Some(min)) = (score, min_score) {
                 line.push_str(&format!(
                     " score {}/{}",
@@ -395,7 +390,7 @@ pub fn progress_line(phase: &str, poll: &Poll, now: DateTime<Utc>) -> String {
             }
             line
         }
-        Poll::Unknown(message) => format!("{clock} {phase} ERROR: {message}"),
+        Poll::NoSuchPhase(message) => format!("{clock} {phase} ERROR: {message}"),
         Poll::Error(message) => format!("{clock} {phase} ERROR: {message}"),
     }
 }
@@ -470,9 +465,35 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_answer_reads_unknown() {
+        let poll = Poll::Answer {
+            decision: Decision::Unknown,
+            score: None,
+            min_score: None,
+            stable_since: None,
+            stable_for: None,
+            reasons: vec!["no evaluation has finished yet".into()],
+            evaluated_at: None,
+        };
+        let now = at("2026-11-26T10:00:15Z");
+        assert_eq!(
+            progress_line("istio", &poll, now),
+            "10:00:15 istio UNKNOWN: no evaluation has finished yet"
+        );
+        let mut log = ChangeLog::default();
+        assert!(log.line("istio", &poll, now).is_some());
+        assert_eq!(
+            log.line("istio", &poll, now + chrono::Duration::seconds(60))
+                .as_deref(),
+            Some("10:01:15 istio still UNKNOWN, unchanged since 10:00:15")
+        );
+    }
+
+    #[test]
     fn exit_codes_follow_the_outcome() {
         assert_eq!(Outcome::Go.exit_code(), 0);
-        assert_eq!(Outcome::TimedOut.exit_code(), 1);
+        assert_eq!(Outcome::TimedOut(Decision::NoGo).exit_code(), 1);
+        assert_eq!(Outcome::TimedOut(Decision::Unknown).exit_code(), 2);
         assert_eq!(Outcome::Error("x".into()).exit_code(), 2);
     }
 }

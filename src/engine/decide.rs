@@ -1,6 +1,12 @@
 //! Score and decision per phase: go only when no critical signal is failing, no query errored,
 //! the score reaches `min_score`, and all of that has held for `stable_for`.
 //!
+//! What is not go is either no-go or unknown. A query that errored at the evaluated step (a
+//! Prometheus error, a timeout, a partial answer, a step before the window) hides the signal's
+//! state, so when the signals that were judged would let the phase pass, the gate does not know
+//! and says `unknown`; a failure it does know about is `no_go` whatever the errors beside it.
+//! Unknown is never go: pipelines hold on it as on no-go.
+//!
 //! Pure: the stability window is judged from the signals' timelines, not from memory of earlier
 //! cycles, so a restarted daemon answers the same as one that has been running for hours.
 
@@ -20,6 +26,7 @@ use super::threshold::Threshold;
 pub enum Decision {
     Go,
     NoGo,
+    /// Not go because some signal could not be evaluated, while the ones that were would pass.
     Unknown,
 }
 
@@ -29,6 +36,15 @@ impl Decision {
             Decision::Go => "go",
             Decision::NoGo => "no_go",
             Decision::Unknown => "unknown",
+        }
+    }
+
+    /// As headings, progress lines and alert titles put it: `GO`, `NO-GO`, `UNKNOWN`.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Decision::Go => "GO",
+            Decision::NoGo => "NO-GO",
+            Decision::Unknown => "UNKNOWN",
         }
     }
 }
@@ -97,7 +113,7 @@ pub struct Verdict {
     pub stable_since: Option<DateTime<Utc>>,
     #[serde(serialize_with = "humantime_str")]
     pub stable_for: Duration,
-    /// Every cause of a no-go, one sentence each; empty when go.
+    /// Every cause of a no-go or unknown, one sentence each; empty when go.
     pub reasons: Vec<String>,
     /// The phase's signals, worst first.
     pub signals: Vec<SignalReport>,
@@ -151,6 +167,19 @@ fn healthy<'a>(
     statuses: impl Iterator<Item = (&'a Signal, Status)> + Clone,
 ) -> bool {
     !statuses.clone().any(|(s, st)| blocks(s, st)) && score(statuses) >= phase.min_score
+}
+
+/// Not go, but only for want of an answer: some signal errored, and with every error read as
+/// `ok` the phase would be healthy, so no known status blocks it.
+fn unknown<'a>(
+    phase: &Phase,
+    statuses: impl Iterator<Item = (&'a Signal, Status)> + Clone,
+) -> bool {
+    let known = statuses.clone().map(|(s, st)| match st {
+        Status::Error => (s, Status::Ok),
+        st => (s, st),
+    });
+    statuses.clone().any(|(_, st)| st == Status::Error) && healthy(phase, known)
 }
 
 /// A phase's members: each signal with its timeline, all ending at the evaluated time.
@@ -213,6 +242,13 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
             .then(a.name.cmp(&b.name))
     });
     let current = score(reports.iter().map(|(s, r)| (*s, r.status)));
+    let decision = if go {
+        Decision::Go
+    } else if unknown(phase, statuses_back(0)) {
+        Decision::Unknown
+    } else {
+        Decision::NoGo
+    };
 
     let mut reasons = Vec::new();
     if !go {
@@ -229,7 +265,8 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
                 .filter(|(_, r)| !r.error.as_deref().is_some_and(|e| shared.contains_key(e)))
                 .map(|(s, r)| explain(s, r)),
         );
-        if current < phase.min_score {
+        // Unknown: the score is short only by what could not be evaluated, said above.
+        if current < phase.min_score && decision == Decision::NoGo {
             reasons.push(format!(
                 "score {} is below min_score {}",
                 fmt_number(current),
@@ -256,7 +293,7 @@ pub fn verdict(phase: &Phase, members: &[Member<'_>], step_secs: i64, offset: us
 
     Verdict {
         phase: phase.name.clone(),
-        decision: if go { Decision::Go } else { Decision::NoGo },
+        decision,
         score: current,
         min_score: phase.min_score,
         evaluated_at,
@@ -537,21 +574,109 @@ mod tests {
         assert!(v.reasons[1].contains("signal \"a\" is warn"));
     }
 
+    /// A light signal that errors beside one that is judged: unknown when the judged one would
+    /// pass, even when it weighs 1000 times more; no-go when it is a critical fail.
     #[test]
-    fn any_error_blocks_even_a_light_signal() {
-        let a = signal("a", 1.0, false, NoDataPolicy::Fail);
-        let b = signal("b", 1000.0, false, NoDataPolicy::Fail);
+    fn an_error_alone_is_unknown_and_beside_a_critical_fail_no_go() {
+        let broken = signal("broken", 1.0, false, NoDataPolicy::Fail);
         let w = window(0);
+        let beside = |other: &Signal, value: f64| {
+            decide(
+                &phase(0.0, 0),
+                &[
+                    (&broken, Err("query timed out after 1s".to_string())),
+                    (other, answer(w, &[Some(value)])),
+                ],
+                w,
+            )
+        };
+        let v = beside(&signal("heavy", 1000.0, false, NoDataPolicy::Fail), 0.0);
+        assert_eq!(v.decision, Decision::Unknown);
+        assert_eq!(v.decision.as_str(), "unknown");
+        assert_eq!(serde_json::to_value(v.decision).unwrap(), "unknown");
+        assert!(v.reasons[0].contains("could not be evaluated: query timed out"));
+        assert_eq!(v.reasons.len(), 1, "no score reason: {:?}", v.reasons);
+        assert_eq!(v.stable_since, None);
+
+        let v = beside(&signal("crit", 1.0, true, NoDataPolicy::Fail), 5.0);
+        assert_eq!(v.decision, Decision::NoGo);
+        let said = |what: &str| v.reasons.iter().any(|r| r.contains(what));
+        assert!(said("critical signal \"crit\" is fail"), "{:?}", v.reasons);
+        assert!(said("could not be evaluated"), "{:?}", v.reasons);
+    }
+
+    #[test]
+    fn an_error_beside_a_score_too_low_without_it_is_no_go() {
+        let broken = signal("broken", 1.0, false, NoDataPolicy::Fail);
+        let warned = signal("warned", 1.0, false, NoDataPolicy::Fail);
+        let failed = signal("failed", 1.0, false, NoDataPolicy::Fail);
+        let w = window(0);
+        let cases = |min_score| {
+            decide(
+                &phase(min_score, 0),
+                &[
+                    (&broken, Err("Prometheus rejected the query".to_string())),
+                    (&warned, answer(w, &[Some(0.7)])),
+                    (&failed, answer(w, &[Some(5.0)])),
+                ],
+                w,
+            )
+        };
+        // The error read as ok: (1 + 0.5 + 0) / 3 = 50. Below 60 whatever the error hides.
+        let v = cases(60.0);
+        assert_eq!(v.decision, Decision::NoGo);
+        assert_eq!(
+            v.score,
+            50.0 / 3.0,
+            "the published score still counts the error as 0"
+        );
+        assert!(
+            v.reasons
+                .contains(&"score 16.6667 is below min_score 60".to_string()),
+            "{:?}",
+            v.reasons
+        );
+        // Reaching 50 once the error is read as ok: only the error stands in the way.
+        let v = cases(50.0);
+        assert_eq!(v.decision, Decision::Unknown, "{:?}", v.reasons);
+        // Short of 50 only by the error, which the first reason names: no score reason.
+        assert!(
+            v.reasons[0].contains("could not be evaluated"),
+            "{:?}",
+            v.reasons
+        );
+        assert!(
+            v.reasons.iter().all(|r| !r.contains("min_score")),
+            "{:?}",
+            v.reasons
+        );
+    }
+
+    #[test]
+    fn without_an_error_at_the_evaluated_step_nothing_is_unknown() {
+        let s = signal("a", 1.0, true, NoDataPolicy::Fail);
+        // A fail now, or a fail earlier in the soak: no-go as before.
+        let w = window(2);
         let v = decide(
-            &phase(0.0, 0),
-            &[
-                (&a, Err("query timed out after 1s".to_string())),
-                (&b, answer(w, &[Some(0.0)])),
-            ],
+            &phase(90.0, 0),
+            &[(&s, answer(w, &[Some(0.0), Some(0.0), Some(5.0)]))],
             w,
         );
         assert_eq!(v.decision, Decision::NoGo);
-        assert!(v.reasons[0].contains("could not be evaluated: query timed out"));
+        let v = decide(
+            &phase(90.0, 60),
+            &[(&s, answer(w, &[Some(5.0), Some(0.0), Some(0.0)]))],
+            w,
+        );
+        assert_eq!(v.decision, Decision::NoGo);
+        // The soak reaching before the window (a step nobody judged, counted as an error): the
+        // phase is judged at its last step, which is known and healthy, so no-go, not unknown.
+        let w = window(0);
+        let v = decide(&phase(90.0, 60), &[(&s, answer(w, &[Some(0.0)]))], w);
+        assert_eq!(v.decision, Decision::NoGo);
+        let w = window(2);
+        let v = decide(&phase(90.0, 60), &[(&s, answer(w, &[Some(0.0); 3]))], w);
+        assert_eq!(v.decision, Decision::Go);
     }
 
     #[test]

@@ -37,6 +37,7 @@ struct Envelope<T> {
     #[serde(rename = "errorType")]
     error_type: Option<String>,
     error: Option<String>,
+    warnings: Option<Vec<String>>,
 }
 
 impl Client {
@@ -162,6 +163,7 @@ impl Client {
                 envelope.status.as_deref(),
                 envelope.error_type,
                 envelope.error,
+                envelope.warnings,
                 self.timeout,
             )?;
             envelope

@@ -25,6 +25,14 @@ pub enum SourceError {
         thousands(*limit)
     )]
     TooManySeries { returned: usize, limit: usize },
+    /// A successful answer that says it is incomplete: Thanos and Mimir answer what the stores
+    /// they reached hold and list the others in `warnings`. Judging it would judge part of the
+    /// series as if they were all, so the signal is not known.
+    #[error(
+        "Prometheus answered with warnings (a partial response): {}",
+        warnings.first().map_or("", String::as_str)
+    )]
+    Partial { warnings: Vec<String> },
 }
 
 /// What stores answer when a query asks for more than they will load: Prometheus'
@@ -56,17 +64,22 @@ impl SourceError {
     }
 }
 
-/// The verdict of an API answer's envelope (`status`, `errorType`, `error`): the one reading of
-/// it, for streamed range answers and whole ones alike. `timeout` names the limit in a timeout
-/// Prometheus reports itself.
+/// The verdict of an API answer's envelope (`status`, `errorType`, `error`, `warnings`): the one
+/// reading of it, for streamed range answers and whole ones alike. `timeout` names the limit in a
+/// timeout Prometheus reports itself. Any warning makes the answer partial; `infos` (Prometheus
+/// 2.50 and later: hints about the query, the answer whole) are not read.
 pub fn api_status(
     status: Option<&str>,
     error_type: Option<String>,
     error: Option<String>,
+    warnings: Option<Vec<String>>,
     timeout: Duration,
 ) -> Result<(), SourceError> {
     match status {
-        Some("success") => Ok(()),
+        Some("success") => match warnings {
+            Some(warnings) if !warnings.is_empty() => Err(SourceError::Partial { warnings }),
+            _ => Ok(()),
+        },
         Some("error") if error_type.as_deref() == Some("timeout") => {
             Err(SourceError::Timeout(timeout))
         }
@@ -159,6 +172,37 @@ mod tests {
         );
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn a_success_with_warnings_is_partial_and_an_error_stays_an_error() {
+        let t = Duration::from_secs(1);
+        let warned = |w: &[&str]| Some(w.iter().map(|s| s.to_string()).collect());
+        let e = api_status(
+            Some("success"),
+            None,
+            None,
+            warned(&["store a down", "b"]),
+            t,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Prometheus answered with warnings (a partial response): store a down"
+        );
+        assert_eq!(
+            api_status(Some("success"), None, None, warned(&[]), t),
+            Ok(())
+        );
+        assert_eq!(api_status(Some("success"), None, None, None, t), Ok(()));
+        let e = api_status(
+            Some("error"),
+            Some("timeout".into()),
+            None,
+            warned(&["x"]),
+            t,
+        );
+        assert_eq!(e, Err(SourceError::Timeout(t)));
     }
 
     #[test]

@@ -91,6 +91,7 @@ pub fn parse(
         result_type: None,
         error_type: None,
         error: None,
+        warnings: None,
     };
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     (&mut envelope)
@@ -101,6 +102,7 @@ pub fn parse(
         envelope.status.as_deref(),
         envelope.error_type.take(),
         envelope.error.take(),
+        envelope.warnings.take(),
         timeout,
     )?;
     match envelope.result_type.as_deref() {
@@ -140,6 +142,7 @@ struct Envelope<'a> {
     result_type: Option<String>,
     error_type: Option<String>,
     error: Option<String>,
+    warnings: Option<Vec<String>>,
 }
 
 impl<'de> DeserializeSeed<'de> for &mut Envelope<'_> {
@@ -166,6 +169,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor<'_, '_> {
                 "status" => envelope.status = Some(map.next_value()?),
                 "errorType" => envelope.error_type = Some(map.next_value()?),
                 "error" => envelope.error = Some(map.next_value()?),
+                "warnings" => envelope.warnings = map.next_value()?,
                 "data" => map.next_value_seed(DataSeed(envelope))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -327,12 +331,12 @@ mod tests {
     /// Labels with what could fool a scanner (braces, brackets, commas, escaped quotes, a key
     /// named like the envelope's), other keys around `data`, and Prometheus' compact form for
     /// one series, with whitespace for the others.
-    const TRICKY: &str = r#"{"warnings":["a \"]\" [{"], "status" : "success",
+    const TRICKY: &str = r#"{"infos":["a \"]\" [{"], "status" : "success",
         "data":{"result":[ {"metric":{"data":"{[\"result\":[}]","svc":"a,b"},"values":[[100,"1"],[115,"-2.5"]]},
         {"values":[[130, "+Inf"], [100.4,"1e3"]], "metric":{"\u0041":"\n\t\\"}, "extra": {"x": [1, {"y": "]"}]}},
         {"metric":{},"values":[]},
         {"metric":{"i":"3"},"values":[[115,"0.1234567890123456789"],[130,"12345678901234567"]]} ],
-        "resultType":"matrix"},"infos":["}"],"stats":{"timings":{"evalTotalTime":0.1}}}"#;
+        "resultType":"matrix"},"notes":["}"],"stats":{"timings":{"evalTotalTime":0.1}}}"#;
 
     #[test]
     fn a_series_cut_at_any_byte_reads_the_same() {
@@ -371,7 +375,7 @@ mod tests {
             })
             .collect();
         let body = format!(
-            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"svc":"a,]\"}}"}},"values":[{}]}}, {{"values":[ {} ], "metric":{{"\u0041":"b"}}, "extra":[1]}},{{"metric":{{}},"values":[[115,"2"]]}}]}},"warnings":["]"]}}"#,
+            r#"{{"status":"success","data":{{"resultType":"matrix","result":[{{"metric":{{"svc":"a,]\"}}"}},"values":[{}]}}, {{"values":[ {} ], "metric":{{"\u0041":"b"}}, "extra":[1]}},{{"metric":{{}},"values":[[115,"2"]]}}]}},"infos":["]"]}}"#,
             samples.join(","),
             samples.join(", ")
         );
@@ -458,11 +462,11 @@ mod tests {
     #[test]
     fn the_answer_besides_its_series_is_capped() {
         use super::super::stream::MAX_ENVELOPE;
-        let answer = |warning: usize, points: i64| {
+        let answer = |info: usize, points: i64| {
             let samples: Vec<String> = (0..points).map(|k| format!(r#"[{k},"0.5"]"#)).collect();
             format!(
-                r#"{{"status":"success","warnings":["{}"],"data":{{"resultType":"matrix","result":[{{"metric":{{}},"values":[{}]}}]}}}}"#,
-                "w".repeat(warning),
+                r#"{{"status":"success","infos":["{}"],"data":{{"resultType":"matrix","result":[{{"metric":{{}},"values":[{}]}}]}}}}"#,
+                "w".repeat(info),
                 samples.join(",")
             )
         };
@@ -586,7 +590,7 @@ mod tests {
                     }
                 })
                 .collect();
-            let answer = serde_json::json!({"status": "success", "warnings": ["]"],
+            let answer = serde_json::json!({"status": "success", "infos": ["]"],
                 "data": {"resultType": "matrix", "result": series}});
             let body = if rng.bool() {
                 serde_json::to_vec(&answer).unwrap()
@@ -611,7 +615,7 @@ mod tests {
         let g = parsed(
             r#"{"status":"success","data":{"resultType":"matrix","result":[
                 {"metric":{"svc":"a"},"values":[[100,"1"],[115.0,"NaN"],[130,"+Inf"]]},
-                {"values":[[130,"2.5"]],"metric":{"svc":"b"}}]},"warnings":["x"]}"#,
+                {"values":[[130,"2.5"]],"metric":{"svc":"b"}}]},"infos":["x"]}"#,
             10,
         )
         .unwrap();
@@ -622,6 +626,27 @@ mod tests {
         assert!(rows[0].1[1].is_nan() && rows[0].1[2].is_nan());
         assert_eq!(rows[1].0["svc"], "b", "key order does not matter");
         assert_eq!(rows[1].1[2], 2.5);
+    }
+
+    /// Thanos and Mimir say in `warnings` that stores were missing from the answer: its series
+    /// are not all there, so it is refused whole, at any cut; `infos` and an empty list are not.
+    #[test]
+    fn an_answer_with_warnings_is_partial() {
+        let body = r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[100,"1"]]}]},"warnings":["store s2 unreachable","x"],"infos":["y"]}"#;
+        for cut in [0, 40, body.len() - 10] {
+            let e = chunked(body.as_bytes(), &[cut], 10).unwrap_err();
+            assert_eq!(
+                e,
+                SourceError::Partial {
+                    warnings: vec!["store s2 unreachable".into(), "x".into()]
+                },
+                "cut at {cut}"
+            );
+        }
+        let whole = body.replace(r#","warnings":["store s2 unreachable","x"]"#, "");
+        assert_eq!(parsed(&whole, 10).unwrap().series_count(), 1);
+        let empty = body.replace(r#"["store s2 unreachable","x"]"#, "[]");
+        assert_eq!(parsed(&empty, 10).unwrap().series_count(), 1);
     }
 
     #[test]

@@ -17,7 +17,8 @@ use crate::engine::snapshot::Snapshot;
 /// A snapshot with its HTTP bodies already encoded as JSON.
 pub struct Bodies {
     pub snapshot: Arc<Snapshot>,
-    /// Per phase (including `all`): the status a pipeline reads (200 go, 503 no-go) and the verdict.
+    /// Per phase (including `all`): the status a pipeline reads (200 go, 503 no-go or unknown)
+    /// and the verdict.
     gate: HashMap<String, (StatusCode, Bytes)>,
     /// The body of `/signals`.
     signals: Bytes,

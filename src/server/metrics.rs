@@ -87,7 +87,7 @@ impl Metrics {
         );
         registry.register(
             "upgrade_gate_decision",
-            "1 when the phase is go, 0 when no-go",
+            "1 when the phase is go, 0 otherwise (no-go or unknown)",
             metrics.decision.clone(),
         );
         registry.register(

@@ -70,7 +70,7 @@ impl AppState {
     }
 
     /// The verdict on `phase` with the status `answer` reads, a refusal included (a verdict too
-    /// old is no-go to every tool).
+    /// old is unknown to every tool).
     fn answer(&self, phase: &str, answer: Answer) -> Response {
         answer.apply(self.gate(phase).unwrap_or_else(IntoResponse::into_response))
     }
@@ -84,7 +84,7 @@ impl AppState {
     }
 
     /// A Flagger webhook: the phase from the path, else from the body's `metadata.phase`, else
-    /// all phases; no-go is a 403 that Flagger does not retry.
+    /// all phases; no-go and unknown are a 403 that Flagger does not retry.
     fn webhook(&self, phase: Option<&str>, body: &[u8]) -> Response {
         match FlaggerWebhook::parse(body) {
             Ok(hook) => {
@@ -193,10 +193,11 @@ impl IntoResponse for ApiError {
                 )
                     .into_response()
             }
-            // A pipeline reads 503 as no-go, which is the safe answer when there is no fresh verdict.
+            // Without a fresh verdict the gate does not know: unknown, which a pipeline reads as
+            // 503 like no-go, the safe answer.
             ApiError::NotReady | ApiError::Stale { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"error": message, "decision": Decision::NoGo})),
+                Json(json!({"error": message, "decision": Decision::Unknown})),
             )
                 .into_response(),
         }
@@ -297,12 +298,17 @@ mod tests {
         app_with(age_secs, CONFIG)
     }
 
-    /// The router with a snapshot evaluated `age_secs` ago, under the configuration `yaml`.
     fn app_with(age_secs: i64, yaml: &str) -> Router {
+        app_deciding(age_secs, yaml, Decision::Go)
+    }
+
+    /// The router with a snapshot evaluated `age_secs` ago, under the configuration `yaml`, whose
+    /// verdicts say `decision`.
+    fn app_deciding(age_secs: i64, yaml: &str, decision: Decision) -> Router {
         let evaluated_at = Utc::now() - chrono::Duration::seconds(age_secs);
         let verdict = Verdict {
             phase: "istio".into(),
-            decision: Decision::Go,
+            decision,
             score: 100.0,
             min_score: 90.0,
             evaluated_at,
@@ -355,7 +361,7 @@ mod tests {
         let (status, body) = get(app(500), "/gate/istio").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(v["decision"], "no_go");
+        assert_eq!(v["decision"], "unknown");
         assert!(
             v["error"]
                 .as_str()
@@ -394,8 +400,8 @@ mod tests {
 
     const FLAGGER: &str = r#"{"name":"podinfo","namespace":"test","phase":"Progressing","checksum":"1","metadata":{"phase":"istio","owner":"x"}}"#;
 
-    /// Every way of asking reaches the same verdict; a stale one is no-go to each tool with the
-    /// status that tool reads as "hold" (Flagger 403, Argo 200 with `decision: no_go`).
+    /// Every way of asking reaches the same verdict; a stale one is unknown to each tool with the
+    /// status that tool reads as "hold" (Flagger 403, Argo 200 with `decision: unknown`).
     #[tokio::test]
     async fn flagger_and_argo_get_the_verdict_with_their_status() {
         for path in ["/gate", "/gate/istio"] {
@@ -406,7 +412,7 @@ mod tests {
             assert_eq!(status, StatusCode::FORBIDDEN, "{path} {body}");
             let (status, body) = get(app(500), &format!("{path}?status=always-200")).await;
             assert_eq!(status, StatusCode::OK, "{path} {body}");
-            assert!(body.contains(r#""decision":"no_go""#), "{body}");
+            assert!(body.contains(r#""decision":"unknown""#), "{body}");
             let (status, _) = get(app(500), &format!("{path}?status=200")).await;
             assert_eq!(status, StatusCode::BAD_REQUEST);
         }
@@ -416,6 +422,21 @@ mod tests {
         let unknown = FLAGGER.replace(r#""phase":"istio""#, r#""phase":"nope""#);
         let (status, _) = post(app(10), "/gate", &unknown).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    /// A fresh unknown verdict holds every tool as no-go does, and says unknown.
+    #[tokio::test]
+    async fn an_unknown_verdict_holds_every_tool() {
+        let app = || app_deciding(10, CONFIG, Decision::Unknown);
+        let (status, body) = get(app(), "/gate/istio").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(body.contains(r#""decision":"unknown""#), "{body}");
+        let (status, body) = post(app(), "/gate/istio", FLAGGER).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert!(body.contains(r#""decision":"unknown""#), "{body}");
+        let (status, body) = get(app(), "/gate/istio?status=always-200").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains(r#""decision":"unknown""#), "{body}");
     }
 
     #[tokio::test]

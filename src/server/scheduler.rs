@@ -184,6 +184,11 @@ impl Scheduler {
             evaluated_at = %snapshot.evaluated_at.to_rfc3339(),
             took_ms = snapshot.took.as_millis() as u64,
             go = snapshot.phases.iter().filter(|v| v.decision == Decision::Go).count(),
+            unknown = snapshot
+                .phases
+                .iter()
+                .filter(|v| v.decision == Decision::Unknown)
+                .count(),
             phases = snapshot.phases.len(),
             "evaluation finished"
         );

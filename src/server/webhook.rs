@@ -2,9 +2,10 @@
 //! provider of Argo Rollouts (and Kargo, which runs the same AnalysisTemplates).
 //!
 //! Both get the verdict `GET /gate` serves, only with another status, because each tool reads a
-//! status its own way: Flagger retries a 5xx until its timeout, so its no-go is a 403, which it
-//! takes as "hold" at once (as its own load tester answers); Argo counts any non-2xx as a
-//! measurement error, so its no-go is a 200 that its `successCondition` reads from the body.
+//! status its own way: Flagger retries a 5xx until its timeout, so its no-go (and unknown) is a
+//! 403, which it takes as "hold" at once (as its own load tester answers); Argo counts any non-2xx
+//! as a measurement error, so its no-go (and unknown) is a 200 that its `successCondition` reads
+//! from the body.
 
 use std::collections::HashMap;
 
@@ -20,9 +21,9 @@ pub const ALWAYS_200: (&str, &str) = ("status", "always-200");
 /// Which status a verdict is answered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
-    /// 200 go, 503 no-go: what `curl -f` in a pipeline needs.
+    /// 200 go, 503 no-go or unknown: what `curl -f` in a pipeline needs.
     Pipeline,
-    /// 200 go, 403 no-go: a refusal Flagger does not retry.
+    /// 200 go, 403 no-go or unknown: a refusal Flagger does not retry.
     Webhook,
     /// 200 always, the decision in the body: for Argo Rollouts' and Kargo's `web` provider.
     Always200,
@@ -50,7 +51,7 @@ impl Answer {
         }
     }
 
-    /// Rewrites the status of a `GET`-style answer (200, or 503 for no-go and for no fresh
+    /// Rewrites the status of a `GET`-style answer (200, or 503 for no-go, unknown and no fresh
     /// verdict); any other status (404 for an unknown phase) stays.
     pub fn apply(self, mut response: Response) -> Response {
         if response.status() == StatusCode::SERVICE_UNAVAILABLE {

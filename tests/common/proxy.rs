@@ -1,6 +1,8 @@
 //! A loopback proxy in front of a real Prometheus that refuses any request without the required
 //! headers (401, as an authenticating gateway does) and keeps the headers of every request, so a
-//! test can check what credentials the gate sent.
+//! test can check what credentials the gate sent. It can also add keys to the envelope of API
+//! answers (`warnings`, as Thanos and Mimir send with a partial answer; `infos`), which a
+//! Prometheus alone never writes.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,8 @@ pub struct Proxy {
     pub required: Arc<Mutex<Vec<(String, String)>>>,
     /// The headers of every request, refused or not.
     pub seen: Arc<Mutex<Vec<HeaderMap>>>,
+    /// Keys set in the envelope of every `/api/v1/...` answer, over Prometheus' own.
+    pub inject: Arc<Mutex<serde_json::Map<String, serde_json::Value>>>,
 }
 
 async fn forward(
@@ -51,12 +55,15 @@ async fn forward(
         .to_str()
         .unwrap()
         .to_string();
-    (
-        status,
-        [("content-type", content_type)],
-        answer.bytes().await.unwrap(),
-    )
-        .into_response()
+    let mut body = answer.bytes().await.unwrap();
+    let inject = p.inject.lock().unwrap().clone();
+    if uri.path().starts_with("/api/v1/") && !inject.is_empty() {
+        let mut envelope: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&body).unwrap();
+        envelope.extend(inject);
+        body = serde_json::to_vec(&envelope).unwrap().into();
+    }
+    (status, [("content-type", content_type)], body).into_response()
 }
 
 /// Starts a proxy to `upstream` on a free loopback port; answers with its URL.
@@ -70,6 +77,7 @@ pub async fn proxy(upstream: &str, required: &[(&str, &str)]) -> (String, Proxy)
                 .collect(),
         )),
         seen: Arc::default(),
+        inject: Arc::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());

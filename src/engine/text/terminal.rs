@@ -3,17 +3,13 @@
 
 use std::fmt::Write;
 
-use crate::engine::decide::{shared_errors, Decision, Verdict};
+use crate::engine::decide::{shared_errors, Verdict};
 use crate::engine::text::{fmt_labels, fmt_number, fmt_with_baseline};
 
 /// The verdict as `check` prints it: a heading line, the reasons, then a table of the signals.
 pub fn verdict_text(v: &Verdict) -> String {
     let mut out = String::new();
-    let decision = match v.decision {
-        Decision::Go => "GO",
-        Decision::NoGo => "NO-GO",
-        Decision::Unknown => "UNKNOWN",
-    };
+    let decision = v.decision.heading();
     let stable = v.stable_since.map_or("not healthy".to_string(), |s| {
         format!("healthy since {}", s.to_rfc3339())
     });
