@@ -58,10 +58,18 @@ impl AppState {
                     known: config.pack.phase_names(),
                 });
             }
-            let target = scope::resolve(config.fleet.as_ref(), cluster, wave, Serves::Verdict)?;
+            let fleet = config.fleet.is_some();
+            let target = scope::shape(fleet, cluster, wave, Serves::Verdict)?;
             (stale_after(&config), target)
         };
+        // The name is looked up in the bodies first: scanning 200 clusters on every poll would
+        // cost more than the rest of the answer. Until the next evaluation, a cluster a reload
+        // removed keeps its last verdict; one it added is 503 until judged.
         self.fresh(max_age, |bodies| bodies.gate(phase, target))
+            .or_else(|refused| {
+                scope::known(self.config.borrow().fleet.as_ref(), target)?;
+                Err(refused)
+            })
     }
 
     /// The answer `pick` takes from the latest bodies, if they are younger than `max_age`.

@@ -104,21 +104,45 @@ pub fn resolve<'a>(
     wave: Option<&'a str>,
     serves: Serves,
 ) -> Result<Target<'a>, ScopeError> {
-    let Some(fleet) = fleet else {
+    let target = shape(fleet.is_some(), cluster, wave, serves)?;
+    known(fleet, target)?;
+    Ok(target)
+}
+
+/// The target asked, without looking its name up: what a poll needs before the bodies, which
+/// hold only the names the last evaluation judged, are looked in. A name they lack is then
+/// looked up with [`known`].
+pub fn shape<'a>(
+    fleet: bool,
+    cluster: Option<&'a str>,
+    wave: Option<&'a str>,
+    serves: Serves,
+) -> Result<Target<'a>, ScopeError> {
+    if !fleet {
         return match (cluster, wave) {
             (None, None) => Ok(Target::Gate),
             (Some(_), _) => Err(ScopeError::NoFleet { given: "cluster" }),
             (None, Some(_)) => Err(ScopeError::NoFleet { given: "wave" }),
         };
-    };
+    }
     match (cluster, wave, serves) {
         (Some(_), Some(_), _) => Err(ScopeError::Both),
         (None, None, Serves::Verdict) => Err(ScopeError::NoTarget),
         (None, _, Serves::Signals) => Err(ScopeError::NoCluster),
-        (Some(name), None, _) => {
+        (Some(name), None, _) => Ok(Target::Cluster(name)),
+        (None, Some(name), Serves::Verdict) => Ok(Target::Wave(name)),
+    }
+}
+
+/// Whether `fleet` lists the cluster or wave `target` names: a 404 naming the known ones if not.
+pub fn known(fleet: Option<&FleetConfig>, target: Target<'_>) -> Result<(), ScopeError> {
+    match (fleet, target) {
+        (_, Target::Gate) | (None, _) => Ok(()),
+        (Some(fleet), Target::Wave(name)) => wave_named(fleet, name).map(|_| ()),
+        (Some(fleet), Target::Cluster(name)) => {
             let mut clusters = fleet.waves.iter().flat_map(|w| &w.clusters);
             if clusters.any(|c| c == name) {
-                return Ok(Target::Cluster(name));
+                return Ok(());
             }
             let (known, more) = capped(fleet.waves.iter().flat_map(|w| &w.clusters));
             Err(ScopeError::UnknownCluster {
@@ -127,7 +151,6 @@ pub fn resolve<'a>(
                 more,
             })
         }
-        (None, Some(name), Serves::Verdict) => wave_named(fleet, name).map(Target::Wave),
     }
 }
 
