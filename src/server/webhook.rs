@@ -179,10 +179,33 @@ mod tests {
     }
 
     #[test]
+    fn the_query_names_the_cluster_or_wave() {
+        let asked = Asked::from_query(Some("cluster=prod%2Deuw1&x=1&status=always-200")).unwrap();
+        assert_eq!(asked.cluster.as_deref(), Some("prod-euw1"));
+        assert_eq!(asked.wave, None);
+        assert_eq!(
+            (asked.get(), asked.webhook()),
+            (Answer::Always200, Answer::Always200)
+        );
+        let asked = Asked::from_query(Some("wave=prod")).unwrap();
+        assert_eq!(asked.wave.as_deref(), Some("prod"));
+        assert_eq!(
+            (asked.get(), asked.webhook()),
+            (Answer::Pipeline, Answer::Webhook)
+        );
+        let refused = Asked::from_query(Some("wave=a&wave=b")).unwrap_err();
+        assert!(refused.0.contains("wave is given twice"), "{refused:?}");
+    }
+
+    #[test]
     fn flaggers_body_parses_and_its_shape_is_checked() {
         let body = br#"{"name":"podinfo","namespace":"test","phase":"Progressing","checksum":"abc","metadata":{"phase":"istio","type":"x"}}"#;
         let hook = FlaggerWebhook::parse(body).unwrap();
         assert_eq!(hook.phase(), Some("istio"));
+        assert_eq!((hook.cluster(), hook.wave()), (None, None));
+        let body = br#"{"name":"p","namespace":"t","phase":"Progressing","metadata":{"cluster":"c1","wave":"w"}}"#;
+        let hook = FlaggerWebhook::parse(body).unwrap();
+        assert_eq!((hook.cluster(), hook.wave()), (Some("c1"), Some("w")));
         for (bad, names) in [
             (
                 &br#"{"namespace":"t","phase":"p"}"#[..],
