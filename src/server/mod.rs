@@ -1,6 +1,7 @@
 //! The daemon: the evaluation loop ([`scheduler`], one [`crate::evaluation::Incremental`]
-//! evaluation per tick, or a [`FleetEvaluator`] one in fleet mode) and the HTTP server ([`router`](mod@router) behind the [`auth`] check and
-//! the [`listener`]'s limits), sharing one shutdown token, with the gate's own [`metrics`].
+//! evaluation per tick, or one [`FleetEvaluator`] evaluation in fleet mode) and the HTTP server
+//! ([`router`](mod@router) behind the [`auth`] check and the [`listener`]'s limits), sharing one
+//! shutdown token, with the gate's own [`metrics`].
 //!
 //! This is where the pieces meet: it wires the evaluation, the alert path and the HTTP answers
 //! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an

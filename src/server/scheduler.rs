@@ -48,6 +48,14 @@ pub struct Scheduler {
     pub fleet: Option<FleetEvaluator>,
 }
 
+/// The file a configuration came from, as its problems name it.
+fn file(config: &Config) -> String {
+    config
+        .source
+        .as_ref()
+        .map_or_else(|| "the configuration".into(), |p| p.display().to_string())
+}
+
 /// The step to judge now: the latest multiple of the interval at or before `now - query_offset`.
 fn grid_step(config: &Config, now: Duration) -> i64 {
     let step = config.evaluation.step_secs();
@@ -117,23 +125,23 @@ impl Scheduler {
     fn reload(&mut self) -> Result<(), ConfigError> {
         let current = self.config.borrow().clone();
         let new = config::load(current.source.as_deref()).and_then(|new| {
-            let problem = |file: &str, key: Option<&str>, message: String| ConfigError {
+            let problem = |file: String, key: Option<&str>, message: String| ConfigError {
                 problems: vec![config::Problem {
-                    file: file.into(),
+                    file,
                     signal: None,
                     key: key.map(Into::into),
                     message,
                 }],
             };
             let source = PrometheusSource::new(&new.prometheus)
-                .map_err(|e| problem("prometheus", None, e.to_string()))?;
+                .map_err(|e| problem("prometheus".into(), None, e.to_string()))?;
             // A fleet's stores hold the queries rewritten for their clusters and the evaluation
             // settings: any change may touch them, so they are made anew from the new file.
             let fleet = match &new.fleet {
                 None => None,
                 Some(_) => Some(
                     FleetEvaluator::new(&new)
-                        .map_err(|e| problem("fleet", Some("fleet"), e.to_string()))?,
+                        .map_err(|e| problem(file(&new), Some("fleet"), e.to_string()))?,
                 ),
             };
             Ok((new, source, fleet))
@@ -209,24 +217,33 @@ impl Scheduler {
             .send_replace(Some(Arc::new(Bodies::encode(snapshot))));
     }
 
-    /// The fleet's counterpart of [`Scheduler::publish_snapshot`]: one summary line rather
-    /// than a line per failed query, which 200 clusters would repeat every interval.
+    /// The fleet's counterpart of [`Scheduler::publish_snapshot`]: one line for the clusters
+    /// whose queries failed (with the first one's error) rather than a line per failed query,
+    /// which 200 clusters would repeat every interval.
     fn publish_fleet(&mut self, snapshot: Arc<FleetSnapshot>, due: Instant) {
         // fleet metrics and alerts: wired by the lead
         // (`Metrics::export_fleet(&snapshot)`, `Alerting::observe_fleet(&snapshot)`; `due` as for
         // `Alerting::observe`).
         let _ = due;
-        let not_go: Vec<&str> = snapshot
+        let failed: Vec<(&str, &str)> = snapshot
             .clusters
             .iter()
-            .filter(|c| !c.all_go())
-            .map(|c| c.cluster.as_str())
+            .filter_map(|c| {
+                let s = c
+                    .snapshot
+                    .signals
+                    .iter()
+                    .find(|s| s.status == Status::Error)?;
+                Some((c.cluster.as_str(), s.error.as_deref().unwrap_or_default()))
+            })
             .collect();
-        if !not_go.is_empty() {
+        if let Some((cluster, error)) = failed.first() {
             tracing::warn!(
-                clusters = not_go.len(),
-                first = ?&not_go[..not_go.len().min(10)],
-                "clusters not go for every phase"
+                clusters = failed.len(),
+                first = ?failed.iter().take(10).map(|f| f.0).collect::<Vec<_>>(),
+                cluster,
+                error,
+                "signal queries failed for some clusters"
             );
         }
         let bodies = Bodies::encode_fleet(&snapshot);
@@ -234,7 +251,7 @@ impl Scheduler {
             evaluated_at = %snapshot.evaluated_at.to_rfc3339(),
             took_ms = snapshot.took.as_millis() as u64,
             clusters = snapshot.clusters.len(),
-            go = snapshot.clusters.len() - not_go.len(),
+            go = snapshot.clusters.iter().filter(|c| c.all_go()).count(),
             waves_go = snapshot.waves.iter().filter(|w| w.decision == Decision::Go).count(),
             unlisted_series = snapshot.unlisted_series,
             body_bytes = bodies.encoded_bytes(),
