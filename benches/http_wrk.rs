@@ -24,6 +24,7 @@ use upgrade_gate::server::bodies::Bodies;
 use upgrade_gate::server::listener;
 use upgrade_gate::server::metrics::Metrics;
 use upgrade_gate::server::router::AppState;
+use upgrade_gate::server::scope::Target;
 
 /// Pairs of short runs: the machine's speed drifts by tens of percent over seconds (a shared
 /// host), so many short runs side by side, compared pair by pair, say more than a few long ones.
@@ -106,7 +107,7 @@ fn main() {
             })
             .collect();
         let bodies = Bodies::encode(Arc::new(Snapshot::judge(&config.pack, step, at, &answers)));
-        let (status, body) = bodies.gate("istio").unwrap();
+        let (status, body) = bodies.gate("istio", Target::Gate).unwrap();
         let (_tx, bodies) = watch::channel(Some(Arc::new(bodies)));
         let (_config_tx, config) = watch::channel(Arc::new(config));
         let (reload, _reloads) = tokio::sync::mpsc::channel(1);

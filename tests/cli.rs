@@ -734,7 +734,6 @@ fn commands_that_evaluate_refuse_a_fleet_until_clusters_are_judged_apart() {
     let port = free_port();
     for args in [
         vec!["check", "--phase", "istio"],
-        vec!["serve"],
         vec!["wait", "--phase", "istio", "--timeout", "1s"],
         vec![
             "replay", "--phase", "istio", "--from", "now-1h", "--to", "now",

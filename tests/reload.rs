@@ -230,7 +230,8 @@ async fn the_reload_endpoint_answers_with_the_outcome() {
         "{problem}"
     );
 
-    // A fleet section, valid but not yet judged per cluster, is refused rather than blended.
+    // A fleet section turns the running gate into a fleet gate: verdicts are asked per cluster
+    // or wave, and a listed cluster without series is unknown, never go.
     let fleet = "fleet: {waves: [{name: w, clusters: [c1, c2]}]}\n";
     std::fs::write(
         &path,
@@ -242,15 +243,41 @@ async fn the_reload_endpoint_answers_with_the_outcome() {
         .send()
         .await
         .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{base}/gate/istio"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
-    let problem = body["problems"][0].as_str().unwrap();
     assert!(
-        problem.contains(
-            "gate.yaml: key `fleet`: fleet mode: per-cluster evaluation is not implemented yet"
-        ),
-        "{problem}"
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("add ?cluster=NAME or ?wave=NAME"),
+        "{body}"
     );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = client
+            .get(format!("{base}/gate/istio?cluster=c1"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        if body.contains("no data from cluster c1") {
+            assert_eq!(status, 503, "{body}");
+            assert!(body.contains(r#""cluster":"c1""#), "{body}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "c1 never judged: {status} {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     std::fs::write(
         &path,

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use super::common::{load_single_cluster, runtime, shutdown_signal, EXIT_CANNOT};
+use super::common::{load, runtime, shutdown_signal, EXIT_CANNOT};
 
 pub fn run(path: Option<PathBuf>) -> u8 {
-    let config = match load_single_cluster(path) {
+    let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -19,8 +19,8 @@ pub use crate::engine::fleet::Wave;
 use crate::engine::fleet::{rewrite, rewrite_query, Refusal, Scope};
 use crate::engine::pack::Pack;
 
-/// What `check`, `wait`, `replay` and `serve` answer to a `fleet` section until clusters are
-/// judged one by one: judging the store as one blended cluster would hide a failing cluster.
+/// What `check`, `wait` and `replay` answer to a `fleet` section until they judge clusters one
+/// by one (`serve` does): judging the store as one blended cluster would hide a failing cluster.
 pub const FLEET_NOT_EVALUATED: &str = "fleet mode: per-cluster evaluation is not implemented yet; \
     judging the whole store as one cluster would blend every cluster's series, so this command \
     refuses. `validate` (with --show-queries) checks a fleet configuration; remove the `fleet` \

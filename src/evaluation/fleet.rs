@@ -152,6 +152,14 @@ impl FleetEvaluator {
         snapshot
     }
 
+    /// Takes over what `old` (the evaluator of the configuration a reload replaced) has seen:
+    /// since when each cluster has been go and when it last reported. The stores' windows are
+    /// not taken: their queries may have changed.
+    pub fn carry_over(&mut self, old: FleetEvaluator) {
+        self.go_since = old.go_since;
+        self.last_seen = old.last_seen;
+    }
+
     /// When `cluster` was last seen reporting, as a sentence's end.
     fn since(last_seen: &HashMap<String, i64>, cluster: &str) -> String {
         match last_seen

@@ -1,6 +1,7 @@
 //! The daemon: the evaluation loop ([`scheduler`], one [`crate::evaluation::Incremental`]
-//! evaluation per tick) and the HTTP server ([`router`](mod@router) behind the [`auth`] check and
-//! the [`listener`]'s limits), sharing one shutdown token, with the gate's own [`metrics`].
+//! evaluation per tick, or one [`FleetEvaluator`] evaluation in fleet mode) and the HTTP server
+//! ([`router`](mod@router) behind the [`auth`] check and the [`listener`]'s limits), sharing one
+//! shutdown token, with the gate's own [`metrics`].
 //!
 //! This is where the pieces meet: it wires the evaluation, the alert path and the HTTP answers
 //! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an
@@ -19,6 +20,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use crate::alerting::cluster::{ClusterError, Peers};
 use crate::alerting::delivery::Alerting;
 use crate::config::Config;
+use crate::evaluation::fleet::{FleetError, FleetEvaluator};
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 use metrics::Metrics;
@@ -31,6 +33,7 @@ pub mod listener;
 pub mod metrics;
 pub mod router;
 pub mod scheduler;
+pub mod scope;
 pub mod webhook;
 
 /// How long the evaluation loop and alert delivery may take to stop after the server has.
@@ -44,6 +47,8 @@ pub enum ServeError {
     Http(#[from] std::io::Error),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Fleet(#[from] FleetError),
 }
 
 /// Serves until `shutdown` completes, then stops accepting, finishes in-flight requests and
@@ -54,6 +59,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let source = PrometheusSource::new(&config.prometheus)?;
+    let fleet = match &config.fleet {
+        Some(_) => Some(FleetEvaluator::new(&config)?),
+        None => None,
+    };
     let metrics = Arc::new(Metrics::new());
     let (publish, bodies) = watch::channel(None);
     let token = CancellationToken::new();
@@ -83,6 +92,7 @@ pub async fn serve(
         publish,
         reloads,
         evaluator: Default::default(),
+        fleet,
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 

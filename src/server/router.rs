@@ -16,7 +16,8 @@ use tower_http::timeout::TimeoutLayer;
 use super::bodies::Bodies;
 use super::metrics::Metrics;
 use super::scheduler::Reload;
-use super::webhook::{Answer, FlaggerWebhook};
+use super::scope::{self, ScopeError, Serves};
+use super::webhook::{Answer, Asked, FlaggerWebhook};
 use crate::config::{Config, ConfigError};
 use crate::engine::decide::Decision;
 use crate::engine::pack::ALL_PHASES;
@@ -39,10 +40,16 @@ impl AppState {
         self.bodies.borrow().clone()
     }
 
-    /// The verdict on `phase` as encoded when the snapshot was published. Every pipeline's poll
-    /// comes here, so it reads the configuration once and allocates only for an error.
-    fn gate(&self, phase: &str) -> Result<Response, ApiError> {
-        let max_age = {
+    /// The verdict on `phase` for the cluster or wave asked (none without a `fleet` section) as
+    /// encoded when the snapshot was published. Every pipeline's poll comes here, so it reads
+    /// the configuration once and allocates only for an error.
+    fn gate(
+        &self,
+        phase: &str,
+        cluster: Option<&str>,
+        wave: Option<&str>,
+    ) -> Result<Response, ApiError> {
+        let (max_age, target) = {
             let config = self.config.borrow();
             let known = phase == ALL_PHASES || config.pack.phases.iter().any(|p| p.name == phase);
             if !known {
@@ -51,45 +58,110 @@ impl AppState {
                     known: config.pack.phase_names(),
                 });
             }
-            stale_after(&config)
+            let fleet = config.fleet.is_some();
+            let target = scope::shape(fleet, cluster, wave, Serves::Verdict)?;
+            (stale_after(&config), target)
         };
+        // The name is looked up in the bodies first: scanning 200 clusters on every poll would
+        // cost more than the rest of the answer. Until the next evaluation, a cluster a reload
+        // removed keeps its last verdict; one it added is 503 until judged.
+        self.fresh(max_age, |bodies| bodies.gate(phase, target))
+            .or_else(|refused| {
+                scope::known(self.config.borrow().fleet.as_ref(), target)?;
+                Err(refused)
+            })
+    }
+
+    /// The answer `pick` takes from the latest bodies, if they are younger than `max_age`.
+    fn fresh(
+        &self,
+        max_age: Duration,
+        pick: impl FnOnce(&Bodies) -> Option<(StatusCode, Bytes)>,
+    ) -> Result<Response, ApiError> {
         // Read under the lock rather than cloned out: the body is only a reference to clone.
         let latest = self.bodies.borrow();
         let bodies = latest.as_ref().ok_or(ApiError::NotReady)?;
         let age = SystemTime::now()
-            .duration_since(bodies.snapshot.evaluated_at.into())
+            .duration_since(bodies.evaluated_at.into())
             .unwrap_or_default();
         if age > max_age {
             return Err(ApiError::Stale {
-                evaluated_at: bodies.snapshot.evaluated_at.to_rfc3339(),
+                evaluated_at: bodies.evaluated_at.to_rfc3339(),
                 max_age: humantime::format_duration(max_age).to_string(),
             });
         }
-        let (status, body) = bodies.gate(phase).ok_or(ApiError::NotReady)?;
+        // Named but not in the snapshot: a reload has just added it, and the next evaluation
+        // judges it.
+        let (status, body) = pick(bodies).ok_or(ApiError::NotReady)?;
         Ok(json_bytes(status, body))
     }
 
-    /// The verdict on `phase` with the status `answer` reads, a refusal included (a verdict too
-    /// old is unknown to every tool).
-    fn answer(&self, phase: &str, answer: Answer) -> Response {
-        answer.apply(self.gate(phase).unwrap_or_else(IntoResponse::into_response))
+    /// `/waves/{name}`: may the wave start (200 go, 503 otherwise).
+    fn wave(&self, name: &str) -> Result<Response, ApiError> {
+        let max_age = {
+            let config = self.config.borrow();
+            let fleet = config.fleet.as_ref().ok_or(ScopeError::NotAFleet {
+                route: "/waves/{name}",
+            })?;
+            scope::wave_named(fleet, name)?;
+            stale_after(&config)
+        };
+        self.fresh(max_age, |bodies| bodies.wave(name))
     }
 
-    /// `GET`: 200/503, or 200 whatever the decision with `?status=always-200`.
+    /// `/fleet`: every cluster × phase and every wave, 200 while fresh.
+    fn fleet(&self) -> Result<Response, ApiError> {
+        let max_age = {
+            let config = self.config.borrow();
+            if config.fleet.is_none() {
+                return Err(ScopeError::NotAFleet { route: "/fleet" }.into());
+            }
+            stale_after(&config)
+        };
+        self.fresh(max_age, |bodies| Some((StatusCode::OK, bodies.fleet()?)))
+    }
+
+    /// The verdict with the status `answer` reads, a refusal included (a verdict too old is
+    /// unknown to every tool).
+    fn answer(
+        &self,
+        phase: &str,
+        cluster: Option<&str>,
+        wave: Option<&str>,
+        answer: Answer,
+    ) -> Response {
+        let verdict = self.gate(phase, cluster, wave);
+        answer.apply(verdict.unwrap_or_else(IntoResponse::into_response))
+    }
+
+    /// `GET`: 200/503, or 200 whatever the decision with `?status=always-200`; in fleet mode
+    /// for the `?cluster=` or `?wave=` asked.
     fn get(&self, phase: &str, query: Option<String>) -> Response {
-        match Answer::from_query(query.as_deref()) {
-            Ok(answer) => self.answer(phase, answer),
+        match Asked::from_query(query.as_deref()) {
+            Ok(asked) => self.answer(
+                phase,
+                asked.cluster.as_deref(),
+                asked.wave.as_deref(),
+                asked.get(),
+            ),
             Err(refused) => refused.into_response(),
         }
     }
 
     /// A Flagger webhook: the phase from the path, else from the body's `metadata.phase`, else
-    /// all phases; no-go and unknown are a 403 that Flagger does not retry.
-    fn webhook(&self, phase: Option<&str>, body: &[u8]) -> Response {
+    /// all phases; the cluster and wave from the query string, else from `metadata`; no-go and
+    /// unknown are a 403 that Flagger does not retry.
+    fn webhook(&self, phase: Option<&str>, query: Option<String>, body: &[u8]) -> Response {
+        let asked = match Asked::from_query(query.as_deref()) {
+            Ok(asked) => asked,
+            Err(refused) => return refused.into_response(),
+        };
         match FlaggerWebhook::parse(body) {
             Ok(hook) => {
                 let phase = phase.or(hook.phase()).unwrap_or(ALL_PHASES);
-                self.answer(phase, Answer::Webhook)
+                let cluster = asked.cluster.as_deref().or(hook.cluster());
+                let wave = asked.wave.as_deref().or(hook.wave());
+                self.answer(phase, cluster, wave, asked.webhook())
             }
             Err(refused) => refused.into_response(),
         }
@@ -97,10 +169,17 @@ impl AppState {
 }
 
 /// How old a verdict may get before `/gate` stops serving it: three missed evaluations, plus the
-/// query timeout that the last one may have spent waiting, plus the `query_offset` it is judged
-/// behind now. If evaluation stalls, the gate fails closed instead of repeating an old answer.
+/// query timeout that the last one may have spent waiting (the longest of a fleet's stores), plus
+/// the `query_offset` it is judged behind now. If evaluation stalls, the gate fails closed
+/// instead of repeating an old answer.
 fn stale_after(config: &Config) -> Duration {
-    config.evaluation.interval * 3 + config.prometheus.timeout + config.evaluation.query_offset
+    let timeout = config
+        .fleet
+        .iter()
+        .flat_map(|f| &f.backends)
+        .map(|b| b.prometheus.timeout)
+        .fold(config.prometheus.timeout, Duration::max);
+    config.evaluation.interval * 3 + timeout + config.evaluation.query_offset
 }
 
 /// The routes. Every answer but a reload's is made from memory at once, so only the reload,
@@ -124,6 +203,8 @@ pub fn router(state: AppState) -> Router {
         .route("/gate", get(gate_all).post(webhook_all))
         .route("/gate/{phase}", get(gate).post(webhook))
         .route("/signals", get(signals))
+        .route("/waves/{name}", get(wave))
+        .route("/fleet", get(fleet))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -146,8 +227,8 @@ pub fn router(state: AppState) -> Router {
                 },
             )
             .post(
-                |State(state): State<Arc<AppState>>, body: Bytes| async move {
-                    state.webhook(Some(&posted), &body)
+                |State(state): State<Arc<AppState>>, RawQuery(query): RawQuery, body: Bytes| async move {
+                    state.webhook(Some(&posted), query, &body)
                 },
             ),
         );
@@ -160,6 +241,9 @@ pub fn router(state: AppState) -> Router {
 pub enum ApiError {
     #[error("unknown phase {phase:?}")]
     UnknownPhase { phase: String, known: Vec<String> },
+    /// A cluster or wave unknown, missing, or asked of a gate without a `fleet` section.
+    #[error(transparent)]
+    Scope(#[from] ScopeError),
     #[error("no evaluation has finished yet")]
     NotReady,
     #[error("the reload endpoint is disabled; set server.enable_reload_endpoint, or send SIGHUP")]
@@ -182,6 +266,7 @@ impl IntoResponse for ApiError {
                 Json(json!({"error": message, "phases": known})),
             )
                 .into_response(),
+            ApiError::Scope(e) => e.into_response(),
             ApiError::ReloadDisabled => {
                 (StatusCode::NOT_FOUND, Json(json!({"error": message}))).into_response()
             }
@@ -216,21 +301,63 @@ async fn gate(
     state.get(&phase, query)
 }
 
-async fn webhook_all(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    state.webhook(None, &body)
+async fn webhook_all(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    state.webhook(None, query, &body)
 }
 
 async fn webhook(
     State(state): State<Arc<AppState>>,
     Path(phase): Path<String>,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    state.webhook(Some(&phase), &body)
+    state.webhook(Some(&phase), query, &body)
 }
 
-async fn signals(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
-    let bodies = state.latest().ok_or(ApiError::NotReady)?;
-    Ok(json_bytes(StatusCode::OK, bodies.signals()))
+/// Every signal's latest result: the gate's, or in fleet mode the `?cluster=` asked's.
+async fn signals(State(state): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let asked = match Asked::from_query(query.as_deref()) {
+        Ok(asked) => asked,
+        Err(refused) => return refused.into_response(),
+    };
+    let target = {
+        let config = state.config.borrow();
+        let (cluster, wave) = (asked.cluster.as_deref(), asked.wave.as_deref());
+        scope::resolve(config.fleet.as_ref(), cluster, wave, Serves::Signals)
+    };
+    let answer = target.map_err(ApiError::from).and_then(|target| {
+        let bodies = state.latest().ok_or(ApiError::NotReady)?;
+        bodies.signals(target).ok_or(ApiError::NotReady)
+    });
+    match answer {
+        Ok(body) => json_bytes(StatusCode::OK, body),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /waves/{name}`: 200 when the wave may start, 503 otherwise (200 whatever the decision
+/// with `?status=always-200`).
+async fn wave(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    match Asked::from_query(query.as_deref()) {
+        Ok(asked) => asked.get().apply(
+            state
+                .wave(&name)
+                .unwrap_or_else(IntoResponse::into_response),
+        ),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+async fn fleet(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    state.fleet()
 }
 
 /// A body encoded at snapshot time, sent as `Json` would send it.
@@ -269,7 +396,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             StatusCode::OK,
             format!(
                 "ready: last evaluation at {}\n",
-                s.snapshot.evaluated_at.to_rfc3339()
+                s.evaluated_at.to_rfc3339()
             ),
         )
             .into_response(),

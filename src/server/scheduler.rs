@@ -22,7 +22,9 @@ use crate::alerting::delivery::Alerting;
 use crate::config::{self, Config, ConfigError};
 use crate::engine::decide::Decision;
 use crate::engine::evaluate::Status;
+use crate::engine::fleet::FleetSnapshot;
 use crate::engine::snapshot::Snapshot;
+use crate::evaluation::fleet::FleetEvaluator;
 use crate::evaluation::Incremental;
 use crate::prometheus::source::PrometheusSource;
 
@@ -41,6 +43,17 @@ pub struct Scheduler {
     pub reloads: mpsc::Receiver<Reload>,
     /// The windows and fixed baselines kept between evaluations.
     pub evaluator: Incremental,
+    /// In fleet mode (a `fleet` section), every store's windows and the clusters' go-since,
+    /// which replace `evaluator`; `None` for one cluster.
+    pub fleet: Option<FleetEvaluator>,
+}
+
+/// The file a configuration came from, as its problems name it.
+fn file(config: &Config) -> String {
+    config
+        .source
+        .as_ref()
+        .map_or_else(|| "the configuration".into(), |p| p.display().to_string())
 }
 
 /// The step to judge now: the latest multiple of the interval at or before `now - query_offset`.
@@ -89,11 +102,19 @@ impl Scheduler {
             }
             let config = self.config.borrow().clone();
             let at = grid_step(&config, wall_clock());
-            let snapshot = tokio::select! {
-                _ = shutdown.cancelled() => return self.alerting,
-                s = self.evaluator.evaluate(&config, &self.source, at) => Arc::new(s),
-            };
-            self.publish_snapshot(snapshot, next);
+            if let Some(fleet) = &mut self.fleet {
+                let snapshot = tokio::select! {
+                    _ = shutdown.cancelled() => return self.alerting,
+                    s = fleet.evaluate(&config, at) => Arc::new(s),
+                };
+                self.publish_fleet(snapshot, next);
+            } else {
+                let snapshot = tokio::select! {
+                    _ = shutdown.cancelled() => return self.alerting,
+                    s = self.evaluator.evaluate(&config, &self.source, at) => Arc::new(s),
+                };
+                self.publish_snapshot(snapshot, next);
+            }
             // Ticks missed while the evaluation overran are skipped: the next is the next step due.
             next = Instant::now() + until_next_step(&config, wall_clock());
         }
@@ -104,32 +125,28 @@ impl Scheduler {
     fn reload(&mut self) -> Result<(), ConfigError> {
         let current = self.config.borrow().clone();
         let new = config::load(current.source.as_deref()).and_then(|new| {
-            if new.fleet.is_some() {
-                return Err(ConfigError {
-                    problems: vec![config::Problem {
-                        file: current.source.as_ref().map_or_else(
-                            || "the configuration".into(),
-                            |p| p.display().to_string(),
-                        ),
-                        signal: None,
-                        key: Some("fleet".into()),
-                        message: config::FLEET_NOT_EVALUATED.into(),
-                    }],
-                });
-            }
-            match PrometheusSource::new(&new.prometheus) {
-                Ok(source) => Ok((new, source)),
-                Err(e) => Err(ConfigError {
-                    problems: vec![config::Problem {
-                        file: "prometheus".into(),
-                        signal: None,
-                        key: None,
-                        message: e.to_string(),
-                    }],
-                }),
-            }
+            let problem = |file: String, key: Option<&str>, message: String| ConfigError {
+                problems: vec![config::Problem {
+                    file,
+                    signal: None,
+                    key: key.map(Into::into),
+                    message,
+                }],
+            };
+            let source = PrometheusSource::new(&new.prometheus)
+                .map_err(|e| problem("prometheus".into(), None, e.to_string()))?;
+            // A fleet's stores hold the queries rewritten for their clusters and the evaluation
+            // settings: any change may touch them, so they are made anew from the new file.
+            let fleet = match &new.fleet {
+                None => None,
+                Some(_) => Some(
+                    FleetEvaluator::new(&new)
+                        .map_err(|e| problem(file(&new), Some("fleet"), e.to_string()))?,
+                ),
+            };
+            Ok((new, source, fleet))
         });
-        let (new, source) = match new {
+        let (new, source, fleet) = match new {
             Ok(ok) => ok,
             Err(e) => {
                 tracing::error!(
@@ -150,6 +167,15 @@ impl Scheduler {
         self.source = source;
         // The new configuration may pin or move the baselines.
         self.evaluator.forget_baselines();
+        self.fleet = match (fleet, self.fleet.take()) {
+            // How long each cluster has been go is what the gate has seen, whatever the new file
+            // says: a reload must not restart the soak of every wave.
+            (Some(mut new), Some(old)) => {
+                new.carry_over(old);
+                Some(new)
+            }
+            (new, _) => new,
+        };
         self.alerting
             .reconfigure(&new.alerts, new.evaluation.interval);
         // Phases and signals may have gone: their gauges must not linger with old values.
@@ -194,6 +220,49 @@ impl Scheduler {
         );
         self.publish
             .send_replace(Some(Arc::new(Bodies::encode(snapshot))));
+    }
+
+    /// The fleet's counterpart of [`Scheduler::publish_snapshot`]: one line for the clusters
+    /// whose queries failed (with the first one's error) rather than a line per failed query,
+    /// which 200 clusters would repeat every interval.
+    fn publish_fleet(&mut self, snapshot: Arc<FleetSnapshot>, due: Instant) {
+        // fleet metrics and alerts: wired by the lead
+        // (`Metrics::export_fleet(&snapshot)`, `Alerting::observe_fleet(&snapshot)`; `due` as for
+        // `Alerting::observe`).
+        let _ = due;
+        let failed: Vec<(&str, &str)> = snapshot
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                let s = c
+                    .snapshot
+                    .signals
+                    .iter()
+                    .find(|s| s.status == Status::Error)?;
+                Some((c.cluster.as_str(), s.error.as_deref().unwrap_or_default()))
+            })
+            .collect();
+        if let Some((cluster, error)) = failed.first() {
+            tracing::warn!(
+                clusters = failed.len(),
+                first = ?failed.iter().take(10).map(|f| f.0).collect::<Vec<_>>(),
+                cluster,
+                error,
+                "signal queries failed for some clusters"
+            );
+        }
+        let bodies = Bodies::encode_fleet(&snapshot);
+        tracing::info!(
+            evaluated_at = %snapshot.evaluated_at.to_rfc3339(),
+            took_ms = snapshot.took.as_millis() as u64,
+            clusters = snapshot.clusters.len(),
+            go = snapshot.clusters.iter().filter(|c| c.all_go()).count(),
+            waves_go = snapshot.waves.iter().filter(|w| w.decision == Decision::Go).count(),
+            unlisted_series = snapshot.unlisted_series,
+            body_bytes = bodies.encoded_bytes(),
+            "evaluation finished"
+        );
+        self.publish.send_replace(Some(Arc::new(bodies)));
     }
 }
 

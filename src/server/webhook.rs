@@ -7,6 +7,7 @@
 //! as a measurement error, so its no-go (and unknown) is a 200 that its `successCondition` reads
 //! from the body.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use axum::http::StatusCode;
@@ -34,21 +35,7 @@ impl Answer {
     /// refused rather than ignored: a typo would otherwise bring back the 503s that end an
     /// AnalysisRun in Error.
     pub fn from_query(query: Option<&str>) -> Result<Answer, BadRequest> {
-        let Some(query) = query else {
-            return Ok(Answer::Pipeline);
-        };
-        let (key, expected) = ALWAYS_200;
-        match query
-            .split('&')
-            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-            .find(|(k, _)| *k == key)
-        {
-            None => Ok(Answer::Pipeline),
-            Some((_, value)) if value == expected => Ok(Answer::Always200),
-            Some((_, value)) => Err(BadRequest(format!(
-                "query parameter {key}={value:?} is not understood; the only value is {key}={expected}"
-            ))),
-        }
+        Asked::from_query(query).map(|asked| asked.get())
     }
 
     /// Rewrites the status of a `GET`-style answer (200, or 503 for no-go, unknown and no fresh
@@ -62,6 +49,60 @@ impl Answer {
             }
         }
         response
+    }
+}
+
+/// What a query string asks: the status to answer with and, in fleet mode, whose verdict
+/// (`cluster` or `wave`). Other parameters are ignored, as they always were.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Asked<'a> {
+    pub answer: Option<Answer>,
+    pub cluster: Option<Cow<'a, str>>,
+    pub wave: Option<Cow<'a, str>>,
+}
+
+impl<'a> Asked<'a> {
+    /// Reads `status`, `cluster` and `wave` (percent-decoded). A parameter given twice is
+    /// refused: which of two clusters was meant cannot be guessed.
+    pub fn from_query(query: Option<&'a str>) -> Result<Asked<'a>, BadRequest> {
+        let mut asked = Asked::default();
+        let Some(query) = query else {
+            return Ok(asked);
+        };
+        let (status, always) = ALWAYS_200;
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match &*key {
+                "cluster" => &mut asked.cluster,
+                "wave" => &mut asked.wave,
+                k if k == status => {
+                    if value != always {
+                        return Err(BadRequest(format!(
+                            "query parameter {status}={value:?} is not understood; the only value is {status}={always}"
+                        )));
+                    }
+                    asked.answer = Some(Answer::Always200);
+                    continue;
+                }
+                _ => continue,
+            };
+            if slot.is_some() {
+                return Err(BadRequest(format!(
+                    "query parameter {key} is given twice; give it once"
+                )));
+            }
+            *slot = Some(value);
+        }
+        Ok(asked)
+    }
+
+    /// The status for a `GET` (`Pipeline` unless `always-200` was asked).
+    pub fn get(&self) -> Answer {
+        self.answer.unwrap_or(Answer::Pipeline)
+    }
+
+    /// The status for a Flagger webhook (`Webhook` unless `always-200` was asked).
+    pub fn webhook(&self) -> Answer {
+        self.answer.unwrap_or(Answer::Webhook)
     }
 }
 
@@ -91,16 +132,30 @@ impl FlaggerWebhook {
 
     /// The gate phase this call asks about: `metadata.phase`, if it is set.
     pub fn phase(&self) -> Option<&str> {
+        self.metadata_value("phase")
+    }
+
+    /// The fleet cluster this call asks about: `metadata.cluster`, if it is set.
+    pub fn cluster(&self) -> Option<&str> {
+        self.metadata_value("cluster")
+    }
+
+    /// The fleet wave this call asks about: `metadata.wave`, if it is set.
+    pub fn wave(&self) -> Option<&str> {
+        self.metadata_value("wave")
+    }
+
+    fn metadata_value(&self, key: &str) -> Option<&str> {
         self.metadata
             .as_ref()
-            .and_then(|m| m.get("phase"))
+            .and_then(|m| m.get(key))
             .map(String::as_str)
     }
 }
 
 /// A request the gate cannot read: a 400 whose JSON `error` says why.
 #[derive(Debug)]
-pub struct BadRequest(String);
+pub struct BadRequest(pub String);
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
@@ -125,10 +180,33 @@ mod tests {
     }
 
     #[test]
+    fn the_query_names_the_cluster_or_wave() {
+        let asked = Asked::from_query(Some("cluster=prod%2Deuw1&x=1&status=always-200")).unwrap();
+        assert_eq!(asked.cluster.as_deref(), Some("prod-euw1"));
+        assert_eq!(asked.wave, None);
+        assert_eq!(
+            (asked.get(), asked.webhook()),
+            (Answer::Always200, Answer::Always200)
+        );
+        let asked = Asked::from_query(Some("wave=prod")).unwrap();
+        assert_eq!(asked.wave.as_deref(), Some("prod"));
+        assert_eq!(
+            (asked.get(), asked.webhook()),
+            (Answer::Pipeline, Answer::Webhook)
+        );
+        let refused = Asked::from_query(Some("wave=a&wave=b")).unwrap_err();
+        assert!(refused.0.contains("wave is given twice"), "{refused:?}");
+    }
+
+    #[test]
     fn flaggers_body_parses_and_its_shape_is_checked() {
         let body = br#"{"name":"podinfo","namespace":"test","phase":"Progressing","checksum":"abc","metadata":{"phase":"istio","type":"x"}}"#;
         let hook = FlaggerWebhook::parse(body).unwrap();
         assert_eq!(hook.phase(), Some("istio"));
+        assert_eq!((hook.cluster(), hook.wave()), (None, None));
+        let body = br#"{"name":"p","namespace":"t","phase":"Progressing","metadata":{"cluster":"c1","wave":"w"}}"#;
+        let hook = FlaggerWebhook::parse(body).unwrap();
+        assert_eq!((hook.cluster(), hook.wave()), (Some("c1"), Some("w")));
         for (bad, names) in [
             (
                 &br#"{"namespace":"t","phase":"p"}"#[..],
