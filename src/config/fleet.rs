@@ -259,7 +259,7 @@ fn validate_backends(at: At, raw: Vec<RawBackend>, waves: &[Wave]) -> Vec<Backen
 }
 
 /// A Prometheus label name, as `[a-zA-Z_][a-zA-Z0-9_]*`.
-fn valid_label_name(name: &str) -> bool {
+pub fn valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

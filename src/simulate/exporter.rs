@@ -9,10 +9,14 @@
 //! components export them. Series carry their own `job` and `instance` labels (the apiserver
 //! version signal joins on them): scrape with `honor_labels: true`.
 //!
+//! A fleet (`simulate --clusters N`, [`super::fleet`]) is served the same way, every cluster in
+//! one answer, rendered off the async threads: 200 clusters are some megabytes of text.
+//!
 //! Time is the unix time at start plus the monotonic time elapsed since, so counters never go
 //! down between scrapes even if the wall clock steps back.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::http::header::CONTENT_TYPE;
@@ -21,6 +25,7 @@ use axum::Router;
 use clap::ValueEnum;
 use tokio::net::TcpListener;
 
+use super::fleet::Fleet;
 use super::scenarios::{self, Scenario, Window};
 
 /// Content type of the Prometheus text format.
@@ -50,45 +55,113 @@ impl Clock {
     }
 }
 
-/// `GET /metrics`: `scenario` over `window`, at the time of each request.
-pub fn router(scenario: Scenario, window: Window) -> Router {
+/// What the exporter plays: one cluster's scenario, or a fleet of clusters.
+#[derive(Debug, Clone)]
+pub enum Cast {
+    Cluster(Scenario),
+    Fleet(Arc<Fleet>),
+}
+
+impl From<Scenario> for Cast {
+    fn from(scenario: Scenario) -> Cast {
+        Cast::Cluster(scenario)
+    }
+}
+
+impl From<Fleet> for Cast {
+    fn from(fleet: Fleet) -> Cast {
+        Cast::Fleet(Arc::new(fleet))
+    }
+}
+
+impl Cast {
+    /// One scrape at `at`.
+    async fn exposition(&self, window: Window, at: i64) -> String {
+        match self {
+            Cast::Cluster(scenario) => scenarios::exposition(*scenario, window, at),
+            Cast::Fleet(fleet) => {
+                let fleet = fleet.clone();
+                tokio::task::spawn_blocking(move || fleet.exposition(window, at))
+                    .await
+                    .expect("rendering the fleet does not panic")
+            }
+        }
+    }
+
+    fn timeline(&self, window: Window) -> Vec<(i64, String)> {
+        match self {
+            Cast::Cluster(scenario) => scenarios::timeline(*scenario, window),
+            Cast::Fleet(fleet) => fleet.timeline(window),
+        }
+    }
+}
+
+fn scenario_name(scenario: Scenario) -> String {
+    scenario
+        .to_possible_value()
+        .map_or_else(String::new, |v| v.get_name().to_string())
+}
+
+/// `GET /metrics`: `cast` over `window`, at the time of each request.
+pub fn router(cast: impl Into<Cast>, window: Window) -> Router {
+    let cast = cast.into();
     let clock = Clock::start();
     Router::new().route(
         "/metrics",
         get(move || async move {
-            let body = scenarios::exposition(scenario, window, clock.now());
+            let body = cast.exposition(window, clock.now()).await;
             ([(CONTENT_TYPE, TEXT_FORMAT)], body)
         }),
     )
 }
 
-/// Serves `scenario` over `window` on `listener` until `shutdown` completes, then finishes
-/// in-flight scrapes and returns. Logs the scenario's timeline first.
+/// Serves `cast` over `window` on `listener` until `shutdown` completes, then finishes
+/// in-flight scrapes and returns. Logs the timeline first.
 pub async fn serve(
-    scenario: Scenario,
+    cast: impl Into<Cast>,
     window: Window,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let cast = cast.into();
     let at = |t: i64| {
         chrono::DateTime::from_timestamp(t, 0)
             .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_else(|| t.to_string())
     };
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        scenario = scenario.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string()),
-        window_start = %at(window.start),
-        window_end = %at(window.end),
-        "simulator serving /metrics"
-    );
-    for (t, what) in scenarios::timeline(scenario, window) {
+    let listen = listener.local_addr()?;
+    let (start, end) = (at(window.start), at(window.end));
+    match &cast {
+        Cast::Cluster(scenario) => tracing::info!(
+            listen = %listen,
+            scenario = scenario_name(*scenario),
+            window_start = %start,
+            window_end = %end,
+            "simulator serving /metrics"
+        ),
+        Cast::Fleet(fleet) => tracing::info!(
+            listen = %listen,
+            clusters = fleet.clusters().len(),
+            fleet_label = fleet.label(),
+            incidents = %fleet
+                .clusters()
+                .iter()
+                .filter(|(_, s)| *s != Scenario::Healthy)
+                .map(|(c, s)| format!("{c}={}", scenario_name(*s)))
+                .collect::<Vec<_>>()
+                .join(","),
+            window_start = %start,
+            window_end = %end,
+            "simulator serving /metrics"
+        ),
+    }
+    for (t, what) in cast.timeline(window) {
         let offset = std::time::Duration::from_secs((t - window.start).unsigned_abs());
         let sign = if t < window.start { "-" } else { "+" };
         let offset = format!("{sign}{}", humantime::format_duration(offset));
         tracing::info!(at = %at(t), after_start = %offset, "{what}");
     }
-    axum::serve(listener, router(scenario, window))
+    axum::serve(listener, router(cast, window))
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("simulator stopped");
@@ -100,11 +173,9 @@ mod tests {
     use super::*;
     use tower::ServiceExt;
 
-    #[tokio::test]
-    async fn metrics_answers_the_text_format_at_this_time() {
-        let now = Clock::start().now();
-        let window = Window::new(now - 60, now + 1200);
-        let answer = router(Scenario::Healthy, window)
+    /// `GET /metrics` of `app`: the content type and the body; asserts a 200.
+    async fn scrape(app: Router) -> (String, String) {
+        let answer = app
             .oneshot(
                 axum::http::Request::get("/metrics")
                     .body(axum::body::Body::empty())
@@ -113,15 +184,38 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(answer.status(), 200);
-        assert_eq!(answer.headers()[CONTENT_TYPE], TEXT_FORMAT);
+        let content_type = answer.headers()[CONTENT_TYPE].to_str().unwrap().to_string();
         let body = axum::body::to_bytes(answer.into_body(), usize::MAX)
             .await
             .unwrap();
-        let body = String::from_utf8(body.to_vec()).unwrap();
+        (content_type, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn metrics_answers_the_text_format_at_this_time() {
+        let now = Clock::start().now();
+        let window = Window::new(now - 60, now + 1200);
+        let (content_type, body) = scrape(router(Scenario::Healthy, window)).await;
+        assert_eq!(content_type, TEXT_FORMAT);
         assert!(body.contains("# TYPE pilot_xds_pushes counter\n"), "{body}");
         // Rendered at a time between the two reads of the clock.
         let later = Clock::start().now();
         assert!((now..=later).any(|t| scenarios::exposition(Scenario::Healthy, window, t) == body));
+    }
+
+    #[tokio::test]
+    async fn a_fleet_is_served_in_one_answer() {
+        let now = Clock::start().now();
+        let window = Window::new(now - 60, now + 1200);
+        let incidents = [("c2".to_string(), Scenario::Istio5xxSpike)];
+        let fleet = Fleet::new("cluster", 3, Scenario::Healthy, &incidents).unwrap();
+        let (content_type, body) = scrape(router(fleet.clone(), window)).await;
+        assert_eq!(content_type, TEXT_FORMAT);
+        let later = Clock::start().now();
+        assert!((now..=later).any(|t| fleet.exposition(window, t) == body));
+        for c in ["c1", "c2", "c3"] {
+            assert!(body.contains(&format!("up{{cluster=\"{c}\"}} 1\n")), "{c}");
+        }
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! `unknown`. The text format (0.0.4) has no such rule: there every counter is a `counter` and its
 //! samples carry the name as is, which is how Istio and the VPC CNI export them. Histograms are
 //! `_bucket{le}` (cumulative, up to `+Inf`), `_sum` and `_count`.
+//!
+//! A fleet is several clusters in one text: [`Writer::set_cluster`] puts the fleet label first on
+//! every series written after it, so each family still holds its samples together across clusters.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::time::Shape;
@@ -39,6 +43,8 @@ pub struct Writer {
     times: Vec<i64>,
     /// (family name, type, sample lines)
     families: Vec<(String, &'static str, String)>,
+    /// `label="cluster"` of the cluster being written, empty outside a fleet.
+    cluster: String,
 }
 
 impl Writer {
@@ -47,6 +53,21 @@ impl Writer {
             format,
             times,
             families: Vec::new(),
+            cluster: String::new(),
+        }
+    }
+
+    /// Every series written from now on carries `label="name"` (first among its labels).
+    pub fn set_cluster(&mut self, label: &str, name: &str) {
+        self.cluster = labels(&[(label, name)]);
+    }
+
+    /// `labels` with the cluster's label in front, if a cluster is set.
+    fn with_cluster<'a>(&self, labels: &'a str) -> Cow<'a, str> {
+        match (self.cluster.is_empty(), labels.is_empty()) {
+            (true, _) => Cow::Borrowed(labels),
+            (false, true) => Cow::Owned(self.cluster.clone()),
+            (false, false) => Cow::Owned(format!("{},{labels}", self.cluster)),
         }
     }
 
@@ -79,6 +100,8 @@ impl Writer {
     /// A gauge with `value(t)` at each sample time; `None` leaves the time out.
     pub fn gauge(&mut self, name: &str, labels: &str, value: impl Fn(i64) -> Option<f64>) {
         let samples = self.sample(value);
+        let labels = self.with_cluster(labels);
+        let labels = &*labels;
         let format = self.format;
         let body = self.family(name, "gauge");
         for (t, v) in samples {
@@ -91,6 +114,8 @@ impl Writer {
     /// any other is `unknown`; in the text format both are counters named as they are.
     pub fn counter(&mut self, name: &str, labels: &str, value: impl Fn(i64) -> Option<f64>) {
         let samples = self.sample(value);
+        let labels = self.with_cluster(labels);
+        let labels = &*labels;
         let format = self.format;
         let (family, kind) = match (format, name.strip_suffix("_total")) {
             (Format::OpenMetrics, Some(family)) => (family, "counter"),
@@ -123,6 +148,8 @@ impl Writer {
     ) {
         let times: Vec<i64> = self.times.clone();
         let format = self.format;
+        let labels = self.with_cluster(labels);
+        let labels = &*labels;
         let sep = if labels.is_empty() { "" } else { "," };
         let body = self.family(name, "histogram");
         for t in times.into_iter().filter(|&t| t >= since) {

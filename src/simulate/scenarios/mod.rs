@@ -110,8 +110,13 @@ pub fn openmetrics_window(
 /// timestamps: one scrape of a live simulator. The same model as [`openmetrics_window`].
 pub fn exposition(scenario: Scenario, window: Window, at_unix: i64) -> String {
     let mut w = Writer::new(Format::Text, vec![at_unix]);
-    crate::simulate::model::write(trouble(scenario), window, &mut w);
+    write(scenario, window, &mut w);
     w.finish()
+}
+
+/// Every series of `scenario` over `window` into `w`: one cluster of a fleet's text.
+pub(in crate::simulate) fn write(scenario: Scenario, window: Window, w: &mut Writer) {
+    crate::simulate::model::write(trouble(scenario), window, w);
 }
 
 /// What happens when in `scenario` over `window`, for people: (unix time, sentence), in time order.
