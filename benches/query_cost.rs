@@ -7,8 +7,12 @@
 //! 15 s scrape resolution) adds `stats=all` to every query and sums the samples. The pack's
 //! relative signals compare with a moving baseline (the default); its offset is set to 2 h here,
 //! not 1 d, so that the data holds the baselines without backfilling a day: what a baseline
-//! query costs depends on its window, not on how far back it is. Figures go in BENCHMARKS.md;
-//! run with `cargo bench --bench query_cost`.
+//! query costs depends on its window, not on how far back it is.
+//!
+//! Then a fleet (`simulate --clusters`' model, 2 and 8 clusters in one store): one steady-state
+//! fleet evaluation against every cluster's single gate asking its queries as instant queries,
+//! and the number of queries per evaluation, which must not grow with the clusters. Figures go in
+//! BENCHMARKS.md; run with `cargo bench --bench query_cost`.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -23,7 +27,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use common::prometheus::TestPrometheus;
-use upgrade_gate::config::Config;
+use upgrade_gate::config::{BackendScope, Config, FleetConfig, Wave};
+use upgrade_gate::engine::baseline::Anchor;
+use upgrade_gate::evaluation::fleet::FleetEvaluator;
+use upgrade_gate::simulate::fleet::Fleet;
 use upgrade_gate::evaluation::{evaluate, Incremental};
 use upgrade_gate::prometheus::source::PrometheusSource;
 use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
@@ -36,6 +43,7 @@ struct Proxy {
     upstream: String,
     http: reqwest::Client,
     samples: Arc<AtomicU64>,
+    queries: Arc<AtomicU64>,
 }
 
 /// Forwards one API call with `stats=all` added and counts the samples Prometheus processed.
@@ -59,20 +67,61 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
         .as_u64()
         .unwrap_or_else(|| panic!("no stats in {}", String::from_utf8_lossy(&bytes)));
     proxy.samples.fetch_add(n, Ordering::SeqCst);
+    proxy.queries.fetch_add(1, Ordering::SeqCst);
     (status, [(CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-async fn start_proxy(upstream: &str) -> (String, Arc<AtomicU64>) {
-    let samples = Arc::new(AtomicU64::new(0));
-    let app = Router::new().fallback(forward).with_state(Proxy {
+async fn start_proxy(upstream: &str) -> (String, Proxy) {
+    let proxy = Proxy {
         upstream: upstream.to_string(),
         http: reqwest::Client::new(),
-        samples: samples.clone(),
-    });
+        samples: Arc::new(AtomicU64::new(0)),
+        queries: Arc::new(AtomicU64::new(0)),
+    };
+    let app = Router::new().fallback(forward).with_state(proxy.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, samples)
+    (url, proxy)
+}
+
+/// Every query a single gate asks for one new step at `t`, as (query, time) instant queries:
+/// each signal's at `t`, and each moving baseline's one offset back. `limit` writes a query as
+/// sent (for a fleet: limited to one cluster).
+fn per_step(
+    config: &Config,
+    t: i64,
+    limit: impl Fn(&str) -> String,
+) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    let signals = config
+        .pack
+        .signals
+        .iter()
+        .map(|s| (limit(&s.query), t))
+        .collect();
+    let baselines = config
+        .pack
+        .signals
+        .iter()
+        .filter(|s| s.is_relative())
+        .filter_map(|s| match s.baseline.anchor {
+            Anchor::Moving(offset) => Some((limit(&s.query), t - offset.as_secs() as i64)),
+            Anchor::Fixed(_) => None,
+        })
+        .collect();
+    (signals, baselines)
+}
+
+/// Asks each (query, time) once as an instant query.
+async fn instant_queries(proxy: &str, queries: &[(String, i64)]) {
+    let http = reqwest::Client::new();
+    for (query, time) in queries {
+        http.post(format!("{proxy}/api/v1/query"))
+            .form(&[("query", query.as_str()), ("time", &time.to_string())])
+            .send()
+            .await
+            .unwrap();
+    }
 }
 
 /// Samples processed by `work`.
@@ -99,39 +148,12 @@ async fn measure(config: &Config, proxy: &str, samples: &AtomicU64, at: i64) {
     }
     let steady = steady / STEPS as u64;
 
-    // The same queries, once each, as instant queries at a step of the same run.
+    // The same queries, once each, as instant queries at a step of the same run; then every other
+    // query the gate asks: each moving baseline's own query at the one point a step adds to it.
+    let (signals, baselines) = per_step(config, at + step, |q| q.to_string());
+    let instant = cost(samples, instant_queries(proxy, &signals)).await;
+    let baseline_points = cost(samples, instant_queries(proxy, &baselines)).await;
     let http = reqwest::Client::new();
-    let instant = cost(samples, async {
-        for s in &config.pack.signals {
-            http.post(format!("{proxy}/api/v1/query"))
-                .form(&[
-                    ("query", s.query.as_str()),
-                    ("time", &(at + step).to_string()),
-                ])
-                .send()
-                .await
-                .unwrap();
-        }
-    })
-    .await;
-    // Every query the gate asks, once each as an instant query: the signals' above, and each
-    // moving baseline's own query at the one point a step adds to its window.
-    let baseline_points = cost(samples, async {
-        for s in config.pack.signals.iter().filter(|s| s.is_relative()) {
-            let upgrade_gate::engine::baseline::Anchor::Moving(offset) = s.baseline.anchor else {
-                continue;
-            };
-            http.post(format!("{proxy}/api/v1/query"))
-                .form(&[
-                    ("query", s.query.as_str()),
-                    ("time", &(at + step - offset.as_secs() as i64).to_string()),
-                ])
-                .send()
-                .await
-                .unwrap();
-        }
-    })
-    .await;
     let instant_all = instant + baseline_points;
     // What `serve` paid before moving baselines were kept: each one's whole window, every time.
     let windows = upgrade_gate::engine::snapshot::windows(&config.pack, step, at, at);
@@ -194,6 +216,59 @@ async fn measure(config: &Config, proxy: &str, samples: &AtomicU64, at: i64) {
     );
 }
 
+/// A fleet of `clusters` in one store: what one steady-state evaluation of the fleet gate costs,
+/// against what a single gate per cluster would pay asking every one of its queries once as an
+/// instant query (each limited to its cluster, as its own Prometheus holds only its series).
+async fn measure_fleet(base: &Config, proxy: &str, counters: &Proxy, at: i64, clusters: usize) {
+    let step = base.evaluation.step_secs();
+    let names: Vec<String> = (1..=clusters)
+        .map(upgrade_gate::simulate::fleet::cluster_name)
+        .collect();
+    let mut config = base.clone();
+    let fleet = FleetConfig {
+        label: "cluster".into(),
+        presence: "up".into(),
+        waves: vec![Wave {
+            name: "all".into(),
+            clusters: names.clone(),
+            soak: Duration::ZERO,
+        }],
+        backends: vec![],
+    };
+    config.fleet = Some(fleet.clone());
+    let mut gate = FleetEvaluator::new(&config).unwrap();
+    let first = gate.evaluate(&config, at).await;
+    assert!(
+        first.clusters.iter().all(|c| c.snapshot.signals.iter().all(|s| s.error.is_none())),
+        "every cluster is judged"
+    );
+    counters.queries.store(0, Ordering::SeqCst);
+    let mut steady = 0;
+    for k in 1..=STEPS {
+        steady += cost(&counters.samples, gate.evaluate(&config, at + k * step)).await;
+    }
+    let steady = steady / STEPS as u64;
+    let queries = counters.queries.load(Ordering::SeqCst) / STEPS as u64;
+    let mut singles = 0;
+    for name in &names {
+        let scope = BackendScope {
+            backend: None,
+            clusters: vec![name.clone()],
+        };
+        let (signals, baselines) = per_step(&config, at + step, |q| {
+            fleet.rewrite(q, &scope).unwrap()
+        });
+        singles += cost(&counters.samples, instant_queries(proxy, &signals)).await;
+        singles += cost(&counters.samples, instant_queries(proxy, &baselines)).await;
+    }
+    println!(
+        "fleet of {clusters} clusters, interval {step}s: steady-state evaluation {steady} samples in \
+         {queries} queries; {clusters} single gates' queries as instant queries {singles} samples; \
+         fleet {:.2}x",
+        steady as f64 / singles as f64
+    );
+}
+
 fn main() {
     let now = chrono::Utc::now().timestamp();
     let at = now - now % 60 - 600;
@@ -210,12 +285,25 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (proxy, samples) = start_proxy(prom.url()).await;
+        let (proxy, counters) = start_proxy(prom.url()).await;
         for interval in [30, 15] {
             let mut config = upgrade_gate::config::load(None).unwrap();
             config.prometheus.url = proxy.clone();
             config.evaluation.interval = Duration::from_secs(interval);
-            measure(&config, &proxy, &samples, at).await;
+            measure(&config, &proxy, &counters.samples, at).await;
         }
     });
+    // A fleet: the same healthy model per cluster, 3 h of it (the 2 h baseline offset and its
+    // window fit), in one store.
+    for clusters in [2, 8] {
+        let fleet = Fleet::new("cluster", clusters, Scenario::Healthy, &[]).unwrap();
+        let window = upgrade_gate::simulate::model::time::Window::new(at - 3 * 3600, at + 1200);
+        let prom = TestPrometheus::start(&fleet.openmetrics(window, at - 3 * 3600, at + 1200, 15));
+        runtime.block_on(async {
+            let (proxy, counters) = start_proxy(prom.url()).await;
+            let mut config = upgrade_gate::config::load(None).unwrap();
+            config.prometheus.url = proxy.clone();
+            measure_fleet(&config, &proxy, &counters, at, clusters).await;
+        });
+    }
 }
