@@ -12,6 +12,10 @@ use std::time::Duration;
 use common::fleet::{instant, unix_now, FleetOptions, Store, TestFleet, FLEET_LABEL};
 use serde_json::Value;
 use upgrade_gate::engine::fleet::{rewrite_query, Scope};
+use upgrade_gate::engine::snapshot::Snapshot;
+use upgrade_gate::evaluation;
+use upgrade_gate::evaluation::fleet::FleetEvaluator;
+use upgrade_gate::prometheus::source::PrometheusSource;
 use upgrade_gate::simulate::scenarios::Scenario;
 
 /// One cluster's answer to a range query: each series' labels (without the fleet label) and its
@@ -69,6 +73,35 @@ fn difference(central: &Answer, own: &Answer) -> Option<String> {
         }
     }
     None
+}
+
+/// What a snapshot decides, every field a gate's verdict turns on: per phase its decision,
+/// score and healthy-run start; per signal its status, value, baseline and offending series
+/// (their labels without the fleet label, which only the central store has).
+fn judged_as(s: &Snapshot) -> String {
+    let mut out = String::new();
+    for v in &s.phases {
+        out += &format!(
+            "{} {:?} {} {:?}\n",
+            v.phase, v.decision, v.score, v.stable_since
+        );
+    }
+    for r in &s.signals {
+        let offenders: Vec<_> = r
+            .offenders
+            .iter()
+            .map(|o| {
+                let mut labels = o.labels.clone();
+                labels.remove(FLEET_LABEL);
+                (labels, o.value)
+            })
+            .collect();
+        out += &format!(
+            "{} {:?} {:?} {:?} {} {:?} {:?}\n",
+            r.name, r.status, r.value, r.baseline, r.offending_series, offenders, r.error
+        );
+    }
+    out
 }
 
 #[test]
@@ -136,6 +169,44 @@ fn every_default_pack_signal_answers_per_cluster_as_each_clusters_own_prometheus
             "{name} answered only {answered:?}"
         );
     }
+
+    // Judged, too: each cluster's snapshot from the central store equals a single gate's on the
+    // cluster's own Prometheus (thresholds, `for`, `stable_for`, baselines, score, critical).
+    let at = end as i64;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut fleet_config = config.clone();
+    fleet_config.prometheus.url = fleet.central.url().to_string();
+    fleet_config.fleet = Some(upgrade_gate::config::FleetConfig {
+        label: FLEET_LABEL.into(),
+        presence: "up".into(),
+        waves: vec![upgrade_gate::config::Wave {
+            name: "all".into(),
+            clusters: names.clone(),
+            soak: Duration::ZERO,
+        }],
+        backends: vec![],
+    });
+    let judged = runtime.block_on(async {
+        let mut evaluator = FleetEvaluator::new(&fleet_config).unwrap();
+        evaluator.evaluate(&fleet_config, at).await
+    });
+    for cluster in &fleet.clusters {
+        let mut single = config.clone();
+        single.prometheus.url = cluster.prometheus.url().to_string();
+        let source = PrometheusSource::new(&single.prometheus).unwrap();
+        let own = runtime.block_on(evaluation::evaluate(&single, &source, at));
+        let central = &judged.cluster(&cluster.name).unwrap().snapshot;
+        assert_eq!(judged_as(central), judged_as(&own), "{}", cluster.name);
+    }
+    let c2 = &judged.cluster("c2").unwrap().snapshot;
+    assert_ne!(
+        judged_as(c2),
+        judged_as(&judged.cluster("c1").unwrap().snapshot),
+        "c2's incident shows in its own verdicts"
+    );
 
     // The incident is c2's alone.
     let ratio = config
