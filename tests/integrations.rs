@@ -285,6 +285,31 @@ fn the_examples_match_the_tools_crd_schemas() {
             "kargo-stages.yaml",
             "kargo.akuity.io/v1alpha1",
         ),
+        (
+            "fleet/flagger-canary.yaml",
+            "flagger.yaml",
+            "flagger.app/v1beta1",
+        ),
+        (
+            "fleet/argo-analysistemplate-cluster.yaml",
+            "argo-rollouts-analysistemplate.yaml",
+            "argoproj.io/v1alpha1",
+        ),
+        (
+            "fleet/argo-analysistemplate-wave.yaml",
+            "argo-rollouts-analysistemplate.yaml",
+            "argoproj.io/v1alpha1",
+        ),
+        (
+            "fleet/kargo-stage-cluster.yaml",
+            "kargo-stages.yaml",
+            "kargo.akuity.io/v1alpha1",
+        ),
+        (
+            "fleet/kargo-stage-wave.yaml",
+            "kargo-stages.yaml",
+            "kargo.akuity.io/v1alpha1",
+        ),
     ] {
         let doc = example(file);
         assert_eq!(doc["apiVersion"], api_version, "{file}");
@@ -307,10 +332,38 @@ fn the_examples_match_the_tools_crd_schemas() {
         template["metadata"]["name"]
     );
     assert!(stage["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"].is_string());
+    // In fleet mode each Stage verifies with the template for its scope, and says which.
+    for (stage, template, arg) in [
+        (
+            "kargo-stage-cluster.yaml",
+            "argo-analysistemplate-cluster.yaml",
+            "cluster",
+        ),
+        (
+            "kargo-stage-wave.yaml",
+            "argo-analysistemplate-wave.yaml",
+            "wave",
+        ),
+    ] {
+        let stage = example(&format!("fleet/{stage}"));
+        let template = example(&format!("fleet/{template}"));
+        let verification = &stage["spec"]["verification"];
+        assert_eq!(
+            verification["analysisTemplates"][0]["name"],
+            template["metadata"]["name"]
+        );
+        let args = verification["args"].as_array().unwrap();
+        assert!(args
+            .iter()
+            .any(|a| a["name"] == arg && a["value"].is_string()));
+        assert!(stage["spec"]["requestedFreight"][0]["sources"]["requiredSoakTime"].is_string());
+    }
     // Flagger never rolls back on the gate's go.
-    let canary = example("flagger-canary.yaml");
-    let hooks = canary["spec"]["analysis"]["webhooks"].as_array().unwrap();
-    assert!(hooks.iter().all(|h| h["type"] != "rollback"));
+    for file in ["flagger-canary.yaml", "fleet/flagger-canary.yaml"] {
+        let canary = example(file);
+        let hooks = canary["spec"]["analysis"]["webhooks"].as_array().unwrap();
+        assert!(hooks.iter().all(|h| h["type"] != "rollback"), "{file}");
+    }
 
     // The README's snippets say what the examples do.
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
@@ -496,5 +549,107 @@ async fn the_canary_webhooks_pass_on_go() {
         assert_eq!(status, 200, "{}: {body}", hook["name"]);
         assert_eq!(body["phase"], "istio", "{body}");
     }
+    gate.stop().await;
+}
+
+// Fleet mode: the examples in deploy/integrations/fleet/ against a fleet gate.
+
+/// A fleet gate behind the token: wave `staging` (stg-euw1) healthy; wave `prod` with prod-euw1
+/// healthy, prod-use1 failing istio and prod-apne2 sending nothing (unknown).
+async fn fleet_gate(dir: &Path) -> (TestPrometheus, TestGate) {
+    let t = now();
+    let mut data = OpenMetrics::new();
+    for (cluster, errors) in [("stg-euw1", 0.0), ("prod-euw1", 0.0), ("prod-use1", 5.0)] {
+        data.gauge("up", &format!(r#"cluster="{cluster}""#), around(t), |_| {
+            Some(1.0)
+        });
+        let labels = format!(r#"cluster="{cluster}",destination_service="reviews""#);
+        data.gauge("mesh_5xx", &labels, around(t), |_| Some(errors));
+    }
+    let prom = TestPrometheus::start(&data.render());
+    let token = dir.join("token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let path = dir.join("gate.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"prometheus: {{url: "{}", timeout: 2s}}
+evaluation: {{interval: 1s}}
+server: {{auth: {{bearer_token_file: "{}"}}}}
+fleet:
+  waves:
+    - {{name: staging, clusters: [stg-euw1]}}
+    - {{name: prod, clusters: [prod-euw1, prod-use1, prod-apne2]}}
+phases: [{{name: istio}}]
+signals:
+  - {{name: mesh_5xx, query: "max by (destination_service) (mesh_5xx)", fail: "> 1", critical: true, phases: [istio]}}
+"#,
+            prom.url(),
+            token.display()
+        ),
+    )
+    .unwrap();
+    let gate = TestGate::start(config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"))).await;
+    gate.ready().await;
+    (prom, gate)
+}
+
+/// The fleet templates' measurements against a fleet gate: per cluster and per wave, go is
+/// Successful; no-go and unknown are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_templates_succeed_on_their_cluster_or_wave_going_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_prom, gate) = fleet_gate(dir.path()).await;
+    let cases = [
+        ("cluster", "prod-euw1", "go", "Successful"),
+        ("cluster", "prod-use1", "no_go", "Failed"),
+        ("cluster", "prod-apne2", "unknown", "Failed"),
+        ("wave", "staging", "go", "Successful"),
+        ("wave", "prod", "no_go", "Failed"),
+    ];
+    for (scope, name, decision, expected) in cases {
+        let template = example(&format!("fleet/argo-analysistemplate-{scope}.yaml"));
+        let metric = &template["spec"]["metrics"][0];
+        let url = metric["provider"]["web"]["url"].as_str().unwrap();
+        let path = url[url.find("/gate").unwrap()..]
+            .replace("{{args.phase}}", "istio")
+            .replace(&format!("{{{{args.{scope}}}}}"), name);
+        let headers = vec![("Authorization".to_string(), format!("Bearer {TOKEN}"))];
+        let (status, result) = argo(&format!("{}{path}", gate.base), &headers).await;
+        assert_eq!(status, 200, "{path}: {result}");
+        assert_eq!(result["decision"], decision, "{path}: {result}");
+        assert_eq!(result[scope], name, "{path}: {result}");
+        assert_eq!(argo_phase(metric, &result), expected, "{path}: {result}");
+    }
+    gate.stop().await;
+}
+
+/// The fleet Canary's webhooks, posted as Flagger posts them: its cluster is go, its wave is
+/// not (another cluster of it fails), and each answer names what it was asked about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_canary_asks_for_its_cluster_and_its_wave() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_prom, gate) = fleet_gate(dir.path()).await;
+    let canary = example("fleet/flagger-canary.yaml");
+    let hooks = canary["spec"]["analysis"]["webhooks"].as_array().unwrap();
+    let mut answers = Vec::new();
+    for hook in hooks {
+        let url = hook["url"].as_str().unwrap();
+        let path = &url[url.find("/gate").unwrap()..];
+        let body = flagger_body(&hook["metadata"].to_string());
+        let (status, body) = flagger(&gate, path, &body, Some(TOKEN)).await;
+        answers.push((hook["type"].as_str().unwrap().to_string(), status, body));
+    }
+    let (kind, status, body) = &answers[0];
+    assert_eq!((kind.as_str(), *status), ("confirm-rollout", 200), "{body}");
+    assert_eq!(body["cluster"], "prod-euw1", "{body}");
+    let (kind, status, body) = &answers[1];
+    assert_eq!(
+        (kind.as_str(), *status),
+        ("confirm-promotion", 403),
+        "{body}"
+    );
+    assert_eq!(body["wave"], "prod", "{body}");
+    assert_eq!(body["clusters"][0]["cluster"], "prod-use1", "{body}");
     gate.stop().await;
 }
