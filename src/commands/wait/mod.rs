@@ -92,9 +92,12 @@ impl Question {
             Some(Subject::StartWave(w)) => format!("{base}/waves/{w}"),
             _ => format!("{base}/gate/{}", self.phase()),
         };
-        let query: Vec<(&str, &str)> = self.subject.iter().filter_map(Subject::query).collect();
-        reqwest::Url::parse_with_params(&path, query)
-            .map_err(|e| format!("--server {base} is not a URL: {e}"))
+        let mut url =
+            reqwest::Url::parse(&path).map_err(|e| format!("--server {base} is not a URL: {e}"))?;
+        if let Some((key, value)) = self.subject.as_ref().and_then(Subject::query) {
+            url.query_pairs_mut().append_pair(key, value);
+        }
+        Ok(url)
     }
 }
 
@@ -437,5 +440,29 @@ mod tests {
         assert_eq!(Outcome::Go.exit_code(), 0);
         assert_eq!(Outcome::TimedOut.exit_code(), 1);
         assert_eq!(Outcome::Error("x".into()).exit_code(), 2);
+    }
+
+    #[test]
+    fn a_fleet_question_asks_its_route() {
+        let ask = |phase: Option<&str>, subject: Option<Subject>| {
+            let q = Question {
+                phase: phase.map(str::to_string),
+                subject,
+            };
+            q.url("http://gate:8080/").unwrap().to_string()
+        };
+        assert_eq!(ask(Some("istio"), None), "http://gate:8080/gate/istio");
+        assert_eq!(
+            ask(Some("istio"), Some(Subject::Cluster("prod-euw1".into()))),
+            "http://gate:8080/gate/istio?cluster=prod-euw1"
+        );
+        assert_eq!(
+            ask(Some("istio"), Some(Subject::Wave("canary".into()))),
+            "http://gate:8080/gate/istio?wave=canary"
+        );
+        assert_eq!(
+            ask(None, Some(Subject::StartWave("prod".into()))),
+            "http://gate:8080/waves/prod"
+        );
     }
 }
