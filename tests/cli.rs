@@ -302,6 +302,18 @@ fn validate_accepts_the_default_pack_and_the_example_config() {
     let (code, out2, err) = run(bin().arg("validate").arg("--config").arg(example));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, out2, "the built-in pack is the example config's pack");
+    // The demos' configs: every query of the default pack kept apart per cluster for the fleet.
+    for demo in ["deploy/demo/demo.yaml", "deploy/demo/fleet.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(demo);
+        let (code, out, err) = run(bin()
+            .args(["validate", "--show-queries", "--config"])
+            .arg(path));
+        assert_eq!(code, 0, "{demo}: {err}");
+        assert!(
+            out.starts_with("valid: 30 signals in 6 phases"),
+            "{demo}: {out}"
+        );
+    }
 }
 
 #[test]
