@@ -41,9 +41,13 @@ else
 fi
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+# Ctrl-C reaches every process at once: an agent gives up flushing after 2s rather than 1m.
+cleanup() { # last started first: each agent flushes its remote write while the central one runs
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -123,7 +127,7 @@ remote_write:
 YAML
   prometheus --enable-feature=agent --config.file="$work/agent-$c.yml" \
     --storage.agent.path="$work/agent-$c" --web.listen-address="127.0.0.1:$agent_port" \
-    --log.level=warn 2>"$work/agent-$c.log" &
+    --storage.remote.flush-deadline=2s --log.level=warn 2>"$work/agent-$c.log" &
   pids+=($!)
   ready "$agent_port" "$!" "$work/agent-$c.log"
 done

@@ -1,6 +1,6 @@
 //! The command line: one file per subcommand (`check`, `serve`, `wait`, `replay`, `validate`,
 //! `simulate`), the clap types, and the printing (how a verdict reads is
-//! [`crate::engine::text`]'s). Each command returns its exit code: 0 go/valid, 1 no-go, 2 cannot
+//! [`crate::engine::text`]'s); [`fleet`] for what `check` and `wait` judge in a fleet. Each command returns its exit code: 0 go/valid, 1 no-go, 2 cannot
 //! evaluate or bad usage/config.
 //!
 //! The top of the import chain: it may use every other folder, and none uses it; but only `serve`
