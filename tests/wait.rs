@@ -330,3 +330,53 @@ async fn waits_for_a_cluster_or_a_wave_of_a_fleet_locally() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.ends_with("wave canary may start\n"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the server's fleet routes (branch fleethttp); drop this line once they are merged"]
+async fn asks_a_fleet_gate_for_a_cluster_a_wave_and_a_wave_s_start() {
+    let t = now();
+    let prom =
+        TestPrometheus::start(&fleet_mesh_5xx(t, &["c1", "c2", "c3"], "c2", t - 600).render());
+    let dir = tempfile::tempdir().unwrap();
+    let gate = serve(&write_fleet_config(dir.path(), prom.url())).await;
+    gate.ready().await;
+    let wait = |fleet: &[&str], timeout: &str| {
+        let mut list = vec!["wait", "--server", &gate.base, "--timeout", timeout];
+        list.extend_from_slice(&["--interval", "1s"]);
+        list.extend_from_slice(fleet);
+        run_wait(args(&list))
+    };
+    let (code, out, err) = wait(&["--cluster", "c1", "--phase", "istio"], "10s").await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("cluster c1, phase istio is go\n"), "{out}");
+    let (code, out, err) = wait(&["--cluster", "c2", "--phase", "istio"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" cluster c2 istio NO-GO"), "{out}");
+    assert!(
+        out.contains("critical signal \"mesh_5xx\" is fail"),
+        "{out}"
+    );
+    let (code, out, err) = wait(&["--wave", "canary", "--phase", "istio"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" wave canary istio NO-GO"), "{out}");
+    let (code, out, err) = wait(&["--start-wave", "prod"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" wave prod start NO-GO"), "{out}");
+    assert!(
+        err.contains("wave prod still may not start after 2s"),
+        "{err}"
+    );
+    let (code, out, err) = wait(&["--start-wave", "canary"], "10s").await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // What waiting cannot fix ends at once (exit 2): an unlisted cluster (404), no cluster or
+    // wave on a fleet gate (400).
+    let started = std::time::Instant::now();
+    let (code, out, err) = wait(&["--cluster", "c9", "--phase", "istio"], "60s").await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("unknown cluster \"c9\""), "{out}");
+    let (code, out, err) = wait(&["--phase", "istio"], "60s").await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("?cluster="), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -95,25 +95,20 @@ pub fn checked(config: &Config, subject: Option<Subject>) -> Result<Option<Subje
         (Some(fleet), None) => Some(format!(
             "{file} has a `fleet` section: say what to judge with --cluster NAME (clusters: {}), \
              --wave NAME or --start-wave NAME (waves: {})",
-            clusters(fleet).join(", "),
-            waves(fleet).join(", ")
+            listed(&clusters(fleet)),
+            listed(&waves(fleet))
         )),
         (Some(fleet), Some(Subject::Cluster(c))) => {
             (!clusters(fleet).contains(&c.as_str())).then(|| {
                 format!(
                     "unknown cluster {c:?}; known clusters: {}",
-                    clusters(fleet).join(", ")
+                    listed(&clusters(fleet))
                 )
             })
         }
-        (Some(fleet), Some(Subject::Wave(w) | Subject::StartWave(w))) => {
-            (!waves(fleet).contains(&w.as_str())).then(|| {
-                format!(
-                    "unknown wave {w:?}; known waves: {}",
-                    waves(fleet).join(", ")
-                )
-            })
-        }
+        (Some(fleet), Some(Subject::Wave(w) | Subject::StartWave(w))) => (!waves(fleet)
+            .contains(&w.as_str()))
+        .then(|| format!("unknown wave {w:?}; known waves: {}", listed(&waves(fleet)))),
     };
     match problem {
         Some(p) => {
@@ -121,6 +116,18 @@ pub fn checked(config: &Config, subject: Option<Subject>) -> Result<Option<Subje
             Err(EXIT_CANNOT)
         }
         None => Ok(subject),
+    }
+}
+
+/// How many names a message lists: a fleet of 200 clusters is not repeated in full.
+const LISTED: usize = 20;
+
+/// `a, b, c`, or the first [`LISTED`] and `and N more`.
+fn listed(names: &[&str]) -> String {
+    let shown = names[..names.len().min(LISTED)].join(", ");
+    match names.len().saturating_sub(LISTED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
     }
 }
 
@@ -301,4 +308,19 @@ fn wave_state_text(s: &WaveState) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_list_of_names_is_cut() {
+        assert_eq!(listed(&["a", "b"]), "a, b");
+        let many: Vec<String> = (1..=25).map(|i| format!("c{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let said = listed(&many);
+        assert!(said.starts_with("c1, c2, "), "{said}");
+        assert!(said.ends_with(", c20 and 5 more"), "{said}");
+    }
 }
