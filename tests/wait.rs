@@ -267,6 +267,19 @@ fn write_fleet_config(dir: &std::path::Path, prometheus: &str) -> std::path::Pat
     path
 }
 
+/// `wait` asking `target` (`--config F` or `--server URL`) about `fleet` (`--cluster C --phase P`,
+/// ...), polling every second.
+fn wait_in_fleet(
+    target: [&str; 2],
+    fleet: &[&str],
+    timeout: &str,
+) -> impl std::future::Future<Output = (i32, String, String)> {
+    let mut list = vec!["wait", target[0], target[1], "--timeout", timeout];
+    list.extend_from_slice(&["--interval", "1s"]);
+    list.extend_from_slice(fleet);
+    run_wait(args(&list))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_for_a_cluster_or_a_wave_of_a_fleet_locally() {
     let t = now();
@@ -276,12 +289,7 @@ async fn waits_for_a_cluster_or_a_wave_of_a_fleet_locally() {
     let path = write_fleet_config(dir.path(), prom.url())
         .display()
         .to_string();
-    let wait = |fleet: &[&str], timeout: &str| {
-        let mut list = vec!["wait", "--config", &path, "--timeout", timeout];
-        list.extend_from_slice(&["--interval", "1s"]);
-        list.extend_from_slice(fleet);
-        run_wait(args(&list))
-    };
+    let wait = |fleet: &[&str], timeout: &str| wait_in_fleet(["--config", &path], fleet, timeout);
 
     let (code, out, err) = wait(&["--cluster", "c1", "--phase", "istio"], "10s").await;
     assert_eq!(code, 0, "{out}{err}");
@@ -340,12 +348,8 @@ async fn asks_a_fleet_gate_for_a_cluster_a_wave_and_a_wave_s_start() {
     let dir = tempfile::tempdir().unwrap();
     let gate = serve(&write_fleet_config(dir.path(), prom.url())).await;
     gate.ready().await;
-    let wait = |fleet: &[&str], timeout: &str| {
-        let mut list = vec!["wait", "--server", &gate.base, "--timeout", timeout];
-        list.extend_from_slice(&["--interval", "1s"]);
-        list.extend_from_slice(fleet);
-        run_wait(args(&list))
-    };
+    let wait =
+        |fleet: &[&str], timeout: &str| wait_in_fleet(["--server", &gate.base], fleet, timeout);
     let (code, out, err) = wait(&["--cluster", "c1", "--phase", "istio"], "10s").await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.ends_with("cluster c1, phase istio is go\n"), "{out}");
