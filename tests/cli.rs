@@ -833,6 +833,11 @@ fn check_a_wave_and_whether_the_next_may_start() {
     let (code, out, _) = check(&["--wave", "prod", "--phase", "istio"], &at);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("wave prod, phase istio: GO"), "{out}");
+    // A wave whose cluster sends nothing cannot be evaluated (exit 2), and says which cluster.
+    let (code, out, _) = check(&["--wave", "dark", "--phase", "istio"], &at);
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.starts_with("wave dark, phase istio: GO"), "{out}");
+    assert!(out.contains("cluster c4: no data from cluster c4"), "{out}");
 
     // prod may not start while c2 (canary) fails; the first wave has nothing before it.
     let (code, out, err) = check(&["--start-wave", "prod"], &at);
