@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::data::{around, now, OpenMetrics};
+use common::data::{around, fleet_mesh_5xx, now, rfc3339, OpenMetrics};
 use common::gate::free_port;
 use common::prometheus::TestPrometheus;
 use serde_json::Value;
@@ -308,6 +308,18 @@ fn validate_accepts_the_default_pack_and_the_example_config() {
     let (code, out2, err) = run(bin().arg("validate").arg("--config").arg(example));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, out2, "the built-in pack is the example config's pack");
+    // The demos' configs: every query of the default pack kept apart per cluster for the fleet.
+    for demo in ["deploy/demo/demo.yaml", "deploy/demo/fleet.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(demo);
+        let (code, out, err) = run(bin()
+            .args(["validate", "--show-queries", "--config"])
+            .arg(path));
+        assert_eq!(code, 0, "{demo}: {err}");
+        assert!(
+            out.starts_with("valid: 30 signals in 6 phases"),
+            "{demo}: {out}"
+        );
+    }
 }
 
 #[test]
@@ -721,8 +733,231 @@ fn validate_show_queries_prints_each_store_s_rewritten_queries() {
     assert!(out.ends_with(&expected), "{out}");
 }
 
+/// Canary `c1` healthy and `c2` failing `mesh_5xx` for the last 10 minutes, prod `c3` healthy,
+/// and `c4` (wave `dark`) listed but sending nothing.
+const WAVES: &str = r#"
+fleet:
+  waves:
+    - {name: canary, clusters: [c1, c2]}
+    - {name: prod, clusters: [c3], soak: 10m}
+    - {name: dark, clusters: [c4]}
+"#;
+
+/// A fleet gate on a Prometheus holding [`WAVES`]' data, and `--at` its time.
+fn fleet_gate(dir: &Path) -> (TestPrometheus, std::path::PathBuf, String) {
+    let t = now();
+    let prom =
+        TestPrometheus::start(&fleet_mesh_5xx(t, &["c1", "c2", "c3"], "c2", t - 600).render());
+    let cfg = gate_config(dir, prom.url());
+    let cfg = write(
+        dir,
+        "fleet.yaml",
+        &format!("{}{WAVES}", std::fs::read_to_string(cfg).unwrap()),
+    );
+    (prom, cfg, rfc3339(t))
+}
+
 #[test]
-fn commands_that_evaluate_refuse_a_fleet_until_clusters_are_judged_apart() {
+fn check_judges_each_cluster_of_a_fleet_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_prom, cfg, at) = fleet_gate(dir.path());
+    let check = |args: &[&str]| {
+        run(bin()
+            .arg("check")
+            .args(args)
+            .args(["--at", &at, "--config"])
+            .arg(&cfg))
+    };
+    let (code, out, err) = check(&["--cluster", "c1", "--phase", "istio"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("cluster c1, phase istio: GO"), "{out}");
+
+    let (code, out, err) = check(&["--cluster", "c2", "--phase", "istio"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("cluster c2, phase istio: NO-GO"), "{out}");
+    assert!(
+        out.contains("critical signal \"mesh_5xx\" is fail"),
+        "{out}"
+    );
+    // c2's offender is its own series; c1's healthy ones are not blended in.
+    assert!(out.contains("cluster=\"c2\""), "{out}");
+    assert!(!out.contains("c1"), "{out}");
+    // The same cluster's other phase does not query mesh_5xx and is go.
+    let (code, out, _) = check(&["--cluster", "c2", "--phase", "addons"]);
+    assert_eq!(code, 0, "{out}");
+
+    // JSON: the body of /gate/istio?cluster=c2.
+    let (code, out, _) = check(&["--cluster", "c2", "--phase", "istio", "--output", "json"]);
+    assert_eq!(code, 1);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["cluster"], "c2");
+    assert_eq!(v["wave"], "canary");
+    assert_eq!(v["phase"], "istio");
+    assert_eq!(v["decision"], "no_go");
+    assert_eq!(v["signals"][0]["name"], "mesh_5xx");
+    assert_eq!(v["signals"][0]["offenders"][0]["labels"]["cluster"], "c2");
+    assert_eq!(v["signals"][0]["value"], 2.5);
+
+    // A listed cluster that sends nothing is not go: it cannot be evaluated (exit 2).
+    let (code, out, _) = check(&["--cluster", "c4", "--phase", "istio"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.starts_with("cluster c4, phase istio: "), "{out}");
+    assert!(!out.starts_with("cluster c4, phase istio: GO"), "{out}");
+    assert!(out.contains("no data from cluster c4"), "{out}");
+}
+
+#[test]
+fn check_a_wave_and_whether_the_next_may_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_prom, cfg, at) = fleet_gate(dir.path());
+    let check = |args: &[&str], at: &str| {
+        run(bin()
+            .arg("check")
+            .args(args)
+            .args(["--at", at, "--config"])
+            .arg(&cfg))
+    };
+    let (code, out, err) = check(&["--wave", "canary", "--phase", "istio"], &at);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("wave canary, phase istio: NO-GO"), "{out}");
+    assert!(
+        out.contains("  - cluster c2: critical signal \"mesh_5xx\" is fail"),
+        "{out}"
+    );
+    let (_, out, _) = check(
+        &["--wave", "canary", "--phase", "istio", "--output", "json"],
+        &at,
+    );
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["wave"], "canary");
+    assert_eq!(v["decision"], "no_go");
+    // The blocking cluster first.
+    assert_eq!(v["clusters"][0]["cluster"], "c2");
+    assert_eq!(v["clusters"][0]["decision"], "no_go");
+    assert_eq!(v["clusters"][1]["cluster"], "c1");
+    assert_eq!(v["clusters"][1]["decision"], "go");
+    let (code, out, _) = check(&["--wave", "prod", "--phase", "istio"], &at);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("wave prod, phase istio: GO"), "{out}");
+    // A wave whose cluster sends nothing cannot be evaluated (exit 2), and says which cluster.
+    let (code, out, _) = check(&["--wave", "dark", "--phase", "istio"], &at);
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.starts_with("wave dark, phase istio: GO"), "{out}");
+    assert!(out.contains("cluster c4: no data from cluster c4"), "{out}");
+
+    // prod may not start while c2 (canary) fails; the first wave has nothing before it.
+    let (code, out, err) = check(&["--start-wave", "prod"], &at);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.starts_with("wave prod, start: NO-GO"), "{out}");
+    assert!(
+        out.contains("  - cluster c2 (wave canary) is no_go for istio: mesh_5xx"),
+        "{out}"
+    );
+    let (_, out, _) = check(&["--start-wave", "prod", "--output", "json"], &at);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["wave"], "prod");
+    assert_eq!(v["decision"], "no_go");
+    assert_eq!(v["blocking"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["blocking"][0]["cluster"], "c2");
+    assert_eq!(v["blocking"][0]["signals"][0], "mesh_5xx");
+    let (code, out, _) = check(&["--start-wave", "canary"], &at);
+    assert_eq!(code, 0, "{out}");
+
+    // Before the incident every canary cluster is go, but not yet for prod's 10m soak: what
+    // one evaluation proves is its windows, a few minutes.
+    let before = rfc3339(now() - 1800);
+    let (code, out, _) = check(&["--start-wave", "prod", "--output", "json"], &before);
+    assert_eq!(code, 1, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["blocking"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(v["soak"], "10m");
+    assert_ne!(v["soak_left"], "0s", "{v}");
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("wave canary must stay go for 10m before prod starts:"),
+        "{v}"
+    );
+}
+
+#[test]
+fn fleet_options_that_do_not_fit_the_configuration_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = gate_config(dir.path(), "http://127.0.0.1:9");
+    let fleet = write(
+        dir.path(),
+        "fleet.yaml",
+        &format!("{}{WAVES}", std::fs::read_to_string(&single).unwrap()),
+    );
+    let f = fleet.display().to_string();
+    let s = single.display().to_string();
+    let no_option = format!(
+        "{f} has a `fleet` section: say what to judge with --cluster NAME (clusters: c1, c2, c3, \
+         c4), --wave NAME or --start-wave NAME (waves: canary, prod, dark)"
+    );
+    for command in [
+        vec!["check", "--phase", "istio"],
+        vec!["wait", "--phase", "istio", "--timeout", "1s"],
+    ] {
+        for (cfg, extra, said) in [
+            (&fleet, vec![], no_option.clone()),
+            (
+                &fleet,
+                vec!["--cluster", "c9"],
+                "unknown cluster \"c9\"; known clusters: c1, c2, c3, c4".to_string(),
+            ),
+            (
+                &fleet,
+                vec!["--wave", "nope"],
+                "unknown wave \"nope\"; known waves: canary, prod, dark".to_string(),
+            ),
+            (
+                &single,
+                vec!["--cluster", "c1"],
+                format!("--cluster needs a `fleet` section, and {s} has none"),
+            ),
+            (
+                &single,
+                vec!["--wave", "canary"],
+                format!("--wave needs a `fleet` section, and {s} has none"),
+            ),
+        ] {
+            let (code, out, err) = run(bin().args(&command).args(&extra).arg("--config").arg(cfg));
+            assert_eq!(code, 2, "{command:?} {extra:?}: {out}{err}");
+            assert!(err.contains(&said), "{command:?} {extra:?}: {err}");
+            assert!(
+                out.is_empty(),
+                "{command:?} {extra:?} judged something: {out}"
+            );
+        }
+        // clap: one of the three, and --start-wave judges every phase.
+        for extra in [
+            vec!["--cluster", "c1", "--wave", "canary"],
+            vec!["--start-wave", "prod"],
+        ] {
+            let (code, _, err) = run(bin()
+                .args(&command)
+                .args(&extra)
+                .arg("--config")
+                .arg(&fleet));
+            assert_eq!(code, 2, "{command:?} {extra:?}: {err}");
+            assert!(err.contains("cannot be used with"), "{err}");
+        }
+    }
+    // An unknown phase is said before anything is queried.
+    let (code, _, err) = run(bin()
+        .args(["check", "--cluster", "c1", "--phase", "nope", "--config"])
+        .arg(&fleet));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown phase \"nope\"; known phases: istio, addons, all"),
+        "{err}"
+    );
+}
+
+#[test]
+fn replay_refuses_a_fleet_until_it_judges_clusters_apart() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = gate_config(dir.path(), "http://127.0.0.1:9");
     let cfg = write(
@@ -731,23 +966,14 @@ fn commands_that_evaluate_refuse_a_fleet_until_clusters_are_judged_apart() {
         &format!("{}{FLEET}", std::fs::read_to_string(cfg).unwrap()),
     );
     let f = cfg.display().to_string();
-    let port = free_port();
-    for args in [
-        vec!["check", "--phase", "istio"],
-        vec!["wait", "--phase", "istio", "--timeout", "1s"],
-        vec![
-            "replay", "--phase", "istio", "--from", "now-1h", "--to", "now",
-        ],
-    ] {
-        let (code, out, err) = run(bin()
-            .args(&args)
-            .arg("--config")
-            .arg(&cfg)
-            .env("UPGRADE_GATE__SERVER__LISTEN", format!("127.0.0.1:{port}")));
-        assert_eq!(code, 2, "{args:?}: {out}{err}");
-        let said =
-            format!("{f}: key `fleet`: fleet mode: per-cluster evaluation is not implemented yet;");
-        assert!(err.contains(&said), "{args:?}: {err}");
-        assert!(out.is_empty(), "{args:?} judged something: {out}");
-    }
+    let (code, out, err) = run(bin()
+        .args([
+            "replay", "--phase", "istio", "--from", "now-1h", "--to", "now", "--config",
+        ])
+        .arg(&cfg));
+    assert_eq!(code, 2, "{out}{err}");
+    let said =
+        format!("{f}: key `fleet`: fleet mode: per-cluster evaluation is not implemented yet;");
+    assert!(err.contains(&said), "{err}");
+    assert!(out.is_empty(), "replay judged something: {out}");
 }

@@ -860,6 +860,170 @@ signals:
     gate.stop().await;
 }
 
+#[test]
+fn fleet_pipelines_ask_the_wave_then_each_cluster() {
+    let dir = repo().join("deploy/pipelines");
+    let file = "github-actions-fleet.yaml";
+    let out = run(Command::new(venv_bin("check-jsonschema"))
+        .args(["--builtin-schema", "vendor.github-workflows"])
+        .arg(dir.join(file)));
+    assert!(out.status.success(), "{file}: {}", describe(&out));
+
+    // GitHub: a job asking /waves/{wave}, then a matrix over the wave's clusters asking
+    // /gate/{phase}?cluster=, which runs also when the wave question is skipped.
+    let wf = pipeline(file);
+    let inputs = &wf["on"]["workflow_call"]["inputs"];
+    for name in ["wave", "clusters", "phase", "ask-start", "server"] {
+        assert!(inputs[name].is_object(), "input {name}");
+    }
+    let wave = &wf["jobs"]["wave"];
+    assert_eq!(wave["if"], "${{ inputs.ask-start }}");
+    let cluster = &wf["jobs"]["cluster"];
+    assert_eq!(cluster["needs"], "wave");
+    assert_eq!(cluster["if"], "${{ !failure() && !cancelled() }}");
+    assert_eq!(cluster["strategy"]["fail-fast"], false);
+    assert_eq!(
+        cluster["strategy"]["matrix"]["cluster"],
+        "${{ fromJSON(inputs.clusters) }}"
+    );
+    let script = |job: &Value| job["steps"][0]["run"].as_str().unwrap().to_string();
+    assert_curls_the_gate(&script(cluster));
+    assert!(script(cluster).contains(r#"/gate/${GATE_PHASE}?cluster=${GATE_CLUSTER}""#));
+    assert_eq!(
+        cluster["steps"][0]["env"]["GATE_CLUSTER"],
+        "${{ matrix.cluster }}"
+    );
+    for part in [
+        "curl -fsS",
+        "--retry",
+        "--retry-max-time",
+        r#"/waves/${GATE_WAVE}""#,
+    ] {
+        assert!(script(wave).contains(part), "{part} in:\n{}", script(wave));
+    }
+
+    // Each script runs under bash with its env: against a gate that is not there it retries
+    // until its timeout, then fails naming the cluster or the wave.
+    let port = common::gate::free_port();
+    for (job, expect) in [
+        (wave, "::error::wave staging may not start after 2s"),
+        (
+            cluster,
+            "::error::cluster stg-use1 is not go for istio after 2s",
+        ),
+    ] {
+        let values = BTreeMap::from([
+            ("wave", "staging".to_string()),
+            ("phase", "istio".to_string()),
+            ("server", format!("http://127.0.0.1:{port}")),
+            ("start-timeout-seconds", "2".to_string()),
+            ("timeout-seconds", "2".to_string()),
+            ("poll-seconds", "1".to_string()),
+            ("gate-token", String::new()),
+        ]);
+        let mut cmd = Command::new("bash");
+        cmd.args(["-e", "-c", &script(job)]);
+        for (k, v) in job["steps"][0]["env"].as_object().unwrap() {
+            let v = v
+                .as_str()
+                .unwrap()
+                .replace("${{ matrix.cluster }}", "stg-use1");
+            cmd.env(k, github_expand(&v, &values));
+        }
+        let out = run(&mut cmd);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(expect),
+            "{}",
+            describe(&out)
+        );
+    }
+
+    // Argo: `wave` waits for the start, then each cluster of `clusters` in parallel.
+    let wt = pipeline("argo-fleet-workflowtemplate.yaml");
+    assert_eq!(wt["apiVersion"], "argoproj.io/v1alpha1");
+    assert_eq!(wt["kind"], "WorkflowTemplate");
+    let templates = wt["spec"]["templates"].as_array().unwrap();
+    let template = |name: &str| {
+        templates
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("no template {name}"))
+    };
+    assert_eq!(wt["spec"]["entrypoint"], "wave");
+    let steps = &template("wave")["steps"];
+    assert_eq!(steps[0][0]["template"], "wait-start");
+    assert_eq!(steps[1][0]["template"], "clusters");
+    let each = &template("clusters")["steps"][0][0];
+    assert_eq!(each["template"], "wait-cluster");
+    assert_eq!(each["withParam"], "{{inputs.parameters.clusters}}");
+    assert_eq!(each["arguments"]["parameters"][0]["value"], "{{item}}");
+    for t in templates.iter().filter(|t| t["steps"].is_array()) {
+        let groups = t["steps"].as_array().unwrap();
+        for step in groups.iter().flat_map(|g| g.as_array().unwrap()) {
+            template(step["template"].as_str().unwrap());
+        }
+    }
+    // The containers' command lines are accepted by the binary just built: against a gate that
+    // is not there they poll until the timeout and exit 2 (cannot tell), not a usage error.
+    let token = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(token.path(), "t0ken\n").unwrap();
+    for (name, flags) in [
+        ("wait-start", &["--start-wave"][..]),
+        ("wait-cluster", &["--cluster", "--phase"][..]),
+    ] {
+        let t = template(name);
+        assert_eq!(
+            t["container"]["image"],
+            format!("upgrade-gate:{}", env!("CARGO_PKG_VERSION"))
+        );
+        let argv = command_line(&t["container"]);
+        assert!(argv[0].ends_with("/upgrade-gate"), "{argv:?}");
+        assert_eq!(argv[1], "wait");
+        for flag in flags.iter().chain(&["--server", "--timeout"]) {
+            assert!(argv.iter().any(|a| a == flag), "{flag} in {argv:?}");
+        }
+        let params = BTreeMap::from([
+            ("wave".to_string(), "staging".to_string()),
+            ("cluster".to_string(), "stg-use1".to_string()),
+            ("phase".to_string(), "istio".to_string()),
+            ("server".to_string(), format!("http://127.0.0.1:{port}")),
+            ("timeout".to_string(), "1s".to_string()),
+            ("interval".to_string(), "1s".to_string()),
+            ("token-file".to_string(), token.path().display().to_string()),
+        ]);
+        let out = run(Command::new(GATE).args(argv[1..].iter().map(|a| argo_expand(a, &params))));
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", describe(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("ERROR: cannot reach"),
+            "{name}: {}",
+            describe(&out)
+        );
+    }
+
+    // The READMEs point at both files, and say what they ask.
+    let readme = read(&repo().join("README.md"));
+    let deploy_readme = read(&repo().join("deploy/README.md"));
+    for file in [
+        "github-actions-fleet.yaml",
+        "argo-fleet-workflowtemplate.yaml",
+    ] {
+        assert!(readme.contains(file), "README.md lacks {file}");
+        assert!(
+            deploy_readme.contains(file),
+            "deploy/README.md lacks {file}"
+        );
+    }
+    for said in [
+        "`wait --start-wave`",
+        "`wait --cluster`",
+        "asking `/waves/{wave}`",
+        "asking `/gate/{phase}?cluster=`",
+    ] {
+        assert!(readme.contains(said), "README.md lacks {said}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Grafana
 

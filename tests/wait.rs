@@ -6,7 +6,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::data::mesh_5xx_switching;
+use common::data::{fleet_mesh_5xx, mesh_5xx_switching, now};
 use common::gate::{free_port, TestGate};
 use common::prometheus::TestPrometheus;
 use common::tls::certificates;
@@ -263,4 +263,134 @@ async fn asks_a_gate_behind_tls_and_a_token() {
         "{err}"
     );
     assert!(!format!("{out}{err}").contains("pipeline-t0ken"));
+}
+
+/// A fleet config on `prometheus`: canary `c1` and `c2`, then prod `c3` after a 10m soak.
+fn write_fleet_config(dir: &std::path::Path, prometheus: &str) -> std::path::PathBuf {
+    let path = dir.join("fleet.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "prometheus: {{url: \"{prometheus}\", timeout: 2s}}\nevaluation: {{interval: 15s}}\nphases: [{{name: istio}}]\nsignals:\n  - {{name: mesh_5xx, query: mesh_5xx, fail: \"> 1\", critical: true}}\nfleet:\n  waves:\n    - {{name: canary, clusters: [c1, c2]}}\n    - {{name: prod, clusters: [c3], soak: 10m}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// `wait` asking `target` (`--config F` or `--server URL`) about `fleet` (`--cluster C --phase P`,
+/// ...), polling every second.
+fn wait_in_fleet(
+    target: [&str; 2],
+    fleet: &[&str],
+    timeout: &str,
+) -> impl std::future::Future<Output = (i32, String, String)> {
+    let mut list = vec!["wait", target[0], target[1], "--timeout", timeout];
+    list.extend_from_slice(&["--interval", "1s"]);
+    list.extend_from_slice(fleet);
+    run_wait(args(&list))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_for_a_cluster_or_a_wave_of_a_fleet_locally() {
+    let t = now();
+    let prom =
+        TestPrometheus::start(&fleet_mesh_5xx(t, &["c1", "c2", "c3"], "c2", t - 600).render());
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_fleet_config(dir.path(), prom.url())
+        .display()
+        .to_string();
+    let wait = |fleet: &[&str], timeout: &str| wait_in_fleet(["--config", &path], fleet, timeout);
+
+    let (code, out, err) = wait(&["--cluster", "c1", "--phase", "istio"], "10s").await;
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].contains(" cluster c1 istio GO score 100/90"),
+        "{out}"
+    );
+    assert_eq!(lines[lines.len() - 1], "cluster c1, phase istio is go");
+
+    // c2 fails in the same store: its own answer is no-go until the timeout (exit 1).
+    let started = std::time::Instant::now();
+    let (code, out, err) = wait(&["--cluster", "c2", "--phase", "istio"], "3s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("cluster c2, phase istio still no-go after 3s"),
+        "{err}"
+    );
+    assert!(
+        out.lines().all(|l| l.contains(" cluster c2 istio NO-GO")),
+        "{out}"
+    );
+    assert!(
+        out.contains("critical signal \"mesh_5xx\" is fail"),
+        "{out}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // The wave holding c2 is no-go; the next one may not start.
+    let (code, out, err) = wait(&["--wave", "canary", "--phase", "istio"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" wave canary istio NO-GO"), "{out}");
+    assert!(out.contains("cluster c2: critical signal"), "{out}");
+    let (code, out, err) = wait(&["--start-wave", "prod"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" wave prod start NO-GO"), "{out}");
+    assert!(
+        out.contains("cluster c2 (wave canary) is no_go for istio"),
+        "{out}"
+    );
+    assert!(
+        err.contains("wave prod still may not start after 2s"),
+        "{err}"
+    );
+    let (code, out, err) = wait(&["--start-wave", "canary"], "10s").await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("wave canary may start\n"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_a_fleet_gate_for_a_cluster_a_wave_and_a_wave_s_start() {
+    let t = now();
+    let prom =
+        TestPrometheus::start(&fleet_mesh_5xx(t, &["c1", "c2", "c3"], "c2", t - 600).render());
+    let dir = tempfile::tempdir().unwrap();
+    let gate = serve(&write_fleet_config(dir.path(), prom.url())).await;
+    gate.ready().await;
+    let wait =
+        |fleet: &[&str], timeout: &str| wait_in_fleet(["--server", &gate.base], fleet, timeout);
+    let (code, out, err) = wait(&["--cluster", "c1", "--phase", "istio"], "10s").await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.ends_with("cluster c1, phase istio is go\n"), "{out}");
+    let (code, out, err) = wait(&["--cluster", "c2", "--phase", "istio"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" cluster c2 istio NO-GO"), "{out}");
+    assert!(
+        out.contains("critical signal \"mesh_5xx\" is fail"),
+        "{out}"
+    );
+    let (code, out, err) = wait(&["--wave", "canary", "--phase", "istio"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" wave canary istio NO-GO"), "{out}");
+    let (code, out, err) = wait(&["--start-wave", "prod"], "2s").await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains(" wave prod start NO-GO"), "{out}");
+    assert!(
+        err.contains("wave prod still may not start after 2s"),
+        "{err}"
+    );
+    let (code, out, err) = wait(&["--start-wave", "canary"], "10s").await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // What waiting cannot fix ends at once (exit 2): an unlisted cluster (404), no cluster or
+    // wave on a fleet gate (400).
+    let started = std::time::Instant::now();
+    let (code, out, err) = wait(&["--cluster", "c9", "--phase", "istio"], "60s").await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("unknown cluster \"c9\""), "{out}");
+    let (code, out, err) = wait(&["--phase", "istio"], "60s").await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains("?cluster="), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

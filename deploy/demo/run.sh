@@ -10,6 +10,8 @@
 #   DEMO_PROMETHEUS_PORT=19090       (loopback)
 #   DEMO_SIMULATOR_PORT=19091        (loopback)
 #   DEMO_LISTEN=127.0.0.1:8080       (upgrade-gate's address)
+#   DEMO_FLEET=1                     the fleet demo instead: three clusters in two waves through
+#                                    Prometheus agents and a central Prometheus (deploy/demo/fleet.sh)
 #
 # Timing. The pack's signals need their `for` (istio_5xx_ratio 5m, apiserver latency 10m) before a
 # phase turns no-go, and a phase needs its `stable_for` of health before it is go. So that the
@@ -25,6 +27,7 @@
 # only that catches: LIST latency 4x its baseline, far below any absolute threshold.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+if [ "${DEMO_FLEET:-0}" != 0 ]; then exec deploy/demo/fleet.sh; fi
 scripts/ensure-packages.sh prometheus
 
 scenario=${DEMO_SCENARIO:-istio-5xx-spike}

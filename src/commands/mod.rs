@@ -1,6 +1,6 @@
 //! The command line: one file per subcommand (`check`, `serve`, `wait`, `replay`, `validate`,
 //! `simulate`), the clap types, and the printing (how a verdict reads is
-//! [`crate::engine::text`]'s). Each command returns its exit code: 0 go/valid, 1 no-go, 2 cannot
+//! [`crate::engine::text`]'s); [`fleet`] for what `check` and `wait` judge in a fleet. Each command returns its exit code: 0 go/valid, 1 no-go, 2 cannot
 //! evaluate or bad usage/config.
 //!
 //! The top of the import chain: it may use every other folder, and none uses it; but only `serve`
@@ -17,11 +17,13 @@ use crate::config;
 use crate::telemetry::LogFormat;
 use check::Output;
 use common::{parse_step, parse_time, ConfigFile};
+use fleet::FleetArgs;
 use replay::TimelineOutput;
 use simulate::SimulateArgs;
 
 pub mod check;
 pub mod common;
+pub mod fleet;
 pub mod replay;
 pub mod serve;
 pub mod simulate;
@@ -50,12 +52,16 @@ pub enum Command {
         config: ConfigFile,
     },
     /// Evaluate once and print the verdict. Exit 0 go, 1 no-go, 2 cannot evaluate.
+    ///
+    /// With a `fleet` section, say what to judge: --cluster, --wave or --start-wave.
     Check {
         #[command(flatten)]
         config: ConfigFile,
         /// Phase to judge; every signal when absent.
         #[arg(long)]
         phase: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
         /// Evaluate at this time instead of now: RFC 3339, or `now-2h`-style.
         #[arg(long, value_parser = parse_time)]
         at: Option<DateTime<Utc>>,
@@ -65,10 +71,14 @@ pub enum Command {
     /// Block until a phase is go, printing progress. Exit 0 go, 1 timed out no-go, 2 error.
     ///
     /// Asks a running upgrade-gate with --server; without it, evaluates locally from --config
-    /// (or the built-in default).
+    /// (or the built-in default). With a fleet, --cluster, --wave or --start-wave says what to
+    /// wait for.
     Wait {
-        #[arg(long)]
-        phase: String,
+        /// Phase that must be go (not with --start-wave, which waits on every phase).
+        #[arg(long, required_unless_present = "start_wave")]
+        phase: Option<String>,
+        #[command(flatten)]
+        fleet: FleetArgs,
         /// A running upgrade-gate to ask, e.g. http://upgrade-gate:8080.
         #[arg(long, conflicts_with = "config")]
         server: Option<String>,
@@ -128,17 +138,29 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check {
             config,
             phase,
+            fleet,
             at,
             output,
-        } => check::run(config.path, phase, at, output),
+        } => check::run(config.path, phase, at, output, fleet),
         Command::Wait {
             phase,
+            fleet,
             server,
             token_file,
             config,
             timeout,
             interval,
-        } => wait::run(phase, server, token_file, config.path, timeout, interval),
+        } => wait::run(
+            wait::Question {
+                phase,
+                subject: fleet.subject(),
+            },
+            server,
+            token_file,
+            config.path,
+            timeout,
+            interval,
+        ),
         Command::Replay {
             config,
             phase,

@@ -91,3 +91,32 @@ pub fn around(now: i64) -> (i64, i64, i64) {
 pub fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339()
 }
+
+/// A fleet in one store, over [`around`]`(t)`: for each of `clusters` (label `cluster`), `up` (its
+/// presence), `ok_metric` at 0 and `mesh_5xx{destination_service="reviews"}` at 0.1, except that
+/// `failing`'s `mesh_5xx` is 2.5 from `since` on.
+pub fn fleet_mesh_5xx(t: i64, clusters: &[&str], failing: &str, since: i64) -> OpenMetrics {
+    let mut data = OpenMetrics::new();
+    for &c in clusters {
+        let bad = c == failing;
+        data.gauge(
+            "up",
+            &format!(r#"cluster="{c}",job="x""#),
+            around(t),
+            |_| Some(1.0),
+        )
+        .gauge(
+            "ok_metric",
+            &format!(r#"cluster="{c}",job="x""#),
+            around(t),
+            |_| Some(0.0),
+        )
+        .gauge(
+            "mesh_5xx",
+            &format!(r#"cluster="{c}",destination_service="reviews""#),
+            around(t),
+            move |ts| Some(if bad && ts >= since { 2.5 } else { 0.1 }),
+        );
+    }
+    data
+}

@@ -56,7 +56,14 @@ pub fn verdict_text(v: &Verdict) -> String {
         "FAIL",
         "WORST SERIES / ERROR",
     ];
-    let widths: Vec<usize> = (0..5)
+    table(&mut out, header, &rows);
+    let _ = writeln!(out, "(* critical)");
+    out
+}
+
+/// A blank line, then left-aligned columns under `header`, the last one unpadded (it may be long).
+pub fn table<const N: usize>(out: &mut String, header: [&str; N], rows: &[[String; N]]) {
+    let widths: Vec<usize> = (0..N.saturating_sub(1))
         .map(|i| {
             rows.iter()
                 .map(|r| r[i].chars().count())
@@ -66,7 +73,7 @@ pub fn verdict_text(v: &Verdict) -> String {
         })
         .collect();
     let _ = writeln!(out);
-    for row in std::iter::once(header.map(str::to_string)).chain(rows) {
+    for row in std::iter::once(header.map(str::to_string)).chain(rows.iter().cloned()) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             match widths.get(i) {
@@ -78,6 +85,4 @@ pub fn verdict_text(v: &Verdict) -> String {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-    let _ = writeln!(out, "(* critical)");
-    out
 }
