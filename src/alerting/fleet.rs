@@ -109,4 +109,4 @@ fn resolve_in_fleet(alert: Alert, fleet: &FleetSnapshot) -> Alert {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

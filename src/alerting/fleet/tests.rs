@@ -72,7 +72,7 @@ fn waves() -> Vec<Wave> {
 }
 
 /// The fleet at `minute`, with c1, c2 (staging) and c3 (prod) in the given states.
-fn fleet(minute: i64, states: [Status; 3], since: &mut GoSince) -> FleetSnapshot {
+pub(crate) fn fleet(minute: i64, states: [Status; 3], since: &mut GoSince) -> FleetSnapshot {
     let clusters = ["c1", "c2", "c3"]
         .iter()
         .zip(states)
