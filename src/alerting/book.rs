@@ -135,7 +135,7 @@ impl Alert {
     }
 
     /// `NO-GO`, or `UNKNOWN` when the gate cannot tell: unknown alerts as no-go does.
-    fn not_go(&self) -> &'static str {
+    pub fn not_go(&self) -> &'static str {
         match self.decision {
             Some(Decision::Unknown) => "UNKNOWN",
             _ => "NO-GO",

@@ -193,13 +193,12 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
         AlertName::PhaseNoGo if resolved => {
             format!("{} is GO again{}", alert.phases.join(","), alert.location())
         }
-        AlertName::PhaseNoGo => {
-            let state = match alert.decision {
-                Some(Decision::Unknown) => "UNKNOWN",
-                _ => "NO-GO",
-            };
-            format!("{} is {state}{}", alert.phases.join(","), alert.location())
-        }
+        AlertName::PhaseNoGo => format!(
+            "{} is {}{}",
+            alert.phases.join(","),
+            alert.not_go(),
+            alert.location()
+        ),
         _ => alert.summary(),
     };
     let mut fields = Vec::new();
