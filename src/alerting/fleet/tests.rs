@@ -328,3 +328,38 @@ fn every_format_names_the_cluster_and_the_wave() {
     assert!(hook.get("cluster").is_none() && hook.get("wave").is_none());
     assert_eq!(hook["gate_url"], "http://gate.example:8080/gate/istio");
 }
+
+#[test]
+fn a_wave_held_back_by_the_soak_alone_is_blocked_until_the_soak_is_over() {
+    let since = &mut GoSince::default();
+    let mut soaking = waves();
+    soaking[1].soak = Duration::from_secs(2 * 3600);
+    let at_minute = |minute: i64, since: &mut GoSince| {
+        let clusters = [("c1", "staging"), ("c2", "staging"), ("c3", "prod")]
+            .iter()
+            .map(|(c, w)| cluster(c, w, minute, Ok))
+            .collect();
+        FleetSnapshot::new(at(minute), clusters, &soaking, since, 0)
+    };
+    let mut book = AlertBook::default();
+    // First seen go at minute 0, proven go since minute -60 (stable_since): an hour left.
+    let u = book.update_fleet(&at_minute(0, since));
+    assert_eq!(
+        kinds(&u),
+        [(NoticeKind::New, "UpgradeGateWaveBlocked///wave=prod".into())]
+    );
+    assert_eq!(
+        u.notices[0].alert.summary(),
+        "wave prod is BLOCKED: wave staging must stay go for 2h before prod starts: 1h left"
+    );
+    assert!(book.update_fleet(&at_minute(59, since)).notices.is_empty());
+    let u = book.update_fleet(&at_minute(60, since));
+    assert_eq!(
+        kinds(&u),
+        [(
+            NoticeKind::Resolved,
+            "UpgradeGateWaveBlocked///wave=prod".into()
+        )]
+    );
+    assert_eq!(u.notices[0].alert.summary(), "wave prod may start");
+}
