@@ -8,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use tokio::sync::watch;
 use tower::ServiceExt;
 use upgrade_gate::config::Config;
+use upgrade_gate::engine::fleet::{ClusterSnapshot, FleetSnapshot, GoSince, Wave};
 use upgrade_gate::engine::grid::Grid;
 use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
@@ -143,5 +144,58 @@ fn http(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, evaluation, http);
+/// The default pack's size (20 signals, six phases) exported for one gate, and for a fleet of 200
+/// clusters in four waves (the same snapshot for each): the per-evaluation update and one scrape.
+fn fleet_metrics(c: &mut Criterion) {
+    let config = config(20);
+    let snapshot = Snapshot::judge(
+        &config.pack,
+        config.evaluation.step_secs(),
+        AT,
+        &answers(&config, 10),
+    );
+    let names: Vec<String> = (1..=200).map(|i| format!("c{i}")).collect();
+    let waves: Vec<Wave> = names
+        .chunks(50)
+        .enumerate()
+        .map(|(i, clusters)| Wave {
+            name: format!("w{i}"),
+            clusters: clusters.to_vec(),
+            soak: std::time::Duration::ZERO,
+        })
+        .collect();
+    let clusters = waves
+        .iter()
+        .flat_map(|w| {
+            w.clusters.iter().map(|c| ClusterSnapshot {
+                cluster: c.clone(),
+                wave: w.name.clone(),
+                go_since: None,
+                snapshot: snapshot.clone(),
+            })
+        })
+        .collect();
+    let at = chrono::DateTime::from_timestamp(AT, 0).unwrap();
+    let fleet = FleetSnapshot::new(at, clusters, &waves, &mut GoSince::default(), 0);
+    let mut group = c.benchmark_group("metrics");
+    group.sample_size(20);
+    let single = Metrics::new();
+    group.bench_function("observe_1_gate", |b| b.iter(|| single.observe(&snapshot)));
+    group.bench_function("encode_1_gate", |b| b.iter(|| black_box(single.encode())));
+    let many = Metrics::new();
+    group.bench_function("export_fleet_200_clusters", |b| {
+        b.iter(|| many.export_fleet(&fleet))
+    });
+    group.bench_function("encode_200_clusters", |b| {
+        b.iter(|| black_box(many.encode()))
+    });
+    eprintln!(
+        "metrics text: 1 gate {} bytes, 200 clusters {} bytes",
+        single.encode().len(),
+        many.encode().len()
+    );
+    group.finish();
+}
+
+criterion_group!(benches, evaluation, http, fleet_metrics);
 criterion_main!(benches);

@@ -321,6 +321,10 @@ fn service_monitor_pdb_and_service_select_the_pods() {
             "honorLabels",
         ],
     );
+    assert_eq!(
+        endpoint["honorLabels"], true,
+        "the gate's own `cluster` label survives the scrape"
+    );
     assert_eq!(endpoint["port"], "http", "a Service port name");
     assert_eq!(endpoint["path"], "/metrics");
     let interval = endpoint["interval"].as_str().unwrap();
@@ -1066,7 +1070,8 @@ fn dashboard_uses_the_metric_contract_and_a_datasource_variable() {
                     .unwrap_or(&metric)
                     .to_string();
                 assert!(
-                    common::CONTRACT_METRICS.contains(&base.as_str()),
+                    common::CONTRACT_METRICS.contains(&base.as_str())
+                        || common::FLEET_METRICS.contains(&base.as_str()),
                     "{title}: {metric} is not an exported metric"
                 );
                 used.insert(base);
@@ -1075,11 +1080,39 @@ fn dashboard_uses_the_metric_contract_and_a_datasource_variable() {
     }
     let missing: Vec<_> = common::CONTRACT_METRICS
         .iter()
+        .chain(&common::FLEET_METRICS)
         .filter(|m| !used.contains(**m))
         .collect();
     assert!(missing.is_empty(), "no panel shows {missing:?}");
     let exprs: Vec<String> = dashboard_exprs(&dashboard);
     assert!(exprs.iter().any(|e| e.contains("histogram_quantile(0.95")));
+
+    // Fleet mode: a cluster variable (All also matching a single gate's series, which have no
+    // cluster label), used by the per-phase and per-signal panels, and a clusters x phases panel.
+    let cluster = var("cluster");
+    assert_eq!(
+        variable_query(cluster),
+        "label_values(upgrade_gate_score, cluster)"
+    );
+    assert_eq!(cluster["includeAll"], true);
+    assert_eq!(cluster["allValue"], ".*");
+    for e in exprs.iter().filter(|e| {
+        [
+            "upgrade_gate_score",
+            "upgrade_gate_decision",
+            "upgrade_gate_signal_status",
+        ]
+        .iter()
+        .any(|m| e.contains(m))
+    }) {
+        assert!(e.contains(r#"cluster=~"$cluster""#), "{e}");
+    }
+    assert!(
+        exprs
+            .iter()
+            .any(|e| e.contains("by (cluster, phase)") && e.contains("upgrade_gate_decision")),
+        "a clusters x phases panel"
+    );
     assert!(exprs
         .iter()
         .any(|e| e.contains("upgrade_gate_signal_status") && e.contains("== 1")));
@@ -1126,6 +1159,12 @@ async fn dashboard_queries_return_series_from_a_scraped_gate() {
             continue;
         }
         let query = variable_query(var);
+        if var["name"] == "cluster" {
+            // A single gate has no cluster label: Grafana offers All alone, and substitutes
+            // its allValue.
+            values.insert("cluster".into(), var["allValue"].as_str().unwrap().into());
+            continue;
+        }
         let (metric, label) = query
             .strip_prefix("label_values(")
             .and_then(|q| q.strip_suffix(')'))
@@ -1187,7 +1226,11 @@ async fn dashboard_queries_return_series_from_a_scraped_gate() {
             assert_eq!(status, 200, "{expr} does not parse or run: {body}");
             let v: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(v["status"], "success", "{expr}: {body}");
-            if v["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
+            // A single gate exports no fleet-only metric: those queries only have to run.
+            let fleet_only = metric_names(expr)
+                .iter()
+                .all(|m| common::FLEET_METRICS.contains(&m.as_str()));
+            if !fleet_only && v["data"]["result"].as_array().is_none_or(|r| r.is_empty()) {
                 empty.push(expr.clone());
                 last.insert(expr.clone(), body);
             }

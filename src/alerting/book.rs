@@ -9,6 +9,10 @@
 //! otherwise page once per signal and resolve as many times. The `all` pseudo-phase raises none:
 //! every signal in it already raises its own.
 //!
+//! In fleet mode each cluster's snapshot raises the same alerts, carrying the cluster and its wave
+//! (see [`super::fleet`]), and a fifth exists: a wave that may not start
+//! (`UpgradeGateWaveBlocked`).
+//!
 //! The book is pure: it is fed snapshots and answers with notices, so the rules of when to tell
 //! people are tested without a network.
 
@@ -34,6 +38,9 @@ pub enum AlertName {
     /// One error shared by two or more signals: its cause, not each signal, is the alert.
     #[serde(rename = "UpgradeGatePrometheusError")]
     PrometheusError,
+    /// A wave of a fleet that may not start: clusters of earlier waves not go, or a soak not over.
+    #[serde(rename = "UpgradeGateWaveBlocked")]
+    WaveBlocked,
 }
 
 impl AlertName {
@@ -43,6 +50,7 @@ impl AlertName {
             AlertName::SignalFailing => "UpgradeGateSignalFailing",
             AlertName::QueryError => "UpgradeGateQueryError",
             AlertName::PrometheusError => "UpgradeGatePrometheusError",
+            AlertName::WaveBlocked => "UpgradeGateWaveBlocked",
         }
     }
 }
@@ -78,6 +86,11 @@ pub struct Alert {
     /// cause, whose identity must not change as the signals it hides come and go.
     pub phases: Vec<String>,
     pub signal: Option<String>,
+    /// In fleet mode, the cluster whose snapshot raised it; `None` for a single gate and for a
+    /// wave's alert.
+    pub cluster: Option<String>,
+    /// In fleet mode, that cluster's wave, or the wave a wave alert is about.
+    pub wave: Option<String>,
     pub severity: Severity,
     pub status: AlertStatus,
     pub starts_at: DateTime<Utc>,
@@ -94,14 +107,32 @@ pub struct Alert {
 }
 
 impl Alert {
-    /// Identity: what Alertmanager would fingerprint from the labels.
+    /// Identity: what Alertmanager would fingerprint from the labels. A single gate's alerts
+    /// have no cluster or wave, and their identity is what it was before fleets.
     pub fn id(&self) -> String {
-        format!(
+        let mut id = format!(
             "{}/{}/{}",
             self.name.as_str(),
             self.phases.join(","),
             self.signal.as_deref().unwrap_or("")
-        )
+        );
+        if let Some(cluster) = &self.cluster {
+            id.push_str(&format!("/cluster={cluster}"));
+        }
+        if let Some(wave) = &self.wave {
+            id.push_str(&format!("/wave={wave}"));
+        }
+        id
+    }
+
+    /// ` on cluster c2 (wave staging)` for a cluster's alert, empty otherwise: where the alert
+    /// comes from, for every text a person reads.
+    pub fn location(&self) -> String {
+        match (&self.cluster, &self.wave) {
+            (Some(cluster), Some(wave)) => format!(" on cluster {cluster} (wave {wave})"),
+            (Some(cluster), None) => format!(" on cluster {cluster}"),
+            _ => String::new(),
+        }
     }
 
     /// Same for every retry of one notification, different for the next notification of the same
@@ -124,41 +155,42 @@ impl Alert {
     /// One line a person reads first.
     pub fn summary(&self) -> String {
         let resolved = self.status == AlertStatus::Resolved;
+        let at = self.location();
         match (self.name, &self.signal) {
             (AlertName::PhaseNoGo, _) => {
                 let phases = self.phases.join(",");
                 let score = self.score.map_or("?".into(), fmt_number);
                 match self.decision {
-                    _ if resolved => format!("phase {phases} is GO again (score {score})"),
+                    _ if resolved => format!("phase {phases} is GO again{at} (score {score})"),
                     // The score counts what could not be evaluated as 0: the cause says more.
                     Some(Decision::Unknown) => format!(
-                        "phase {phases} is UNKNOWN: {}",
+                        "phase {phases} is UNKNOWN{at}: {}",
                         self.reasons
                             .first()
                             .map_or("a query failed", String::as_str)
                     ),
-                    _ => format!("phase {phases} is NO-GO (score {score})"),
+                    _ => format!("phase {phases} is NO-GO{at} (score {score})"),
                 }
             }
             (AlertName::SignalFailing, Some(signal)) if resolved => {
-                format!("signal {signal} no longer fails")
+                format!("signal {signal} no longer fails{at}")
             }
             (AlertName::SignalFailing, Some(signal)) => match self.signals.first() {
-                Some(r) => format!("signal {signal} fails: {}", signal_detail(r)),
-                None => format!("signal {signal} fails"),
+                Some(r) => format!("signal {signal} fails{at}: {}", signal_detail(r)),
+                None => format!("signal {signal} fails{at}"),
             },
             (AlertName::QueryError, Some(signal)) if resolved => {
-                format!("signal {signal} can be evaluated again")
+                format!("signal {signal} can be evaluated again{at}")
             }
             (AlertName::QueryError, Some(signal)) => format!(
-                "signal {signal} cannot be evaluated: {}",
+                "signal {signal} cannot be evaluated{at}: {}",
                 self.signals
                     .first()
                     .and_then(|r| r.error.as_deref())
                     .unwrap_or("query error")
             ),
             (AlertName::PrometheusError, _) if resolved => {
-                "Prometheus answers again: the signals it hid can be evaluated again".to_string()
+                format!("Prometheus answers again{at}: the signals it hid can be evaluated again")
             }
             (AlertName::PrometheusError, _) => {
                 let mut causes: Vec<&str> = self
@@ -169,11 +201,24 @@ impl Alert {
                 causes.dedup();
                 let names: Vec<&str> = self.signals.iter().map(|r| r.name.as_str()).collect();
                 format!(
-                    "{} ({} signals cannot be evaluated: {})",
+                    "{}{at} ({} signals cannot be evaluated: {})",
                     causes.join("; "),
                     names.len(),
                     listed(&names)
                 )
+            }
+            (AlertName::WaveBlocked, _) => {
+                let wave = self.wave.as_deref().unwrap_or("?");
+                if resolved {
+                    format!("wave {wave} may start")
+                } else {
+                    let state = match self.decision {
+                        Some(Decision::Unknown) => "UNKNOWN",
+                        _ => "BLOCKED",
+                    };
+                    let reasons: Vec<&str> = self.reasons.iter().map(String::as_str).collect();
+                    format!("wave {wave} is {state}: {}", listed_with(&reasons, "; "))
+                }
             }
             (_, None) => self.name.as_str().to_string(),
         }
@@ -185,7 +230,11 @@ const MAX_NAMED: usize = 5;
 
 /// `a, b, c, d, e and 23 more`.
 fn listed(names: &[&str]) -> String {
-    let shown = names[..names.len().min(MAX_NAMED)].join(", ");
+    listed_with(names, ", ")
+}
+
+fn listed_with(names: &[&str], separator: &str) -> String {
+    let shown = names[..names.len().min(MAX_NAMED)].join(separator);
     match names.len().saturating_sub(MAX_NAMED) {
         0 => shown,
         more => format!("{shown} and {more} more"),
@@ -266,11 +315,18 @@ pub struct AlertBook {
 impl AlertBook {
     /// Compares `snapshot` with the previous one.
     pub fn update(&mut self, snapshot: &Snapshot) -> Update {
+        self.compare(firing_alerts(snapshot), |alert| resolve(alert, snapshot))
+    }
+
+    /// Compares what fires now with what fired after the previous evaluation; `resolve` turns an
+    /// alert that stopped firing into its resolution.
+    pub(super) fn compare(
+        &mut self,
+        firing: Vec<Alert>,
+        resolve: impl Fn(Alert) -> Alert,
+    ) -> Update {
         let mut update = Update::default();
-        let mut firing: BTreeMap<String, Alert> = firing_alerts(snapshot)
-            .into_iter()
-            .map(|a| (a.id(), a))
-            .collect();
+        let mut firing: BTreeMap<String, Alert> = firing.into_iter().map(|a| (a.id(), a)).collect();
 
         let ended: Vec<String> = self
             .active
@@ -280,7 +336,7 @@ impl AlertBook {
             .collect();
         for id in ended {
             let previous = self.active.remove(&id).expect("listed above");
-            let alert = resolve(previous, snapshot);
+            let alert = resolve(previous);
             update.state.push(alert.clone());
             update.notices.push(Notice {
                 kind: NoticeKind::Resolved,
@@ -305,45 +361,20 @@ impl AlertBook {
 
 /// A resolved notice for an alert this process may never have seen firing (it was announced
 /// before a restart, or by a peer), rebuilt from what the notification log kept of it.
-pub fn resolved_alert(
-    name: AlertName,
-    phases: Vec<String>,
-    signal: Option<String>,
-    severity: Severity,
-    starts_at: DateTime<Utc>,
-    snapshot: &Snapshot,
-) -> Alert {
-    let alert = Alert {
-        name,
-        phases,
-        signal,
-        severity,
-        status: AlertStatus::Firing,
-        starts_at,
-        ends_at: None,
-        evaluated_at: starts_at,
-        decision: None,
-        score: None,
-        signals: Vec::new(),
-        reasons: Vec::new(),
-    };
-    resolve(alert, snapshot)
+pub fn resolved_alert(announced: Alert, snapshot: &Snapshot) -> Alert {
+    resolve(announced, snapshot)
 }
 
 /// The firing alert as it was, turned resolved with the current decision and signal state.
-fn resolve(mut alert: Alert, snapshot: &Snapshot) -> Alert {
-    alert.status = AlertStatus::Resolved;
-    alert.ends_at = Some(snapshot.evaluated_at);
-    alert.evaluated_at = snapshot.evaluated_at;
-    alert.reasons.clear();
+pub(super) fn resolve(alert: Alert, snapshot: &Snapshot) -> Alert {
+    let mut alert = resolved_at(alert, snapshot.evaluated_at);
     match &alert.signal {
         // The signals it hid report for themselves again, each in its own alerts.
-        None if alert.name == AlertName::PrometheusError => alert.signals.clear(),
+        None if alert.name == AlertName::PrometheusError => {}
         None => {
             let verdict = alert.phases.first().and_then(|p| snapshot.verdict(p));
             alert.decision = verdict.map(|v| v.decision);
             alert.score = verdict.map(|v| v.score);
-            alert.signals.clear();
         }
         Some(name) => {
             alert.signals = snapshot
@@ -357,6 +388,18 @@ fn resolve(mut alert: Alert, snapshot: &Snapshot) -> Alert {
     alert
 }
 
+/// The firing alert turned resolved at `at`, without the state that made it fire.
+pub(super) fn resolved_at(mut alert: Alert, at: DateTime<Utc>) -> Alert {
+    alert.status = AlertStatus::Resolved;
+    alert.ends_at = Some(at);
+    alert.evaluated_at = at;
+    alert.reasons.clear();
+    alert.signals.clear();
+    alert.decision = None;
+    alert.score = None;
+    alert
+}
+
 fn unhealthy(r: &SignalReport) -> bool {
     match r.status {
         Status::Ok => false,
@@ -366,13 +409,15 @@ fn unhealthy(r: &SignalReport) -> bool {
 }
 
 /// Everything firing in `snapshot`, phases first, then signals, then a shared cause.
-fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
+pub(super) fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
     // Sorted by error, so that one cause's signals stand together in the alert.
     let shared = shared_errors(&snapshot.signals);
     let base = |name, phases, signal, severity, signals| Alert {
         name,
         phases,
         signal,
+        cluster: None,
+        wave: None,
         severity,
         status: AlertStatus::Firing,
         starts_at: snapshot.evaluated_at,
@@ -386,6 +431,7 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
     let phases = snapshot
         .phases
         .iter()
+        // Unknown is never go: it alerts as no-go does, and says unknown.
         .filter(|v| v.phase != ALL_PHASES && v.decision != Decision::Go)
         .map(|v| Alert {
             decision: Some(v.decision),
@@ -441,13 +487,13 @@ fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::time::Duration;
 
     use crate::engine::decide::Verdict;
 
-    fn report(name: &str, status: Status) -> SignalReport {
+    pub(crate) fn report(name: &str, status: Status) -> SignalReport {
         SignalReport {
             name: name.to_string(),
             status,
@@ -470,7 +516,11 @@ mod tests {
     }
 
     /// A snapshot at minute `minute` with one phase and the given signals.
-    fn snapshot(minute: i64, decision: Decision, statuses: &[(&str, Status)]) -> Snapshot {
+    pub(crate) fn snapshot(
+        minute: i64,
+        decision: Decision,
+        statuses: &[(&str, Status)],
+    ) -> Snapshot {
         let at = DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap();
         let signals: Vec<SignalReport> = statuses.iter().map(|(n, s)| report(n, *s)).collect();
         let verdict = |phase: &str| Verdict {
@@ -496,7 +546,7 @@ mod tests {
         }
     }
 
-    fn kinds(update: &Update) -> Vec<(NoticeKind, String)> {
+    pub(crate) fn kinds(update: &Update) -> Vec<(NoticeKind, String)> {
         update
             .notices
             .iter()
@@ -639,34 +689,6 @@ mod tests {
             resolved.notices[0].alert.idempotency_key(),
             b.idempotency_key()
         );
-    }
-
-    #[test]
-    fn an_alert_announced_before_a_restart_resolves_from_what_the_log_kept() {
-        let at = snapshot(5, Decision::Go, &[("a", Status::Ok)]);
-        let started = snapshot(0, Decision::Go, &[]).evaluated_at;
-        let phase = resolved_alert(
-            AlertName::PhaseNoGo,
-            vec!["istio".into()],
-            None,
-            Severity::Critical,
-            started,
-            &at,
-        );
-        assert_eq!(phase.status, AlertStatus::Resolved);
-        assert_eq!(phase.starts_at, started);
-        assert_eq!(phase.ends_at, Some(at.evaluated_at));
-        assert_eq!(phase.summary(), "phase istio is GO again (score 100)");
-        let signal = resolved_alert(
-            AlertName::SignalFailing,
-            vec!["istio".into()],
-            Some("a".into()),
-            Severity::Warning,
-            started,
-            &at,
-        );
-        assert_eq!(signal.summary(), "signal a no longer fails");
-        assert_eq!(signal.signals[0].name, "a");
     }
 
     #[test]

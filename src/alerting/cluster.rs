@@ -423,6 +423,8 @@ mod tests {
             alertname: AlertName::SignalFailing,
             phase: "istio,nodes".into(),
             signal: "mesh_5xx".into(),
+            cluster: String::new(),
+            wave: String::new(),
         };
         let entry = Entry {
             status: AlertStatus::Resolved,

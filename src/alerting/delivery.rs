@@ -27,12 +27,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::book::{resolved_alert, Alert, AlertBook, AlertStatus, NoticeKind};
+use super::book::{Alert, AlertBook, AlertStatus, NoticeKind, Update};
 use super::cluster::{Peers, Turn};
+use super::fleet::Judged;
 use super::formats::{alertmanager, notification, Request};
 use super::nflog::{Due, Entry, Key, Retention};
 use super::retry::{attempt, Attempt, Pace};
 use crate::config::{AlertsConfig, ReceiverConfig, ReceiverKind};
+use crate::engine::fleet::FleetSnapshot;
 use crate::engine::snapshot::Snapshot;
 
 /// What became of one delivery attempt or alert, as the `outcome` label says it.
@@ -115,7 +117,7 @@ enum Job {
 
 /// What a Slack or webhook worker needs to know of one evaluation.
 struct Evaluation {
-    snapshot: Arc<Snapshot>,
+    judged: Judged,
     firing: Vec<Alert>,
     /// What this process saw change (alert id and status): each is either sent or counted as
     /// deduplicated.
@@ -247,6 +249,17 @@ impl Alerting {
     /// `due` is when the evaluation was scheduled to start: the same moment on every replica.
     pub fn observe(&mut self, snapshot: &Arc<Snapshot>, due: Instant) {
         let update = self.book.update(snapshot);
+        self.dispatch(update, Judged::Gate(snapshot.clone()), due);
+    }
+
+    /// As [`Alerting::observe`], for a fleet: each cluster's alerts, carrying its `cluster` and
+    /// `wave`, and one `UpgradeGateWaveBlocked` per wave that may not start.
+    pub fn observe_fleet(&mut self, fleet: &Arc<FleetSnapshot>, due: Instant) {
+        let update = self.book.update_fleet(fleet);
+        self.dispatch(update, Judged::Fleet(fleet.clone()), due);
+    }
+
+    fn dispatch(&mut self, update: Update, judged: Judged, due: Instant) {
         for notice in &update.notices {
             let a = &notice.alert;
             match notice.kind {
@@ -259,7 +272,7 @@ impl Alerting {
             }
         }
         let evaluation = Arc::new(Evaluation {
-            snapshot: snapshot.clone(),
+            judged,
             firing: update
                 .state
                 .iter()
@@ -389,12 +402,12 @@ impl Worker {
     async fn notify(&mut self, evaluation: &Evaluation, inbox: &mut Inbox) {
         self.turn.wait(evaluation.due).await;
         let name = self.receiver.name.clone();
-        let snapshot = &evaluation.snapshot;
+        let judged = &evaluation.judged;
         let due = self.turn.log.read(|log| {
             log.due(
                 &name,
                 &evaluation.firing,
-                snapshot.evaluated_at,
+                judged.evaluated_at(),
                 self.repeat_interval,
             )
         });
@@ -402,18 +415,7 @@ impl Worker {
             .into_iter()
             .map(|d| match d {
                 Due::Announce(alert) => alert,
-                Due::Resolve(key, entry) => resolved_alert(
-                    key.alertname,
-                    key.phase
-                        .split(',')
-                        .filter(|p| !p.is_empty())
-                        .map(String::from)
-                        .collect(),
-                    Some(key.signal).filter(|s| !s.is_empty()),
-                    entry.severity,
-                    entry.starts_at,
-                    snapshot,
-                ),
+                Due::Resolve(key, entry) => judged.resolved(key.announced(&entry)),
             })
             .collect();
         for (id, status) in &evaluation.changes {

@@ -33,13 +33,38 @@ pub struct Request {
     pub headers: Vec<(&'static str, String)>,
 }
 
-/// Link to the gate's answer for the alert, when `alerts.external_url` is set.
+/// Link to the gate's answer for the alert, when `alerts.external_url` is set: in fleet mode the
+/// cluster's answer for the (first) phase, or the wave's.
 pub fn gate_url(alert: &Alert, external_url: Option<&str>) -> Option<String> {
     let base = external_url?;
-    Some(match (&alert.signal, alert.phases.first()) {
-        (None, Some(phase)) => format!("{base}/gate/{phase}"),
-        _ => format!("{base}/signals"),
-    })
+    if alert.name == AlertName::WaveBlocked {
+        return Some(format!(
+            "{base}/waves/{}",
+            encoded(alert.wave.as_deref().unwrap_or_default())
+        ));
+    }
+    Some(
+        match (&alert.cluster, &alert.signal, alert.phases.first()) {
+            (None, None, Some(phase)) => format!("{base}/gate/{phase}"),
+            (None, _, _) => format!("{base}/signals"),
+            (Some(cluster), _, Some(phase)) => {
+                format!("{base}/gate/{phase}?cluster={}", encoded(cluster))
+            }
+            (Some(_), _, None) => format!("{base}/fleet"),
+        },
+    )
+}
+
+/// Percent-encodes all but RFC 3986's unreserved characters: a cluster name is any label value.
+fn encoded(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn rfc3339(t: DateTime<Utc>) -> String {
@@ -121,7 +146,7 @@ pub fn webhook(alert: &Alert, external_url: Option<&str>) -> Value {
         .take(MAX_SIGNALS)
         .map(Into::into)
         .collect();
-    json!({
+    let mut body = json!({
         "version": WEBHOOK_VERSION,
         "status": alert.status,
         "alertname": alert.name,
@@ -139,7 +164,20 @@ pub fn webhook(alert: &Alert, external_url: Option<&str>) -> Value {
         "evaluated_at": rfc3339(alert.evaluated_at),
         "gate_url": gate_url(alert, external_url),
         "idempotency_key": alert.idempotency_key(),
-    })
+    });
+    // Only in fleet mode: a single gate's body is as it was.
+    located(&mut body, alert);
+    body
+}
+
+/// Adds `cluster` and `wave`, where the alert has them, to a JSON object.
+fn located(object: &mut Value, alert: &Alert) {
+    if let Some(cluster) = &alert.cluster {
+        object["cluster"] = json!(cluster);
+    }
+    if let Some(wave) = &alert.wave {
+        object["wave"] = json!(wave);
+    }
 }
 
 /// A Slack incoming-webhook message: a header, the phase/decision/score fields, one section per
@@ -152,15 +190,24 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
         ":red_circle:"
     };
     let title = match alert.name {
-        AlertName::PhaseNoGo if resolved => format!("{} is GO again", alert.phases.join(",")),
+        AlertName::PhaseNoGo if resolved => {
+            format!("{} is GO again{}", alert.phases.join(","), alert.location())
+        }
         AlertName::PhaseNoGo => format!(
-            "{} is {}",
+            "{} is {}{}",
             alert.phases.join(","),
-            alert.decision.unwrap_or(Decision::NoGo).heading()
+            alert.decision.unwrap_or(Decision::NoGo).heading(),
+            alert.location()
         ),
         _ => alert.summary(),
     };
     let mut fields = Vec::new();
+    if let Some(cluster) = &alert.cluster {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Cluster*\n{cluster}")}));
+    }
+    if let Some(wave) = &alert.wave {
+        fields.push(json!({"type": "mrkdwn", "text": format!("*Wave*\n{wave}")}));
+    }
     // A shared cause belongs to no phase: its signals list theirs.
     if !alert.phases.is_empty() {
         fields.push(
@@ -190,6 +237,19 @@ pub fn slack(alert: &Alert, external_url: Option<&str>) -> Value {
         if let Some(runbook) = &r.runbook {
             text.push_str(&format!("\n_Runbook:_ {runbook}"));
         }
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, 2900)}}),
+        );
+    }
+    // A wave's alert has no signals of its own: what holds it back is in its reasons.
+    if alert.name == AlertName::WaveBlocked && !alert.reasons.is_empty() {
+        let text = alert
+            .reasons
+            .iter()
+            .take(MAX_SIGNALS)
+            .map(|r| format!("• {r}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         blocks.push(
             json!({"type": "section", "text": {"type": "mrkdwn", "text": truncate(&text, 2900)}}),
         );
@@ -235,6 +295,7 @@ pub fn alertmanager(alerts: &[Alert], external_url: Option<&str>, firing_ttl: Du
             if let Some(signal) = &a.signal {
                 labels["signal"] = json!(signal);
             }
+            located(&mut labels, a);
             let description = if a.reasons.is_empty() {
                 a.signals
                     .iter()
@@ -289,6 +350,8 @@ mod tests {
             name: AlertName::SignalFailing,
             phases: vec!["control-plane".into()],
             signal: Some("list_p99".into()),
+            cluster: None,
+            wave: None,
             severity: super::super::book::Severity::Warning,
             status: AlertStatus::Firing,
             starts_at: at,

@@ -4,7 +4,8 @@
 //! with backoff and counting every outcome. The notification log ([`nflog`], pure) says what each
 //! receiver was already told; [`shared`] holds it for the process and saves it ([`statefile`]),
 //! and [`cluster`] gossips it between replicas, which take turns to send; [`seal`] says which of
-//! the entries a peer or the file brings are to be trusted.
+//! the entries a peer or the file brings are to be trusted. In fleet mode [`fleet`] raises each
+//! cluster's alerts with the book's own rules, plus one per wave that may not start.
 //!
 //! It reads the engine's snapshots and the receivers' configuration; it does not know the server,
 //! the router or the exported metrics registry: it is handed the counters it updates.
@@ -12,6 +13,7 @@
 pub mod book;
 pub mod cluster;
 pub mod delivery;
+pub mod fleet;
 pub mod formats;
 pub mod nflog;
 mod retry;

@@ -70,6 +70,10 @@ impl Retention {
 }
 
 /// One receiver and one alert.
+///
+/// In fleet mode the cluster is part of the key, so that two clusters going no-go are two
+/// notices, each sent once whichever replica sends it. A single gate's keys leave `cluster` and
+/// `wave` out when they serialize: its state files, gossip and seals are as they were.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
     pub receiver: String,
@@ -78,6 +82,12 @@ pub struct Key {
     pub phase: String,
     /// Empty for a phase alert.
     pub signal: String,
+    /// The cluster of a fleet's alert; empty for a single gate and for a wave's alert.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cluster: String,
+    /// The cluster's wave, or the wave of a wave's alert; empty for a single gate.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub wave: String,
 }
 
 impl Key {
@@ -87,6 +97,35 @@ impl Key {
             alertname: alert.name,
             phase: alert.phases.join(","),
             signal: alert.signal.clone().unwrap_or_default(),
+            cluster: alert.cluster.clone().unwrap_or_default(),
+            wave: alert.wave.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The firing alert this key and its entry announced, as far as the log knows it: enough to
+    /// resolve it after a restart, or when a peer announced it.
+    pub fn announced(&self, entry: &Entry) -> Alert {
+        let some = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+        Alert {
+            name: self.alertname,
+            phases: self
+                .phase
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect(),
+            signal: some(&self.signal),
+            cluster: some(&self.cluster),
+            wave: some(&self.wave),
+            severity: entry.severity,
+            status: AlertStatus::Firing,
+            starts_at: entry.starts_at,
+            ends_at: None,
+            evaluated_at: entry.starts_at,
+            decision: None,
+            score: None,
+            signals: Vec::new(),
+            reasons: Vec::new(),
         }
     }
 }
@@ -250,6 +289,9 @@ impl NotificationLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerting::book::tests as book_tests;
+    use crate::engine::decide::Decision;
+    use crate::engine::evaluate::Status;
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -262,6 +304,8 @@ mod tests {
             name: AlertName::SignalFailing,
             phases: vec!["istio".into()],
             signal: Some(signal.into()),
+            cluster: None,
+            wave: None,
             severity: Severity::Critical,
             status: AlertStatus::Firing,
             starts_at: at(minute),
@@ -443,5 +487,42 @@ mod tests {
             )
             .is_empty());
         assert_eq!(log.len(), 1);
+    }
+
+    #[test]
+    fn an_alert_announced_before_a_restart_resolves_from_what_the_log_kept() {
+        let at = book_tests::snapshot(5, Decision::Go, &[("a", Status::Ok)]);
+        let started = book_tests::snapshot(0, Decision::Go, &[]).evaluated_at;
+        let announced = |name, signal: Option<&str>, severity| {
+            let key = Key {
+                receiver: "hook".into(),
+                alertname: name,
+                phase: "istio".into(),
+                signal: signal.unwrap_or_default().into(),
+                cluster: String::new(),
+                wave: String::new(),
+            };
+            key.announced(&Entry {
+                status: AlertStatus::Firing,
+                at: started,
+                starts_at: started,
+                severity,
+                hash: "h".into(),
+            })
+        };
+        let phase = super::super::book::resolved_alert(
+            announced(AlertName::PhaseNoGo, None, Severity::Critical),
+            &at,
+        );
+        assert_eq!(phase.status, AlertStatus::Resolved);
+        assert_eq!(phase.starts_at, started);
+        assert_eq!(phase.ends_at, Some(at.evaluated_at));
+        assert_eq!(phase.summary(), "phase istio is GO again (score 100)");
+        let signal = super::super::book::resolved_alert(
+            announced(AlertName::SignalFailing, Some("a"), Severity::Warning),
+            &at,
+        );
+        assert_eq!(signal.summary(), "signal a no longer fails");
+        assert_eq!(signal.signals[0].name, "a");
     }
 }

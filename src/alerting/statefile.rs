@@ -127,6 +127,8 @@ mod tests {
                 alertname: AlertName::PhaseNoGo,
                 phase: "istio".into(),
                 signal: String::new(),
+                cluster: String::new(),
+                wave: String::new(),
             },
             Entry {
                 status: AlertStatus::Firing,

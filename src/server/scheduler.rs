@@ -226,10 +226,8 @@ impl Scheduler {
     /// whose queries failed (with the first one's error) rather than a line per failed query,
     /// which 200 clusters would repeat every interval.
     fn publish_fleet(&mut self, snapshot: Arc<FleetSnapshot>, due: Instant) {
-        // fleet metrics and alerts: wired by the lead
-        // (`Metrics::export_fleet(&snapshot)`, `Alerting::observe_fleet(&snapshot)`; `due` as for
-        // `Alerting::observe`).
-        let _ = due;
+        self.metrics.export_fleet(&snapshot);
+        self.alerting.observe_fleet(&snapshot, due);
         let failed: Vec<(&str, &str)> = snapshot
             .clusters
             .iter()

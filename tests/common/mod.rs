@@ -29,3 +29,9 @@ pub const CONTRACT_METRICS: [&str; 11] = [
     "upgrade_gate_cluster_peers",
     "upgrade_gate_cluster_position",
 ];
+
+/// The metric names only a gate in fleet mode exports (README "Exported metrics").
+pub const FLEET_METRICS: [&str; 2] = [
+    "upgrade_gate_wave_ready",
+    "upgrade_gate_fleet_unlisted_series",
+];
