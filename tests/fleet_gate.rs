@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use common::fleet::{FleetOptions, Store, TestFleet};
 use common::gate::GateProcess;
 use common::proxy::proxy;
+use common::receiver::{Received, Receiver};
 use serde_json::{json, Value};
 use upgrade_gate::simulate::scenarios::Scenario;
 
@@ -88,6 +89,8 @@ async fn an_incident_blocks_its_cluster_and_wave_and_the_next_wave_waits_for_the
         "warnings".into(),
         json!(["partial response: store-gateway-2 did not answer"]),
     );
+    let hook = Receiver::start(vec![]).await;
+    let hook_url = format!("{}/upgrade", hook.url());
     let central = fleet.central.url().to_string();
     let second = fleet.backend.as_ref().unwrap().url().to_string();
     let gate = GateProcess::start(
@@ -96,6 +99,7 @@ async fn an_incident_blocks_its_cluster_and_wave_and_the_next_wave_waits_for_the
                 "prometheus: {{url: \"{central}\", timeout: 5s}}\n\
                  evaluation: {{interval: 1s}}\n\
                  server: {{listen: \"{listen}\"}}\n\
+                 alerts: {{receivers: [{{name: pipeline, kind: webhook, url: \"{hook_url}\"}}]}}\n\
                  fleet:\n  \
                    waves:\n    \
                      - {{name: first, clusters: [c1, c2]}}\n    \
@@ -111,8 +115,9 @@ async fn an_incident_blocks_its_cluster_and_wave_and_the_next_wave_waits_for_the
     );
 
     // The incident: c2 and its wave are no-go, naming c2; c1 beside it stays go.
+    // (At first the 10 s rates have no data yet: no-go too, but for another reason.)
     let (_, c2) = poll(&gate, "/gate/istio?cluster=c2", |s, b| {
-        s == 503 && b["decision"] == "no_go"
+        s == 503 && b["decision"] == "no_go" && b["signals"][0]["status"] == "fail"
     });
     assert_eq!(c2["cluster"], "c2");
     assert_eq!(c2["wave"], "first");
@@ -122,8 +127,8 @@ async fn an_incident_blocks_its_cluster_and_wave_and_the_next_wave_waits_for_the
         offender["destination_service"],
         "reviews.bookinfo.svc.cluster.local"
     );
-    let (status, c1) = get(&gate, "/gate/istio?cluster=c1");
-    assert_eq!((status, &c1["decision"]), (200, &json!("go")), "{c1:#}");
+    let (_, c1) = poll(&gate, "/gate/istio?cluster=c1", |s, _| s == 200);
+    assert_eq!(c1["decision"], "go", "{c1:#}");
     let (status, wave) = get(&gate, "/gate/istio?wave=first");
     assert_eq!(status, 503, "{wave:#}");
     assert_eq!(wave["clusters"][0]["cluster"], "c2", "blocking first");
@@ -133,9 +138,47 @@ async fn an_incident_blocks_its_cluster_and_wave_and_the_next_wave_waits_for_the
     assert_eq!(next["blocking"][0]["cluster"], "c2");
     assert_eq!(next["blocking"][0]["signals"][0], "istio_5xx_ratio");
 
+    // Metrics and alerts name the cluster; the wave it blocks is its own notice.
+    let (_, metrics) = gate.request("GET", "/metrics").unwrap();
+    for line in [
+        r#"upgrade_gate_decision{cluster="c2",phase="istio"} 0"#,
+        r#"upgrade_gate_decision{cluster="c1",phase="istio"} 1"#,
+        r#"upgrade_gate_wave_ready{wave="second"} 0"#,
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+    let deadline = Instant::now() + DEADLINE;
+    // (c1's phase may have fired too while its rates had no data yet.)
+    let firing = |name: &str, key: &str, value: &str| {
+        hook.received()
+            .iter()
+            .map(Received::json)
+            .find(|b| b["alertname"] == name && b["status"] == "firing" && b[key] == value)
+    };
+    let phase = || firing("UpgradeGatePhaseNoGo", "cluster", "c2");
+    let wave = || firing("UpgradeGateWaveBlocked", "wave", "second");
+    while phase().is_none() || wave().is_none() {
+        assert!(Instant::now() < deadline, "alerts: {:?}", hook.received());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let phase = phase().unwrap();
+    assert_eq!(phase["wave"], "first", "{phase:#}");
+    assert!(
+        phase["summary"]
+            .as_str()
+            .unwrap()
+            .contains("is NO-GO on cluster c2 (wave first)"),
+        "{phase:#}"
+    );
+    assert!(
+        wave().unwrap()["summary"].as_str().unwrap().contains("c2"),
+        "{:#}",
+        wave().unwrap()
+    );
+
     // A second store answers for c3; a partial answer makes c4's signal unknown, never go.
-    let (status, c3) = get(&gate, "/gate/istio?cluster=c3");
-    assert_eq!((status, &c3["decision"]), (200, &json!("go")), "{c3:#}");
+    let (_, c3) = poll(&gate, "/gate/istio?cluster=c3", |s, _| s == 200);
+    assert_eq!(c3["cluster"], "c3", "{c3:#}");
     let (status, c4) = get(&gate, "/gate/istio?cluster=c4");
     assert_eq!(
         (status, &c4["decision"]),
