@@ -30,9 +30,9 @@ use common::prometheus::TestPrometheus;
 use upgrade_gate::config::{BackendScope, Config, FleetConfig, Wave};
 use upgrade_gate::engine::baseline::Anchor;
 use upgrade_gate::evaluation::fleet::FleetEvaluator;
-use upgrade_gate::simulate::fleet::Fleet;
 use upgrade_gate::evaluation::{evaluate, Incremental};
 use upgrade_gate::prometheus::source::PrometheusSource;
+use upgrade_gate::simulate::fleet::Fleet;
 use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 
 /// Steady-state evaluations averaged per figure.
@@ -85,6 +85,9 @@ async fn start_proxy(upstream: &str) -> (String, Proxy) {
     (url, proxy)
 }
 
+/// An instant query: its text and its time.
+type Instant = (String, i64);
+
 /// Every query a single gate asks for one new step at `t`, as (query, time) instant queries:
 /// each signal's at `t`, and each moving baseline's one offset back. `limit` writes a query as
 /// sent (for a fleet: limited to one cluster).
@@ -92,7 +95,7 @@ fn per_step(
     config: &Config,
     t: i64,
     limit: impl Fn(&str) -> String,
-) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+) -> (Vec<Instant>, Vec<Instant>) {
     let signals = config
         .pack
         .signals
@@ -113,7 +116,7 @@ fn per_step(
 }
 
 /// Asks each (query, time) once as an instant query.
-async fn instant_queries(proxy: &str, queries: &[(String, i64)]) {
+async fn instant_queries(proxy: &str, queries: &[Instant]) {
     let http = reqwest::Client::new();
     for (query, time) in queries {
         http.post(format!("{proxy}/api/v1/query"))
@@ -239,7 +242,10 @@ async fn measure_fleet(base: &Config, proxy: &str, counters: &Proxy, at: i64, cl
     let mut gate = FleetEvaluator::new(&config).unwrap();
     let first = gate.evaluate(&config, at).await;
     assert!(
-        first.clusters.iter().all(|c| c.snapshot.signals.iter().all(|s| s.error.is_none())),
+        first
+            .clusters
+            .iter()
+            .all(|c| c.snapshot.signals.iter().all(|s| s.error.is_none())),
         "every cluster is judged"
     );
     counters.queries.store(0, Ordering::SeqCst);
@@ -255,9 +261,8 @@ async fn measure_fleet(base: &Config, proxy: &str, counters: &Proxy, at: i64, cl
             backend: None,
             clusters: vec![name.clone()],
         };
-        let (signals, baselines) = per_step(&config, at + step, |q| {
-            fleet.rewrite(q, &scope).unwrap()
-        });
+        let (signals, baselines) =
+            per_step(&config, at + step, |q| fleet.rewrite(q, &scope).unwrap());
         singles += cost(&counters.samples, instant_queries(proxy, &signals)).await;
         singles += cost(&counters.samples, instant_queries(proxy, &baselines)).await;
     }
