@@ -173,7 +173,7 @@ fn an_unknown_cluster_alerts_as_no_go_and_says_unknown() {
     assert_eq!(phase.alert.decision, Some(Decision::Unknown));
     assert_eq!(
         phase.alert.summary(),
-        "phase istio is UNKNOWN on cluster c1 (wave staging) (score 0)"
+        "phase istio is UNKNOWN on cluster c1 (wave staging): mesh_5xx is error"
     );
     assert!(slack(&phase.alert, None)["blocks"][0]["text"]["text"]
         .as_str()
