@@ -724,10 +724,10 @@ fn validate_show_queries_prints_each_store_s_rewritten_queries() {
     let apne2 = r#"cluster=~"prod-apne2""#;
     let expected = format!(
         "queries for prometheus (clusters dev-euw1, stg-euw1, stg-use1, prod-euw1):\n\
-         \x20 presence: up{{{main}}}\n\
+         \x20 presence: count by (cluster) (up)\n\
          \x20 ratio: sum by (cluster) (rate(e{{{main}}}[5m])) / on (cluster) group_left () sum by (cluster) (rate(t{{{main}}}[5m]))\n\
          queries for backend apne2 (clusters prod-apne2):\n\
-         \x20 presence: up{{{apne2}}}\n\
+         \x20 presence: count by (cluster) (up)\n\
          \x20 ratio: sum by (cluster) (rate(e{{{apne2}}}[5m])) / on (cluster) group_left () sum by (cluster) (rate(t{{{apne2}}}[5m]))\n"
     );
     assert!(out.ends_with(&expected), "{out}");

@@ -87,7 +87,7 @@ fn print_queries(config: &Config) {
             Ok(q) => q,
             Err(refusal) => format!("(cannot be rewritten: {refusal})"),
         };
-        println!("  presence: {}", rewritten(&fleet.presence));
+        println!("  presence: {}", fleet.presence_query());
         for signal in &config.pack.signals {
             println!("  {}: {}", signal.name, rewritten(&signal.query));
         }

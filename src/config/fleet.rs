@@ -110,6 +110,12 @@ impl FleetConfig {
             .collect()
     }
 
+    /// The presence query each store is asked once per evaluation: how many presence series
+    /// every cluster has, listed or not, so that clusters no wave lists are counted too.
+    pub fn presence_query(&self) -> String {
+        format!("count by ({}) ({})", self.label, self.presence)
+    }
+
     /// `query` as it is sent to the store of `scope`.
     pub fn rewrite(&self, query: &str, scope: &BackendScope) -> Result<String, Refusal> {
         let scope = Scope {

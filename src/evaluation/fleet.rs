@@ -89,7 +89,7 @@ impl FleetEvaluator {
                 }
                 Ok(Store {
                     name,
-                    presence: format!("count by ({}) ({})", fleet.label, fleet.presence),
+                    presence: fleet.presence_query(),
                     clusters: scope.clusters,
                     source,
                     config: rewritten,
