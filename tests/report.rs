@@ -1,0 +1,258 @@
+//! `upgrade-gate report` over a real Prometheus backfilled with the simulator's istio incident:
+//! its incidents are `replay`'s no-go runs, and a real browser, offline, finds every plot and the
+//! incidents in the page, without a console error.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::browser;
+use common::data::{now, rfc3339};
+use common::process::gate_cli as run;
+use common::prometheus::TestPrometheus;
+use serde_json::Value;
+use upgrade_gate::simulate::scenarios::{openmetrics_window, Scenario, Window};
+
+const STEP: i64 = 30;
+
+/// The default pack and phases against a Prometheus holding an hour of the istio 5xx scenario
+/// that started 100 minutes ago (and the hour before it), baselines pinned at its start.
+struct Setup {
+    _prom: TestPrometheus,
+    dir: tempfile::TempDir,
+    config: String,
+    from: String,
+    to: String,
+    /// The configured phases, `all` aside.
+    phases: Vec<String>,
+}
+
+fn setup() -> Setup {
+    let t = now() / STEP * STEP;
+    let start = t - 100 * 60;
+    let window = Window::new(start, start + 3600);
+    let prom = TestPrometheus::start(&openmetrics_window(
+        Scenario::Istio5xxSpike,
+        window,
+        start - 3600,
+        t,
+        STEP,
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gate.yaml");
+    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/*.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"prometheus: {{url: "{}"}}
+evaluation: {{interval: 30s}}
+signal_files: ["{}"]
+baseline: {{end: "{}", window: 1h}}
+phases:
+  - {{name: precheck, min_score: 100, stable_for: 0s}}
+  - {{name: karpenter, min_score: 90, stable_for: 10m}}
+  - {{name: istio, min_score: 90, stable_for: 15m}}
+  - {{name: addons, min_score: 90, stable_for: 10m}}
+  - {{name: control-plane, min_score: 90, stable_for: 15m}}
+  - {{name: nodes, min_score: 90, stable_for: 10m}}
+"#,
+            prom.url(),
+            queries.display(),
+            rfc3339(start)
+        ),
+    )
+    .unwrap();
+    let phases = upgrade_gate::config::load(Some(&config))
+        .unwrap()
+        .pack
+        .phases
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    Setup {
+        _prom: prom,
+        phases,
+        config: config.display().to_string(),
+        dir,
+        from: rfc3339(start - 20 * 60),
+        to: rfc3339(t),
+    }
+}
+
+/// `replay`'s rows of `phase` over the set-up window.
+fn replay(s: &Setup, phase: &str) -> Vec<Value> {
+    let (code, out, err) = run(&[
+        "replay", "--config", &s.config, "--phase", phase, "--from", &s.from, "--to", &s.to,
+        "--output", "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The runs of no-go rows: (phase, first no-go step, first go step after it or one step past
+/// the end), times as the report writes them.
+fn no_go_runs(phase: &str, rows: &[Value]) -> Vec<(String, String, String)> {
+    let time = |r: &Value| {
+        let t = chrono::DateTime::parse_from_rfc3339(r["evaluated_at"].as_str().unwrap()).unwrap();
+        t.timestamp()
+    };
+    let utc = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string()
+    };
+    let mut runs = Vec::new();
+    let mut open: Option<i64> = None;
+    for r in rows {
+        match (r["decision"].as_str().unwrap(), open) {
+            ("no_go", None) => open = Some(time(r)),
+            ("go", Some(start)) => {
+                runs.push((phase.to_string(), utc(start), utc(time(r))));
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = open {
+        let end = time(rows.last().unwrap()) + STEP;
+        runs.push((
+            phase.to_string(),
+            utc(start),
+            format!("{} (still not go)", utc(end)),
+        ));
+    }
+    runs
+}
+
+/// The Markdown incidents table as (phase, start, end) rows, one per phase of a shared row.
+fn markdown_incidents(md: &str) -> Vec<(String, String, String)> {
+    let table = md
+        .split("### Incidents")
+        .nth(1)
+        .expect("an incidents section");
+    table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| phases") && !l.starts_with("| ---"))
+        .flat_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            let (start, end) = (cells[1].to_string(), cells[2].to_string());
+            cells[0]
+                .split(", ")
+                .map(move |p| (p.to_string(), start.clone(), end.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_incidents_are_replays_no_go_runs() {
+    let s = setup();
+    let (code, md, err) = run(&[
+        "report", "--config", &s.config, "--from", &s.from, "--to", &s.to, "--format", "markdown",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let mut expected: Vec<_> = s
+        .phases
+        .iter()
+        .flat_map(|p| no_go_runs(p, &replay(&s, p)))
+        .collect();
+    let mut found = markdown_incidents(&md);
+    expected.sort();
+    found.sort();
+    assert!(
+        expected.iter().any(|(p, _, _)| p == "istio"),
+        "the scenario blocks istio: {expected:?}"
+    );
+    assert_eq!(found, expected, "{md}");
+    assert!(md.contains("istio_5xx_ratio"), "{md}");
+    assert!(
+        md.contains("Roll back the canary"),
+        "the runbook text: {md}"
+    );
+
+    // One phase alone: only its incidents.
+    let (code, md, _) = run(&[
+        "report", "--config", &s.config, "--from", &s.from, "--to", &s.to, "--format", "markdown",
+        "--phase", "istio",
+    ]);
+    assert_eq!(code, 0);
+    let only: BTreeSet<String> = markdown_incidents(&md).into_iter().map(|r| r.0).collect();
+    assert_eq!(only, BTreeSet::from(["istio".to_string()]));
+}
+
+#[test]
+fn a_browser_offline_finds_every_plot_and_the_incidents() {
+    let s = setup();
+    let page = s.dir.path().join("report.html");
+    let (code, _, err) = run(&[
+        "report",
+        "--config",
+        &s.config,
+        "--from",
+        &s.from,
+        "--to",
+        &s.to,
+        "--output",
+        page.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let opened = browser::open(&page);
+    assert!(opened.console.is_empty(), "{:?}", opened.console);
+    for fetch in ["<script", "src=", "<link", "url(", "@import"] {
+        assert!(!opened.dom.contains(fetch), "the page would fetch: {fetch}");
+    }
+    // Every signal the replay blamed at some step was not ok: one figure, one plot each.
+    let blamed: BTreeSet<String> = s
+        .phases
+        .iter()
+        .flat_map(|p| replay(&s, p))
+        .flat_map(|r| {
+            r["reasons"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|reason| {
+                    let name = reason.as_str()?.split("signal \"").nth(1)?;
+                    Some(name.split('"').next()?.to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(blamed.contains("istio_5xx_ratio"), "{blamed:?}");
+    let figures: Vec<&str> = opened
+        .dom
+        .split("<figure class=\"signal\"")
+        .skip(1)
+        .collect();
+    assert_eq!(figures.len(), blamed.len(), "{blamed:?}");
+    for (figure, name) in figures.iter().zip(&blamed) {
+        let figure = figure.split("</figure>").next().unwrap();
+        assert!(figure.contains("<svg"), "a plot in the figure of {name}");
+        assert!(
+            blamed
+                .iter()
+                .any(|b| figure.contains(&format!("id=\"signal-{b}\""))),
+            "{figure}"
+        );
+    }
+    let incidents = opened
+        .dom
+        .split("<table class=\"incidents\">")
+        .nth(1)
+        .expect("the incidents table");
+    assert!(incidents.contains("istio_5xx_ratio"));
+    assert!(incidents.contains("Roll back the canary"));
+    // A timeline per phase.
+    assert_eq!(
+        opened.dom.matches("<section class=\"phase\"").count(),
+        s.phases.len()
+    );
+
+    let png = s.dir.path().join("report.png");
+    browser::screenshot(&page, &png, 1100, 2400);
+    if let Ok(keep) = std::env::var("REPORT_SCREENSHOT") {
+        std::fs::copy(&png, keep).unwrap();
+    }
+}
