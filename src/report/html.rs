@@ -15,9 +15,9 @@ th{background:#f3f3f3}code{font-size:.85rem}figure{margin:1rem 0}figcaption{font
 .state{font-weight:600;padding:0 .3rem;border-radius:3px}.go{background:#009E73;color:#fff}.no-go{background:#D55E00;color:#fff}
 .soak{background:#F0E442;color:#222}.unknown{background:#999;color:#fff}.muted{color:#666}
 .legend span{margin-right:1rem}ul{margin:.2rem 0;padding-left:1.2rem}
-table.incidents{table-layout:fixed;width:100%}table.incidents td{overflow-wrap:anywhere}
-table.incidents th:nth-child(1){width:9%}table.incidents th:nth-child(2),table.incidents th:nth-child(3){width:12%}
-table.incidents th:nth-child(4){width:8%}table.incidents th:nth-child(5){width:13%}
+table.incidents{width:100%;font-size:.85rem}table.incidents td{overflow-wrap:anywhere}
+table.incidents td:nth-child(2),table.incidents td:nth-child(3){white-space:nowrap;overflow-wrap:normal}
+tr.runbook td{border-top:none;background:#fafafa}
 svg{max-width:100%;height:auto}";
 
 /// HTML text: `&`, `<`, `>` and quotes escaped.
@@ -184,7 +184,7 @@ fn incidents(out: &mut String, incidents: &[Incident]) {
         out.push_str("<p>No phase was ever not go.</p>\n");
         return;
     }
-    out.push_str("<table class=\"incidents\"><tr><th>phases</th><th>start</th><th>end</th><th>duration</th><th>signals</th><th>worst offenders</th><th>runbook</th></tr>\n");
+    out.push_str("<table class=\"incidents\"><tr><th>phases</th><th>start</th><th>end</th><th>duration</th><th>signals</th><th>worst offenders</th></tr>\n");
     for (phases, i) in grouped(incidents) {
         let (end, signals) = (markdown::end(i), escape(&markdown::signals(i)));
         let offenders: String = i
@@ -199,22 +199,25 @@ fn incidents(out: &mut String, incidents: &[Incident]) {
                 )
             })
             .collect();
-        let runbooks: String = i
-            .runbooks
-            .iter()
-            .map(|(s, r)| format!("<li>{}: {}</li>", escape(s), escape(r)))
-            .collect();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul>{}</ul></td><td><ul>{}</ul></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul>{}</ul></td></tr>",
             escape(&phases.join(", ")),
             utc(i.start),
             end,
             duration(i.end - i.start),
             signals,
-            offenders,
-            runbooks
+            offenders
         );
+        // The runbook under its incident, the width of the table: it is what the reader acts on.
+        for (signal, runbook) in &i.runbooks {
+            let _ = writeln!(
+                out,
+                "<tr class=\"runbook\"><td colspan=\"6\">runbook for {}: {}</td></tr>",
+                escape(signal),
+                escape(runbook)
+            );
+        }
     }
     out.push_str("</table>\n");
 }
