@@ -110,11 +110,13 @@ fn main() {
         let (_tx, bodies) = watch::channel(Some(Arc::new(bodies)));
         let (_config_tx, config) = watch::channel(Arc::new(config));
         let (reload, _reloads) = tokio::sync::mpsc::channel(1);
+        let (_page_tx, page) = watch::channel(None);
         let app = upgrade_gate::server::app(AppState {
             bodies,
             metrics: Arc::new(Metrics::new()),
             config: config.clone(),
             reload,
+            pages: upgrade_gate::server::page::Pages::with(page),
         });
         let gate_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gate = format!("http://{}", gate_listener.local_addr().unwrap());

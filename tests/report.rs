@@ -10,7 +10,7 @@ use std::path::Path;
 use common::browser;
 use common::data::{now, rfc3339};
 use common::process::gate_cli as run;
-use common::prometheus::TestPrometheus;
+use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::Value;
 use upgrade_gate::simulate::scenarios::{openmetrics_window, Scenario, Window};
 
@@ -255,4 +255,199 @@ fn a_browser_offline_finds_every_plot_and_the_incidents() {
     if let Ok(keep) = std::env::var("REPORT_SCREENSHOT") {
         std::fs::copy(&png, keep).unwrap();
     }
+}
+
+/// `serve` with the set-up Prometheus, evaluating every 2 s, behind a bearer token.
+async fn serve(s: &Setup) -> (common::gate::TestGate, String) {
+    let token = "report-page-t0ken";
+    let token_file = s.dir.path().join("token");
+    std::fs::write(&token_file, token).unwrap();
+    let yaml = std::fs::read_to_string(&s.config).unwrap().replace(
+        "evaluation: {interval: 30s}",
+        &format!(
+            "evaluation: {{interval: 2s}}\nserver: {{auth: {{bearer_token_file: \"{}\"}}}}",
+            token_file.display()
+        ),
+    );
+    let path = s.dir.path().join("serve.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let config = upgrade_gate::config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+    let gate = common::gate::TestGate::start(config).await;
+    gate.ready().await;
+    (gate, format!("Bearer {token}"))
+}
+
+async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+/// The `evaluated_at` of the latest `/gate` answer.
+async fn evaluated_at(base: &str, auth: &str) -> String {
+    let gate: Value = get(&format!("{base}/gate"), &[("authorization", auth)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    gate["evaluated_at"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_shows_the_page_from_memory_with_an_etag_and_builds_past_windows_on_demand() {
+    let s = setup();
+    let (gate, auth) = serve(&s).await;
+    let base = gate.base.clone();
+    assert_eq!(get(&format!("{base}/"), &[]).await.status(), 401);
+    assert_eq!(get(&format!("{base}/report"), &[]).await.status(), 401);
+
+    // The page is built in the background once the first evaluation is in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let page = loop {
+        let r = get(&format!("{base}/"), &[("authorization", &auth)]).await;
+        if r.status() == 200 {
+            break r;
+        }
+        assert_eq!(r.status(), 503);
+        assert!(std::time::Instant::now() < deadline, "no page");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let etag = page.headers()["etag"].to_str().unwrap().to_string();
+    assert_eq!(page.headers()["cache-control"], "private, no-cache");
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert_eq!(
+        html.matches("<section class=\"phase\"").count(),
+        s.phases.len()
+    );
+    let not_modified = get(
+        &format!("{base}/"),
+        &[("authorization", &auth), ("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(not_modified.status(), 304);
+
+    // More evaluations within the minute do not rebuild it.
+    let first = evaluated_at(&base, &auth).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while evaluated_at(&base, &auth).await == first {
+        assert!(std::time::Instant::now() < deadline, "no new evaluation");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let again = get(&format!("{base}/"), &[("authorization", &auth)]).await;
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+
+    // Offline in a browser: the live page, and a past window built on demand.
+    let live = s.dir.path().join("live.html");
+    std::fs::write(&live, &html).unwrap();
+    let opened = browser::open(&live);
+    assert!(opened.console.is_empty(), "{:?}", opened.console);
+    let past = get(
+        &format!(
+            "{base}/report?step=30s&from={}&to={}",
+            urlencode(&s.from),
+            urlencode(&s.to)
+        ),
+        &[("authorization", &auth)],
+    )
+    .await;
+    let status = past.status();
+    let past_html = past.text().await.unwrap();
+    assert_eq!(status, 200, "{past_html}");
+    let past_page = s.dir.path().join("past.html");
+    std::fs::write(&past_page, past_html).unwrap();
+    let opened = browser::open(&past_page);
+    assert!(opened.console.is_empty(), "{:?}", opened.console);
+    assert!(opened.dom.contains("id=\"signal-istio_5xx_ratio\""));
+    assert!(opened.dom.contains("<table class=\"incidents\">"));
+
+    // Longer than report.max_window (24h by default): refused before Prometheus is asked.
+    let too_long = get(
+        &format!(
+            "{base}/report?from=1800000000&to={}",
+            1_800_000_000 + 25 * 3600
+        ),
+        &[("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(too_long.status(), 400);
+    let error: Value = too_long.json().await.unwrap();
+    assert!(error["error"]
+        .as_str()
+        .unwrap()
+        .contains("report.max_window"));
+    gate.stop().await;
+}
+
+/// A Prometheus that accepts, records each request line, and never answers.
+async fn silent_prometheus() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::AsyncReadExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                record.lock().unwrap().push(text);
+                // Hold the connection open, unanswered.
+                let _ = socket.read(&mut buf).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_report_at_a_time_on_demand() {
+    let (url, seen) = silent_prometheus().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gate.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "prometheus: {{url: \"{url}\", timeout: 10s}}\nevaluation: {{interval: 1s}}\nphases: [{{name: p}}]\nsignals: [{{name: s, query: up, fail: \"> 1\"}}]\n"
+        ),
+    )
+    .unwrap();
+    let config = upgrade_gate::config::load(Some(&path)).unwrap();
+    let gate = common::gate::TestGate::start(config).await;
+    let base = gate.base.clone();
+    let first = tokio::spawn({
+        let base = base.clone();
+        async move {
+            get(&format!("{base}/report?from=1699990000&to=1700000000"), &[])
+                .await
+                .status()
+        }
+    });
+    // The first report is waiting on Prometheus once its range query (ending at `to`) arrived.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|r| r.contains("end=1700000000"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the report never asked"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let second = get(&format!("{base}/report?from=1699990000&to=1700000000"), &[]).await;
+    assert_eq!(second.status(), 429);
+    assert_eq!(second.headers()["retry-after"], "5");
+    // A Prometheus that never answers is a gateway error, not a page.
+    assert_eq!(first.await.unwrap(), 502);
+    gate.stop().await;
 }

@@ -42,6 +42,15 @@ impl History {
         self.latest
     }
 
+    /// The oldest step kept of any phase.
+    pub fn earliest(&self) -> Option<i64> {
+        self.phases
+            .values()
+            .filter_map(|s| s.front())
+            .map(|s| s.at)
+            .min()
+    }
+
     pub fn len(&self) -> usize {
         self.phases.values().map(VecDeque::len).sum()
     }
@@ -63,5 +72,64 @@ impl History {
                     .unwrap_or_default(),
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::decide::{Decision, Verdict};
+    use crate::engine::pack::Phase;
+
+    fn snapshot(at: i64) -> Snapshot {
+        let evaluated_at = chrono::DateTime::from_timestamp(at, 0).unwrap();
+        let verdict = |phase: &str| Verdict {
+            phase: phase.into(),
+            decision: Decision::Go,
+            score: 100.0,
+            min_score: 90.0,
+            evaluated_at,
+            stable_since: Some(evaluated_at),
+            stable_for: Duration::ZERO,
+            reasons: vec![],
+            signals: vec![],
+        };
+        Snapshot {
+            evaluated_at,
+            took: Duration::ZERO,
+            phases: vec![verdict("istio"), verdict(ALL_PHASES)],
+            signals: vec![],
+        }
+    }
+
+    #[test]
+    fn keeps_each_step_once_within_the_window() {
+        let mut h = History::default();
+        for at in [0, 30, 60, 60, 30, 90] {
+            h.record(&snapshot(1_800_000_000 + at), 60);
+        }
+        // The repeated and the late snapshots are not kept twice; 0 fell out of the 60 s window;
+        // the `all` pseudo-phase is not a phase of the page.
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.earliest(), Some(1_800_000_030));
+        assert_eq!(h.latest(), Some(1_800_000_090));
+        let pack = Pack {
+            phases: vec![Phase {
+                name: "istio".into(),
+                min_score: 90.0,
+                stable_for: Duration::ZERO,
+            }],
+            signals: vec![],
+        };
+        let steps = h.steps(&pack);
+        assert_eq!(steps.len(), 1);
+        let times: Vec<i64> = steps[0]
+            .steps
+            .iter()
+            .map(|s| s.at - 1_800_000_000)
+            .collect();
+        assert_eq!(times, [30, 60, 90]);
     }
 }

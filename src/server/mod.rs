@@ -1,6 +1,7 @@
 //! The daemon: the evaluation loop ([`scheduler`], one [`crate::evaluation::Incremental`]
 //! evaluation per tick) and the HTTP server ([`router`](mod@router) behind the [`auth`] check and
-//! the [`listener`]'s limits), sharing one shutdown token, with the gate's own [`metrics`].
+//! the [`listener`]'s limits), sharing one shutdown token, with the gate's own [`metrics`] and the
+//! report [`page`] kept from the published snapshots.
 //!
 //! This is where the pieces meet: it wires the evaluation, the alert path and the HTTP answers
 //! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 use metrics::Metrics;
+use page::Pages;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod bodies;
 pub mod listener;
 pub mod metrics;
+pub mod page;
 pub mod router;
 pub mod scheduler;
 pub mod webhook;
@@ -86,11 +89,13 @@ pub async fn serve(
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 
+    let pages = Pages::start(bodies.clone(), config_rx.clone(), token.clone());
     let state = AppState {
         bodies,
         metrics,
         config: config_rx.clone(),
         reload,
+        pages,
     };
     tracing::info!(
         listen = %listener.local_addr()?,
