@@ -2,17 +2,21 @@
 //!
 //! `/` is the report of the last `report.window` of the evaluations this process made: a task
 //! follows the published snapshots, keeps their steps ([`History`]) and rebuilds the page at most
-//! once a minute, so that a request only clones the latest page and never waits on Prometheus,
-//! and a browser that already has it gets a 304 for its `ETag`. `/report` judges a past window
+//! once a minute, so that a request only clones the latest page (kept gzipped too, for the
+//! browsers that take it) and never waits on Prometheus, and a browser that already has it gets
+//! a 304 for its `ETag`. `/report` judges a past window
 //! through the same path as `report` on the command line (`step` as its `--step`), one request
 //! at a time (429 for a second) and within `report.max_window`.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Semaphore};
@@ -33,46 +37,84 @@ pub const REBUILD_EVERY: Duration = Duration::from_secs(60);
 /// Browsers keep the page but ask again each time; an unchanged page is a 304.
 const CACHE_CONTROL: &str = "private, no-cache";
 
-/// One built page and its entity tag.
+/// One built page, plain and gzipped, each with its entity tag.
 pub struct Page {
     pub html: Bytes,
     pub etag: HeaderValue,
+    gzip: Bytes,
+    gzip_etag: HeaderValue,
 }
 
 impl Page {
-    fn new(html: String) -> Page {
-        let digest = Sha256::digest(html.as_bytes());
-        let etag = format!("\"{}\"", hex::encode(&digest[..12]));
+    pub fn new(html: String) -> Page {
+        let digest = hex::encode(&Sha256::digest(html.as_bytes())[..12]);
+        let tag = |suffix: &str| {
+            HeaderValue::from_str(&format!("\"{digest}{suffix}\""))
+                .expect("hex is a valid header value")
+        };
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        let gzip = encoder
+            .write_all(html.as_bytes())
+            .and_then(|()| encoder.finish())
+            .expect("gzip into memory does not fail");
         Page {
             html: Bytes::from(html),
-            etag: HeaderValue::from_str(&etag).expect("hex is a valid header value"),
+            etag: tag(""),
+            gzip: Bytes::from(gzip),
+            gzip_etag: tag("-gzip"),
         }
     }
 
-    /// 200 with the page, or 304 when the client holds this one already.
+    /// The page as sent to a client that takes gzip.
+    pub fn gzipped(&self) -> &Bytes {
+        &self.gzip
+    }
+
+    /// 200 with the page (gzipped when the client takes gzip), or 304 when the client holds
+    /// this one already.
     pub fn answer(&self, request: &HeaderMap) -> Response {
+        let gzip = request
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|coding| {
+                let mut parts = coding.split(';').map(str::trim);
+                parts.next() == Some("gzip") && !parts.any(|q| q == "q=0" || q == "q=0.0")
+            });
+        let (body, etag) = match gzip {
+            true => (&self.gzip, &self.gzip_etag),
+            false => (&self.html, &self.etag),
+        };
         let cached = request
             .get_all(header::IF_NONE_MATCH)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .any(|tag| tag.trim() == self.etag || tag.trim() == "*");
+            .any(|tag| tag.trim() == etag || tag.trim() == "*");
         let headers = [
-            (header::ETAG, self.etag.clone()),
+            (header::ETAG, etag.clone()),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static(CACHE_CONTROL),
             ),
+            (header::VARY, HeaderValue::from_static("accept-encoding")),
         ];
         if cached {
             return (StatusCode::NOT_MODIFIED, headers).into_response();
         }
-        (
+        let mut response = (
             headers,
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            self.html.clone(),
+            body.clone(),
         )
-            .into_response()
+            .into_response();
+        if gzip {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        response
     }
 }
 
@@ -349,6 +391,39 @@ mod tests {
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(r.headers()[header::ETAG], page.etag);
         assert_eq!(other.answer(&headers).status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_browser_that_takes_gzip_gets_it_under_its_own_tag() {
+        let html = "<html>".to_string() + &"<p>same</p>".repeat(1000);
+        let page = Page::new(html.clone());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip, deflate, br"),
+        );
+        let r = page.answer(&headers);
+        assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(r.headers()[header::VARY], "accept-encoding");
+        let tag = r.headers()[header::ETAG].clone();
+        assert_ne!(tag, page.etag);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(body.len() < html.len() / 10);
+        let mut plain = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&body[..]), &mut plain)
+            .unwrap();
+        assert_eq!(plain, html);
+        headers.insert(header::IF_NONE_MATCH, tag);
+        assert_eq!(page.answer(&headers).status(), StatusCode::NOT_MODIFIED);
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
+        let r = page.answer(&headers);
+        assert_eq!(r.status(), StatusCode::OK, "the plain page has another tag");
+        assert!(!r.headers().contains_key(header::CONTENT_ENCODING));
     }
 
     #[test]
