@@ -40,17 +40,17 @@ pub fn state_colour(state: State) -> RGBColor {
     }
 }
 
+/// Tick labels: the day too past a day and a half, seconds too under ten minutes.
 fn hhmm(span: Span) -> impl Fn(&i64) -> String {
-    let long = span.to - span.from > 36 * 3600;
+    let format = match span.to - span.from {
+        s if s > 36 * 3600 => "%d %H:%M",
+        s if s < 600 => "%H:%M:%S",
+        _ => "%H:%M",
+    };
     move |t: &i64| {
-        let Some(t) = DateTime::from_timestamp(*t, 0) else {
-            return String::new();
-        };
-        if long {
-            t.format("%d %H:%M").to_string()
-        } else {
-            t.format("%H:%M").to_string()
-        }
+        DateTime::from_timestamp(*t, 0)
+            .map(|t| t.format(format).to_string())
+            .unwrap_or_default()
     }
 }
 
@@ -61,8 +61,8 @@ fn x_range(span: Span) -> std::ops::Range<i64> {
 }
 
 /// Tick spacings a reader counts in, shortest first.
-const TICKS: [i64; 12] = [
-    60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800,
+const TICKS: [i64; 17] = [
+    1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 604800,
 ];
 
 /// The time axis, ticked on round UTC times (every 10 minutes, every hour, ...), at most ten.
@@ -113,13 +113,9 @@ fn draw_timeline(
         .x_label_formatter(&hhmm(span))
         .x_label_style(("sans-serif", 14))
         .draw()?;
-    let range = x_range(span);
-    let pixels_per_sec = (WIDTH - 70) as f64 / (range.end - range.start) as f64;
-    let secs = |pixels: f64| (pixels / pixels_per_sec).round() as i64;
     for band in bands {
-        let (x0, x1) = (band.from, band.to);
         chart.draw_series(std::iter::once(Rectangle::new(
-            [(x0, 0.0), (x1, 1.0)],
+            [(band.from, 0.0), (band.to, 1.0)],
             state_colour(band.state).filled(),
         )))?;
         chart.draw_series(
@@ -127,21 +123,20 @@ fn draw_timeline(
                 .into_iter()
                 .map(|line| PathElement::new(line, INK.mix(0.55).stroke_width(1))),
         )?;
-        // The name on a white tag, readable over any colour and pattern.
+        // The name on a white tag, readable over any colour and pattern, where it fits; placed
+        // in pixels, which a band of a few seconds has more of than seconds.
         let label = band.state.as_str().to_uppercase();
-        let tag = secs(10.0 * label.len() as f64 + 8.0);
-        if x1 - x0 > tag + secs(8.0) {
-            let at = x0 + secs(4.0);
-            chart.draw_series(std::iter::once(Rectangle::new(
-                [(at, 0.25), (at + tag, 0.75)],
+        let (left, top) = chart.backend_coord(&(band.from, 0.75));
+        let (right, bottom) = chart.backend_coord(&(band.to, 0.25));
+        let width = 10 * label.len() as i32 + 8;
+        if right - left > width + 8 {
+            let (x, y) = (left + 4, top);
+            root.draw(&Rectangle::new(
+                [(x, y), (x + width, bottom)],
                 WHITE.filled(),
-            )))?;
+            ))?;
             let style = ("sans-serif", 16).into_font().color(&INK);
-            chart.draw_series(std::iter::once(Text::new(
-                label,
-                (at + secs(4.0), 0.68),
-                style,
-            )))?;
+            root.draw(&Text::new(label, (x + 4, y + 3), style))?;
         }
     }
     Ok(())
