@@ -1,4 +1,6 @@
-//! The HTTP API. Handlers only read the latest snapshot, so no request ever waits on Prometheus.
+//! The HTTP API. Handlers only read the latest snapshot (or the report page kept beside it), so no
+//! request waits on Prometheus; `/report`, which builds a past window's page on demand, is the one
+//! exception, bounded in size, one at a time and under the request timeout.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
