@@ -36,10 +36,11 @@ fn main() {
     let now = chrono::Utc::now().timestamp();
     let at = now - now % 30;
     let from = at - DAY;
-    // The incident an hour long, half a day ago; the history before the day for the first
-    // step's `for` and `stable_for`, and the baselines pinned at the day's start.
+    // The incident an hour long, 20 hours ago (the simulator's series begin six hours before its
+    // window: so they cover the whole day); the history before the day for the first step's
+    // `for` and `stable_for`, and the baselines pinned at the day's start.
     let started = Instant::now();
-    let incident = Window::new(at - DAY / 2, at - DAY / 2 + 3600);
+    let incident = Window::new(at - 20 * 3600, at - 19 * 3600);
     let prom = TestPrometheus::start(&openmetrics_window(
         Scenario::Istio5xxSpike,
         incident,
