@@ -244,6 +244,32 @@ fn a_browser_offline_finds_every_plot_and_the_incidents() {
         .expect("the incidents table");
     assert!(incidents.contains("istio_5xx_ratio"));
     assert!(incidents.contains("Roll back the canary"));
+    // The rows as the browser has them: (phases, start, end) are replay's no-go runs.
+    let incidents = incidents.split("</table>").next().unwrap();
+    let cell = |row: &str, i: usize| {
+        let text = row.split("<td>").nth(i + 1).unwrap_or_default();
+        text.split("</td>").next().unwrap_or_default().to_string()
+    };
+    let mut shown: Vec<(String, String, String)> = incidents
+        .split("<tr>")
+        .filter(|row| row.starts_with("<td>"))
+        .flat_map(|row| {
+            let (start, end) = (cell(row, 1), cell(row, 2));
+            cell(row, 0)
+                .split(", ")
+                .map(|p| (p.to_string(), start.clone(), end.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut expected: Vec<_> = s
+        .phases
+        .iter()
+        .flat_map(|p| no_go_runs(p, &replay(&s, p)))
+        .collect();
+    shown.sort();
+    expected.sort();
+    assert!(!shown.is_empty());
+    assert_eq!(shown, expected);
     // A timeline per phase.
     assert_eq!(
         opened.dom.matches("<section class=\"phase\"").count(),
