@@ -14,6 +14,7 @@ use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
 use upgrade_gate::server::bodies::Bodies;
 use upgrade_gate::server::metrics::Metrics;
+use upgrade_gate::server::page::Pages;
 use upgrade_gate::server::router::{router, AppState};
 
 const AT: i64 = 1_800_000_000;
@@ -115,11 +116,13 @@ fn http(c: &mut Criterion) {
     let (_tx, rx) = watch::channel(Some(Arc::new(Bodies::encode(snapshot))));
     let (_config_tx, config) = watch::channel(Arc::new(config));
     let (reload, _) = tokio::sync::mpsc::channel(1);
+    let (_page_tx, page) = watch::channel(None);
     let app = router(AppState {
         bodies: rx,
         metrics,
         config,
         reload,
+        pages: Pages::with(page),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian/Ubuntu packages the demo and the tests run for real, when missing.
 # Usage: scripts/ensure-packages.sh PACKAGE...   (prometheus, prometheus-alertmanager, systemd, curl, openssl,
-# util-linux, wrk)
+# util-linux, wrk, chromium)
 # Needs root, or sudo, only when something is missing.
 set -euo pipefail
 
@@ -14,6 +14,7 @@ binaries() {
     openssl) echo "openssl" ;;
     util-linux) echo "prlimit" ;;
     wrk) echo "wrk" ;;
+    chromium) echo "chromium" ;;
     *) echo "ensure-packages: unknown package $1" >&2; exit 2 ;;
   esac
 }

@@ -3,7 +3,7 @@
 # Integration tests start their own Prometheus on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/ensure-packages.sh prometheus prometheus-alertmanager systemd curl openssl util-linux
+scripts/ensure-packages.sh prometheus prometheus-alertmanager systemd curl openssl util-linux chromium
 scripts/ensure-python-tools.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

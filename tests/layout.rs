@@ -18,6 +18,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("prometheus", &["config", "engine", "secret"]),
     ("evaluation", &["config", "engine", "prometheus", "secret"]),
     ("alerting", &["config", "engine", "secret"]),
+    ("report", &["config", "engine", "evaluation", "prometheus"]),
     (
         "server",
         &[
@@ -26,6 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "engine",
             "evaluation",
             "prometheus",
+            "report",
             "secret",
         ],
     ),
@@ -37,6 +39,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "engine",
             "evaluation",
             "prometheus",
+            "report",
             "secret",
             "server",
             "simulate",

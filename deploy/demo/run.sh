@@ -110,6 +110,7 @@ Each phase turns no-go once a signal has failed for its \`for\`, and go again on
 healthy for 2m (deploy/demo/demo.yaml). Changes are printed below, as minutes:seconds since the start.
 
   upgrade-gate   http://$listen/gate/istio   (and /gate/<phase>, /gate, /signals, /metrics)
+  report page    http://$listen/   (rebuilt once a minute; a past window: /report?from=...&to=...)
   Prometheus     http://127.0.0.1:$prom_port   e.g. istio_requests_total, kube_node_info
   simulator      http://127.0.0.1:$sim_port/metrics
   logs           $work/upgrade-gate.log, $work/prometheus.log (removed on exit)

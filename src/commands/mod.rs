@@ -1,6 +1,7 @@
-//! The command line: one file per subcommand (`check`, `serve`, `wait`, `replay`, `validate`,
-//! `simulate`), the clap types, and the printing (how a verdict reads is
-//! [`crate::engine::text`]'s); [`fleet`] for what `check` and `wait` judge in a fleet. Each command returns its exit code: 0 go/valid, 1 no-go, 2 cannot
+//! The command line: one file per subcommand (`check`, `serve`, `wait`, `replay`, `report`,
+//! `validate`, `simulate`), the clap types, and the printing (how a verdict reads is
+//! [`crate::engine::text`]'s); [`fleet`] for what `check` and `wait` judge in a fleet. Each
+//! command returns its exit code: 0 go/valid, 1 no-go, 2 cannot
 //! evaluate or bad usage/config.
 //!
 //! The top of the import chain: it may use every other folder, and none uses it; but only `serve`
@@ -19,12 +20,14 @@ use check::Output;
 use common::{parse_step, parse_time, ConfigFile};
 use fleet::FleetArgs;
 use replay::TimelineOutput;
+use report::{ReportArgs, ReportFormat};
 use simulate::SimulateArgs;
 
 pub mod check;
 pub mod common;
 pub mod fleet;
 pub mod replay;
+pub mod report;
 pub mod serve;
 pub mod simulate;
 pub mod validate;
@@ -114,6 +117,30 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = TimelineOutput::Text)]
         output: TimelineOutput,
     },
+    /// The story of a past window as one self-contained HTML page (or Markdown): each phase's
+    /// timeline, every signal that was not ok plotted against its lines, the incidents. Exit 0,
+    /// 2 when it cannot evaluate.
+    Report {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// Only this phase; every configured phase when absent.
+        #[arg(long)]
+        phase: Option<String>,
+        /// Start of the window: RFC 3339, or `now-6h`-style.
+        #[arg(long, value_parser = parse_time)]
+        from: DateTime<Utc>,
+        /// End of the window.
+        #[arg(long, value_parser = parse_time)]
+        to: DateTime<Utc>,
+        /// Time between judged steps; the config's evaluation interval when absent.
+        #[arg(long, value_parser = parse_step)]
+        step: Option<Duration>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Html)]
+        format: ReportFormat,
+    },
     /// Check config, signal files, thresholds and PromQL syntax. Exit 0 valid, 2 invalid.
     Validate {
         #[command(flatten)]
@@ -169,6 +196,23 @@ pub fn run(cli: Cli) -> ExitCode {
             step,
             output,
         } => replay::run(config.path, &phase, from, to, step, output),
+        Command::Report {
+            config,
+            phase,
+            from,
+            to,
+            step,
+            output,
+            format,
+        } => report::run(ReportArgs {
+            config: config.path,
+            phase,
+            from,
+            to,
+            step,
+            output,
+            format,
+        }),
         Command::Validate {
             config,
             online,

@@ -8,7 +8,7 @@
 //! [`server`] (the HTTP server's limits, TLS and token),
 //! [`cluster`] (replicas sharing the notification log), [`fleet`] (many clusters in waves behind
 //! central stores), [`baseline`] (the window relative
-//! conditions compare with), with the problem list in [`problems`] (and the [`problems::At`] and
+//! conditions compare with), [`report`] (the report page's windows), with the problem list in [`problems`] (and the [`problems::At`] and
 //! [`problems::Key`] each rule is one call on) and the value readers in [`read`]. It builds the
 //! engine's pack; it knows nothing of how the configuration is used.
 
@@ -26,6 +26,7 @@ pub mod fleet;
 pub mod problems;
 pub mod prometheus;
 pub mod read;
+pub mod report;
 pub mod server;
 pub mod signals;
 
@@ -35,6 +36,7 @@ pub use fleet::{Backend, BackendScope, FleetConfig, Wave, FLEET_NOT_EVALUATED};
 pub use problems::{ConfigError, Problem};
 pub use prometheus::{Bearer, PrometheusAuth, PrometheusConfig, SigV4Config};
 pub use read::parse_duration;
+pub use report::ReportConfig;
 pub use server::{Limits, ServerAuth, ServerConfig, ServerTls};
 
 use crate::engine::pack::Pack;
@@ -45,6 +47,7 @@ use fleet::{validate_fleet, validate_fleet_queries, RawFleet};
 use problems::Problems;
 use prometheus::{validate_prometheus, RawPrometheus};
 use read::{env_overrides, read_raw, whole_number};
+use report::{validate_report, RawReport};
 use server::{validate_server, RawServer};
 use signals::{expand_signal_files, validate_pack, RawPhase, RawSignal, SignalSources};
 
@@ -78,6 +81,8 @@ struct RawConfig {
     signals: Vec<RawSignal>,
     #[serde(default)]
     alerts: RawAlerts,
+    #[serde(default)]
+    report: RawReport,
     cluster: Option<RawCluster>,
     fleet: Option<RawFleet>,
 }
@@ -135,6 +140,8 @@ pub struct Config {
     pub reload_endpoint: bool,
     /// Connection limits, TLS and the bearer token of the HTTP server.
     pub server: ServerConfig,
+    /// The report page's windows (`/` and `/report`).
+    pub report: ReportConfig,
     /// The file this was loaded from, re-read on reload; `None` for the built-in default.
     pub source: Option<PathBuf>,
 }
@@ -249,6 +256,7 @@ fn validate(
         fleet,
         reload_endpoint: raw.server.enable_reload_endpoint.unwrap_or(false),
         server: validate_server(file, &raw.server, problems),
+        report: validate_report(raw.report, at),
         source: None,
     }
 }

@@ -4,9 +4,9 @@
 //! The one place where the Prometheus source meets the engine, so that `check`, a local `wait`,
 //! `replay` and the daemon's loop all judge exactly what the same fetch returned. `check` and
 //! `wait` judge one time over whole windows ([`evaluate`]); `replay` judges every step of a past
-//! window from one range query per signal ([`evaluate_steps`]); the daemon keeps its windows
-//! between evaluations and asks only for the steps it has not seen ([`Incremental`]), with the
-//! baselines it may keep ([`baselines`]). It sits between the source and the engine: it knows
+//! window from one range query per signal ([`evaluate_steps`]; a report, every phase's at once
+//! with [`each_step`]); the daemon keeps its windows between evaluations and asks only for the
+//! steps it has not seen ([`Incremental`]), with the baselines it may keep ([`baselines`]). It sits between the source and the engine: it knows
 //! neither the HTTP server nor the command line.
 
 use std::time::Instant;
@@ -68,13 +68,38 @@ pub async fn evaluate_steps(
     from: i64,
     to: i64,
 ) -> Result<Vec<Verdict>, StepsError> {
+    let mut verdicts = Vec::new();
+    each_step(
+        config,
+        source,
+        std::slice::from_ref(phase),
+        from,
+        to,
+        |_, v| verdicts.push(v),
+    )
+    .await?;
+    Ok(verdicts)
+}
+
+/// [`evaluate_steps`] for several phases at once, each signal fetched once however many of the
+/// phases judge it: `visit(i, verdict)` is called for every step of `phases[i]`, phase after
+/// phase, oldest step first. A report reads every phase of a window this way, keeping only what
+/// it needs of each verdict rather than every step's signal reports at once.
+pub async fn each_step(
+    config: &Config,
+    source: &PrometheusSource,
+    phases: &[Phase],
+    from: i64,
+    to: i64,
+    mut visit: impl FnMut(usize, Verdict),
+) -> Result<(), StepsError> {
     let step = config.evaluation.step_secs();
     let judged: Vec<_> = config
         .pack
         .signals
         .iter()
         .zip(windows(&config.pack, step, from, to))
-        .filter(|(s, _)| s.in_phase(&phase.name))
+        .filter(|(s, _)| phases.iter().any(|p| s.in_phase(&p.name)))
         .collect();
     if let Some(points) = judged
         .iter()
@@ -113,16 +138,19 @@ pub async fn evaluate_steps(
         .zip(&baselines)
         .map(|(((s, w), a), b)| judge_against(s, a.as_ref(), b, *w))
         .collect();
-    let members: Vec<Member> = judged
-        .iter()
-        .zip(&timelines)
-        .map(|((signal, _), timeline)| Member { signal, timeline })
-        .collect();
     let steps = ((to - from) / step) as usize;
-    Ok((0..=steps)
-        .rev()
-        .map(|offset| verdict(phase, &members, step, offset))
-        .collect())
+    for (i, phase) in phases.iter().enumerate() {
+        let members: Vec<Member> = judged
+            .iter()
+            .zip(&timelines)
+            .filter(|((signal, _), _)| signal.in_phase(&phase.name))
+            .map(|((signal, _), timeline)| Member { signal, timeline })
+            .collect();
+        for offset in (0..=steps).rev() {
+            visit(i, verdict(phase, &members, step, offset));
+        }
+    }
+    Ok(())
 }
 
 /// Each judged signal's answer over its whole window, and its baselines: one batch of range

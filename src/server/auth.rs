@@ -1,6 +1,7 @@
 //! The optional bearer token (`server.auth`): a layer in front of the router, so handlers know
-//! nothing of it. `/gate`, `/signals` and `POST /-/reload` show queries, label values and runbook
-//! text, or change what runs, and need `Authorization: Bearer <token>`; the probes stay open, and
+//! nothing of it. `/gate`, `/signals`, the report pages (`/`, `/report`) and `POST /-/reload` show
+//! queries, label values and runbook text, or change what runs, and need
+//! `Authorization: Bearer <token>`; the probes stay open, and
 //! `/metrics` too unless `protect_metrics`. A refusal is a bare 401 that says nothing of why.
 //!
 //! The layer is tower-http's request validation with this check: the check is synchronous, so an

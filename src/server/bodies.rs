@@ -27,6 +27,9 @@ type Answer = (StatusCode, Bytes);
 /// A snapshot with its HTTP bodies already encoded as JSON.
 pub struct Bodies {
     pub evaluated_at: DateTime<Utc>,
+    /// A single cluster's snapshot, which the report page keeps a history of; `None` in fleet
+    /// mode.
+    pub snapshot: Option<Arc<Snapshot>>,
     content: Content,
 }
 
@@ -135,6 +138,7 @@ impl Bodies {
         Bodies {
             evaluated_at: snapshot.evaluated_at,
             content: Content::Single(Encoded { gate, signals }),
+            snapshot: Some(snapshot),
         }
     }
 
@@ -189,6 +193,7 @@ impl Bodies {
         };
         Bodies {
             evaluated_at: fleet.evaluated_at,
+            snapshot: None,
             content: Content::Fleet(FleetBodies {
                 clusters,
                 waves,

@@ -1,7 +1,8 @@
 //! The daemon: the evaluation loop ([`scheduler`], one [`crate::evaluation::Incremental`]
 //! evaluation per tick, or one [`FleetEvaluator`] evaluation in fleet mode) and the HTTP server
 //! ([`router`](mod@router) behind the [`auth`] check and the [`listener`]'s limits), sharing one
-//! shutdown token, with the gate's own [`metrics`].
+//! shutdown token, with the gate's own [`metrics`] and the report [`page`] kept from the
+//! published snapshots.
 //!
 //! This is where the pieces meet: it wires the evaluation, the alert path and the HTTP answers
 //! together, and only it knows the HTTP routes. Nothing below it imports it. [`serve`] takes an
@@ -24,6 +25,7 @@ use crate::evaluation::fleet::{FleetError, FleetEvaluator};
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 use metrics::Metrics;
+use page::Pages;
 use router::{router, AppState};
 use scheduler::{Reload, Scheduler};
 
@@ -31,6 +33,7 @@ pub mod auth;
 pub mod bodies;
 pub mod listener;
 pub mod metrics;
+pub mod page;
 pub mod router;
 pub mod scheduler;
 pub mod scope;
@@ -96,11 +99,13 @@ pub async fn serve(
     };
     let evaluation = tokio::spawn(scheduler.run(token.clone()));
 
+    let pages = Pages::start(bodies.clone(), config_rx.clone(), token.clone());
     let state = AppState {
         bodies,
         metrics,
         config: config_rx.clone(),
         reload,
+        pages,
     };
     tracing::info!(
         listen = %listener.local_addr()?,

@@ -1,11 +1,13 @@
-//! The HTTP API. Handlers only read the latest snapshot, so no request ever waits on Prometheus.
+//! The HTTP API. Handlers only read the latest snapshot (or the report page kept beside it), so no
+//! request waits on Prometheus; `/report`, which builds a past window's page on demand, is the one
+//! exception, bounded in size, one at a time and under the request timeout.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,6 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::bodies::Bodies;
 use super::metrics::Metrics;
+use super::page::{on_demand, OnDemandError, Pages};
 use super::scheduler::Reload;
 use super::scope::{self, ScopeError, Serves};
 use super::webhook::{Answer, Asked, FlaggerWebhook};
@@ -33,6 +36,8 @@ pub struct AppState {
     pub config: watch::Receiver<Arc<Config>>,
     /// Where `POST /-/reload` sends its request; the evaluation loop applies it.
     pub reload: mpsc::Sender<Reload>,
+    /// The report page of `/`, kept up to date in the background, and `/report`'s turn.
+    pub pages: Pages,
 }
 
 impl AppState {
@@ -208,6 +213,14 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/", get(page))
+        .route(
+            "/report",
+            get(report).layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                request_timeout,
+            )),
+        )
         .route(
             "/-/reload",
             post(reload).layer(TimeoutLayer::with_status_code(
@@ -390,6 +403,24 @@ async fn reload(State(state): State<Arc<AppState>>) -> Result<Response, ApiError
     }
 }
 
+/// The report of the last `report.window`, as last rebuilt; 503 before the first.
+async fn page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let latest = state.pages.latest.borrow().clone();
+    Ok(latest.ok_or(ApiError::NotReady)?.answer(&headers))
+}
+
+/// A past window's report, built on demand: it waits on Prometheus, so it has a timeout.
+async fn report(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, OnDemandError> {
+    let config = state.config.borrow().clone();
+    on_demand(&state.pages, config, query.as_deref()).await
+}
+
 async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     match state.latest() {
         Some(s) => (
@@ -457,11 +488,13 @@ mod tests {
         let (_tx, rx) = watch::channel(Some(Arc::new(Bodies::encode(Arc::new(snapshot)))));
         let (_config_tx, config) = watch::channel(Arc::new(config));
         let (reload, _) = mpsc::channel(1);
+        let (_page_tx, page) = watch::channel(None);
         router(AppState {
             bodies: rx,
             metrics: Arc::new(Metrics::new()),
             config,
             reload,
+            pages: Pages::with(page),
         })
     }
 

@@ -1,0 +1,135 @@
+//! What the daemon keeps of its own evaluations for the live page: each phase's steps over the
+//! last `report.window`, bounded, so that `/` is rebuilt from memory and never waits on
+//! Prometheus. Steps it did not evaluate (before it started, or while it could not) stay
+//! missing, and the page shows them as unknown.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::model::{PhaseSteps, Step};
+use crate::engine::pack::{Pack, ALL_PHASES};
+use crate::engine::snapshot::Snapshot;
+
+#[derive(Debug, Default)]
+pub struct History {
+    /// Per phase, oldest first.
+    phases: BTreeMap<String, VecDeque<Step>>,
+    latest: Option<i64>,
+}
+
+impl History {
+    /// Keeps the snapshot's verdicts and forgets steps older than `keep_secs` before it.
+    pub fn record(&mut self, snapshot: &Snapshot, keep_secs: i64) {
+        let at = snapshot.evaluated_at.timestamp();
+        if self.latest.is_some_and(|l| at <= l) {
+            return;
+        }
+        self.latest = Some(at);
+        for v in snapshot.phases.iter().filter(|v| v.phase != ALL_PHASES) {
+            self.phases
+                .entry(v.phase.clone())
+                .or_default()
+                .push_back(Step::of(v));
+        }
+        for steps in self.phases.values_mut() {
+            while steps.front().is_some_and(|s| s.at < at - keep_secs) {
+                steps.pop_front();
+            }
+        }
+        self.phases.retain(|_, steps| !steps.is_empty());
+    }
+
+    pub fn latest(&self) -> Option<i64> {
+        self.latest
+    }
+
+    /// The oldest step kept of any phase.
+    pub fn earliest(&self) -> Option<i64> {
+        self.phases
+            .values()
+            .filter_map(|s| s.front())
+            .map(|s| s.at)
+            .min()
+    }
+
+    pub fn len(&self) -> usize {
+        self.phases.values().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The kept steps of each phase the pack has now, in its order.
+    pub fn steps(&self, pack: &Pack) -> Vec<PhaseSteps> {
+        pack.phases
+            .iter()
+            .map(|phase| PhaseSteps {
+                phase: phase.clone(),
+                steps: self
+                    .phases
+                    .get(&phase.name)
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::engine::decide::{Decision, Verdict};
+    use crate::engine::pack::Phase;
+
+    fn snapshot(at: i64) -> Snapshot {
+        let evaluated_at = chrono::DateTime::from_timestamp(at, 0).unwrap();
+        let verdict = |phase: &str| Verdict {
+            phase: phase.into(),
+            decision: Decision::Go,
+            score: 100.0,
+            min_score: 90.0,
+            evaluated_at,
+            stable_since: Some(evaluated_at),
+            stable_for: Duration::ZERO,
+            reasons: vec![],
+            signals: vec![],
+        };
+        Snapshot {
+            evaluated_at,
+            took: Duration::ZERO,
+            phases: vec![verdict("istio"), verdict(ALL_PHASES)],
+            signals: vec![],
+        }
+    }
+
+    #[test]
+    fn keeps_each_step_once_within_the_window() {
+        let mut h = History::default();
+        for at in [0, 30, 60, 60, 30, 90] {
+            h.record(&snapshot(1_800_000_000 + at), 60);
+        }
+        // The repeated and the late snapshots are not kept twice; 0 fell out of the 60 s window;
+        // the `all` pseudo-phase is not a phase of the page.
+        assert_eq!(h.len(), 3);
+        assert_eq!(h.earliest(), Some(1_800_000_030));
+        assert_eq!(h.latest(), Some(1_800_000_090));
+        let pack = Pack {
+            phases: vec![Phase {
+                name: "istio".into(),
+                min_score: 90.0,
+                stable_for: Duration::ZERO,
+            }],
+            signals: vec![],
+        };
+        let steps = h.steps(&pack);
+        assert_eq!(steps.len(), 1);
+        let times: Vec<i64> = steps[0]
+            .steps
+            .iter()
+            .map(|s| s.at - 1_800_000_000)
+            .collect();
+        assert_eq!(times, [30, 60, 90]);
+    }
+}
