@@ -66,7 +66,13 @@ for i in "${!clusters[@]}"; do
     --start "$(at "$start")" --duration "$duration"
   sed -E -e '/^#/b' \
     -e "s/^([a-zA-Z_:][a-zA-Z0-9_:]*)\\{/\\1{cluster=\"$c\",/" -e t \
-    -e "s/^([a-zA-Z_:][a-zA-Z0-9_:]*) /\\1{cluster=\"$c\"} /" "$work/$c.om" >"$work/$c.labelled.om"
+    -e "s/^([a-zA-Z_:][a-zA-Z0-9_:]*) /\\1{cluster=\"$c\"} /" "$work/$c.om" |
+    grep -v '^# EOF$' >"$work/$c.labelled.om"
+  # The cluster's own scrapes gave it `up` all along: the gate's presence series, without which
+  # it would rightly call the cluster unknown until the agent's first samples are old enough.
+  { echo "# TYPE up gauge"
+    for ((t = start - 3600; t <= start; t += 15)); do echo "up{cluster=\"$c\"} 1 $t"; done
+    echo "# EOF"; } >>"$work/$c.labelled.om"
   promtool tsdb create-blocks-from openmetrics "$work/$c.labelled.om" "$work/tsdb" >/dev/null
 done
 
