@@ -28,6 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 if [ "${DEMO_FLEET:-0}" != 0 ]; then exec deploy/demo/fleet.sh; fi
+. deploy/demo/lib.sh
 scripts/ensure-packages.sh prometheus
 
 scenario=${DEMO_SCENARIO:-istio-5xx-spike}
@@ -81,21 +82,7 @@ prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb"
 prom_pid=$!
 pids+=("$prom_pid")
 
-get() { # HTTP GET on loopback without curl: prints the body, fails unless the status is 200
-  local port=$1 path=$2 head body
-  exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-  printf 'GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' "$path" >&3
-  body=$(cat <&3)
-  exec 3<&-
-  head=${body%%$'\r'*}
-  printf '%s' "${body#*$'\r\n\r\n'}"
-  [[ $head == *" 200 "* ]]
-}
-for _ in $(seq 1 300); do
-  get "$prom_port" /-/ready >/dev/null 2>&1 && break
-  kill -0 "$prom_pid" 2>/dev/null || { cat "$work/prometheus.log" >&2; exit 1; }
-  sleep 0.1
-done
+ready "$prom_port" "$prom_pid" "$work/prometheus.log"
 
 UPGRADE_GATE__PROMETHEUS__URL="http://127.0.0.1:$prom_port" UPGRADE_GATE__SERVER__LISTEN="$listen" \
   UPGRADE_GATE__BASELINE__END="$(at "$start")" "$gate" serve --config deploy/demo/demo.yaml 2>"$work/upgrade-gate.log" &
