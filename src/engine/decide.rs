@@ -119,7 +119,8 @@ pub struct Verdict {
     pub signals: Vec<SignalReport>,
 }
 
-fn humantime_str<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// A duration as humantime writes it (`5m`, `1h 30m`), the form the config takes it in.
+pub(crate) fn humantime_str<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&humantime::format_duration(*d))
 }
 

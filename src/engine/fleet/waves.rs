@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use super::cluster::ClusterSnapshot;
-use crate::engine::decide::{Decision, Verdict};
+use crate::engine::decide::{humantime_str, Decision, Verdict};
 
 /// Clusters upgraded together, in upgrade order.
 #[derive(Debug, Clone, PartialEq)]
@@ -82,10 +82,6 @@ pub struct Blocker {
     pub phases: Vec<String>,
     /// The signals that hold those phases back (not ok), without repeats.
     pub signals: Vec<String>,
-}
-
-fn humantime_str<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&humantime::format_duration(*d))
 }
 
 /// `no_go` if any is, else `unknown` if any is, else `go` (also for none).
