@@ -93,23 +93,16 @@ for i in "${!clusters[@]}"; do
   "$gate" simulate --scenario "$(scenario_of "$c")" --listen "127.0.0.1:$sim_port" \
     --start "$(at "$start")" --duration "$duration" 2> >(sed -u "s/^/simulator $c: /" >&2) &
   pids+=($!)
-  # As run.sh's Prometheus: honor_labels keeps the series' own job and instance, the relabelling
-  # drops the ones the scrape adds; the agent adds the cluster and forwards everything.
-  cat >"$work/agent-$c.yml" <<YAML
+  # The agent scrapes as run.sh's Prometheus does (lib.sh), adds the cluster and forwards all.
+  { cat <<YAML
 global:
   scrape_interval: 5s
   external_labels: {cluster: $c}
-scrape_configs:
-  - job_name: simulate
-    honor_labels: true
-    static_configs: [{targets: ["127.0.0.1:$sim_port"]}]
-    metric_relabel_configs:
-      - {source_labels: [job], regex: simulate, target_label: job, replacement: ""}
-      - {source_labels: [instance], regex: "127\\\\.0\\\\.0\\\\.1:$sim_port", target_label: instance, replacement: ""}
 remote_write:
   - url: http://127.0.0.1:$prom_port/api/v1/write
     queue_config: {batch_send_deadline: 1s}
 YAML
+    scrape_simulator "$sim_port"; } >"$work/agent-$c.yml"
   prometheus --enable-feature=agent --config.file="$work/agent-$c.yml" \
     --storage.agent.path="$work/agent-$c" --web.listen-address="127.0.0.1:$agent_port" \
     --storage.remote.flush-deadline=2s --log.level=warn 2>"$work/agent-$c.log" &

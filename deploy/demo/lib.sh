@@ -21,3 +21,20 @@ ready() { # waits for a Prometheus' /-/ready, or shows its log
   cat "$log" >&2
   exit 1
 }
+
+# The scrape of a simulator on `port`, as YAML for a Prometheus' `scrape_configs`. honor_labels
+# keeps the series' own job and instance (kubelet and apiserver builds are told apart by them); the
+# relabelling removes the ones the scrape would add to the other series, so that the scraped series
+# have the label sets of the backfilled ones and continue them.
+scrape_simulator() {
+  local port=$1
+  cat <<YAML
+scrape_configs:
+  - job_name: simulate
+    honor_labels: true
+    static_configs: [{targets: ["127.0.0.1:$port"]}]
+    metric_relabel_configs:
+      - {source_labels: [job], regex: simulate, target_label: job, replacement: ""}
+      - {source_labels: [instance], regex: "127\\\\.0\\\\.0\\\\.1:$port", target_label: instance, replacement: ""}
+YAML
+}

@@ -63,19 +63,8 @@ promtool tsdb create-blocks-from openmetrics "$work/history.om" "$work/tsdb" >/d
   --start "$(at "$start")" --duration "$duration" 2> >(sed -u 's/^/simulator: /' >&2) &
 pids+=($!)
 
-# honor_labels keeps the series' own job and instance (kubelet and apiserver builds are told apart
-# by them); the relabelling removes the ones the scrape would add to the other series, so that the
-# scraped series have the label sets of the backfilled ones and continue them.
-cat >"$work/prometheus.yml" <<YAML
-global: {scrape_interval: 5s, evaluation_interval: 1m}
-scrape_configs:
-  - job_name: simulate
-    honor_labels: true
-    static_configs: [{targets: ["127.0.0.1:$sim_port"]}]
-    metric_relabel_configs:
-      - {source_labels: [job], regex: simulate, target_label: job, replacement: ""}
-      - {source_labels: [instance], regex: "127\\\\.0\\\\.0\\\\.1:$sim_port", target_label: instance, replacement: ""}
-YAML
+{ echo "global: {scrape_interval: 5s, evaluation_interval: 1m}"
+  scrape_simulator "$sim_port"; } >"$work/prometheus.yml"
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --storage.tsdb.retention.time=100y --web.listen-address="127.0.0.1:$prom_port" \
   --log.level=warn 2>"$work/prometheus.log" &
