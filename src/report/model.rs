@@ -216,9 +216,13 @@ impl Incident {
     }
 }
 
-/// Everything the page and the Markdown show. `fleet` mode adds clusters × phases and waves here.
+/// Everything the page and the Markdown show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// In fleet mode, whose report it is: `cluster c2 (wave canary)`, `wave prod: c3, c4`, ...
+    pub subject: Option<String>,
+    /// In fleet mode (but for one cluster's page): clusters × phases and the waves' starts.
+    pub fleet: Option<super::fleet::FleetStory>,
     pub span: Span,
     /// The Prometheus URL without credentials, query or fragment.
     pub prometheus: String,
@@ -253,6 +257,8 @@ impl Report {
             .flat_map(|(p, steps)| incidents(span, pack, &p.phase.name, steps))
             .collect();
         Report {
+            subject: None,
+            fleet: None,
             span,
             prometheus,
             config_hash,
