@@ -60,6 +60,8 @@ pub struct WaveStart {
     pub soak: Duration,
     /// The first step at which it could start; `None`: not within the window.
     pub start: Option<i64>,
+    /// How long in all it could not start (its answer no-go or unknown).
+    pub held_secs: i64,
     /// Its answer at the last step, and why it was not go then.
     pub last: Decision,
     pub reasons: Vec<String>,
@@ -269,6 +271,7 @@ fn wave_starts(
             clusters: w.clusters.clone(),
             soak: w.soak,
             start: None,
+            held_secs: 0,
             last: Decision::Unknown,
             reasons: Vec::new(),
         })
@@ -303,6 +306,9 @@ fn wave_starts(
         for (start, state) in starts.iter_mut().zip(snapshot.waves) {
             if state.decision == Decision::Go && start.start.is_none() {
                 start.start = Some(at);
+            }
+            if state.decision != Decision::Go {
+                start.held_secs += span.step_secs;
             }
             start.last = state.decision;
             start.reasons = state.reasons;

@@ -144,19 +144,27 @@ fn heat_map(out: &mut String, fleet: &FleetStory) {
             escape(&row.wave)
         );
         for (phase, c) in fleet.phases.iter().zip(&row.cells) {
+            let note = if c.not_go_secs == 0 {
+                "<small>always go</small>".to_string()
+            } else {
+                format!(
+                    "<small>not go {}</small><small>{} at the end</small>",
+                    markdown::duration(c.not_go_secs),
+                    c.last.as_str()
+                )
+            };
             let _ = write!(
                 out,
-                "<td class=\"cell {}\" title=\"{} {}\">{}<small>{}</small></td>",
+                "<td class=\"cell {}\" title=\"{} {}\">{}{note}</td>",
                 c.worst.as_str(),
                 escape(&row.cluster),
                 escape(phase),
                 c.worst.as_str().to_uppercase(),
-                markdown::cell_note(c)
             );
         }
         out.push_str("</tr>\n");
     }
-    out.push_str("</table>\n<h2>Waves</h2>\n<table class=\"waves\"><tr><th>wave</th><th>clusters</th><th>soak</th><th>could start</th><th>at the end</th><th>why not go at the end</th></tr>\n");
+    out.push_str("</table>\n<h2>Waves</h2>\n<table class=\"waves\"><tr><th>wave</th><th>clusters</th><th>soak</th><th>could start</th><th>held back for</th><th>at the end</th><th>why not go at the end</th></tr>\n");
     for w in &fleet.waves {
         let reasons: String = w
             .reasons
@@ -165,11 +173,12 @@ fn heat_map(out: &mut String, fleet: &FleetStory) {
             .collect();
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul>{}</ul></td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul>{}</ul></td></tr>",
             escape(&w.wave),
             escape(&w.clusters.join(", ")),
             humantime::format_duration(w.soak),
             markdown::wave_start(w),
+            markdown::duration(w.held_secs),
             state(markdown::decision_state(w.last)),
             reasons
         );

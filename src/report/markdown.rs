@@ -153,15 +153,16 @@ fn heat_map(out: &mut String, fleet: &FleetStory) {
         }
         out.push('\n');
     }
-    out.push_str("\n### Waves\n\n| wave | clusters | soak | could start | at the end | why not go at the end |\n| --- | --- | --- | --- | --- | --- |\n");
+    out.push_str("\n### Waves\n\n| wave | clusters | soak | could start | held back for | at the end | why not go at the end |\n| --- | --- | --- | --- | --- | --- | --- |\n");
     for w in &fleet.waves {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             cell(&w.wave),
             cell(&w.clusters.join(", ")),
             humantime::format_duration(w.soak),
             wave_start(w),
+            duration(w.held_secs),
             w.last.as_str(),
             cell(&w.reasons.join("; "))
         );
