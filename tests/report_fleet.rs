@@ -26,8 +26,9 @@ struct Setup {
     to: String,
 }
 
-/// Three clusters in two waves, canary (c1, c2) then prod (c3, 10m soak); c2's istio incident
-/// runs through the window's middle: an hour of it that started 100 minutes ago.
+/// Three clusters in two waves, canary (c1, c2) then prod (c3, 10m soak), and a third wave of a
+/// cluster that sends nothing (c4); c2's istio incident runs through the window's middle: an
+/// hour of it that started 100 minutes ago.
 fn setup() -> Setup {
     let t = now() / STEP * STEP;
     let start = t - 100 * 60;
@@ -61,6 +62,7 @@ fleet:
   waves:
     - {{name: canary, clusters: [c1, c2]}}
     - {{name: prod, clusters: [c3], soak: 10m}}
+    - {{name: late, clusters: [c4]}}
 "#,
             prom.url(),
             queries.display(),
@@ -148,9 +150,14 @@ fn one_cluster_a_wave_and_the_fleet() {
     // The whole fleet: every cluster, and the waves.
     let (code, md, err) = report(&s, &["--format", "markdown"]);
     assert_eq!(code, 0, "{err}");
-    assert!(md.contains("fleet: 3 clusters in 2 waves"), "{md}");
+    assert!(md.contains("fleet: 4 clusters in 3 waves"), "{md}");
     let rows = heat_rows(&md);
-    assert_eq!(rows.len(), 3, "{md}");
+    assert_eq!(rows.len(), 4, "{md}");
+    // c4 has no presence series: unknown throughout, never no-go for its missing signals.
+    assert!(
+        rows[3].1.iter().all(|c| c.starts_with("unknown (not go ")),
+        "{md}"
+    );
     assert!(rows[1].1[ISTIO].starts_with("no-go (not go "), "{md}");
     assert_eq!(rows[2].1[ISTIO], "go (always go)", "{md}");
     let waves = md.split("### Waves").nth(1).unwrap();
@@ -164,12 +171,12 @@ fn one_cluster_a_wave_and_the_fleet() {
     let (code, _, err) = report(&s, &["--cluster", "c9"]);
     assert_eq!(code, 2);
     assert!(
-        err.contains("unknown cluster \"c9\"; known clusters: c1, c2, c3"),
+        err.contains("unknown cluster \"c9\"; known clusters: c1, c2, c3, c4"),
         "{err}"
     );
     let (code, _, err) = report(&s, &["--wave", "staging"]);
     assert_eq!(code, 2);
-    assert!(err.contains("known waves: canary, prod"), "{err}");
+    assert!(err.contains("known waves: canary, prod, late"), "{err}");
 }
 
 #[test]
