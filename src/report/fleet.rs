@@ -12,9 +12,13 @@ use std::time::Duration;
 
 use chrono::DateTime;
 
-use super::model::{Judged, PhaseSteps, Report, Span, State, Step, OFFENDERS_KEPT};
-use super::{build, ReportError};
-use crate::config::Config;
+use super::build;
+use super::model::{
+    Cell, ClusterRow, FleetStory, Judged, PhaseSteps, Report, Span, State, Step, WaveStart,
+    OFFENDERS_KEPT,
+};
+use super::ReportError;
+use crate::config::{Config, FleetConfig};
 use crate::engine::decide::{Decision, Verdict};
 use crate::engine::fleet::{ClusterSnapshot, FleetSnapshot, GoSince};
 use crate::engine::pack::{Pack, Phase};
@@ -30,52 +34,6 @@ pub enum Scope {
     Wave(String),
 }
 
-/// One cluster × phase of the heat map.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Cell {
-    /// The worst state of any step (no-go, then unknown, then soak): what the cell's colour says.
-    pub worst: State,
-    /// The last step's state.
-    pub last: State,
-    /// How long it was not go in all (no-go, soaking or unknown).
-    pub not_go_secs: i64,
-    /// Steps no-go (soaking included) and unknown.
-    pub no_go: usize,
-    pub unknown: usize,
-}
-
-/// One cluster's row of the heat map, a cell per phase.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClusterRow {
-    pub cluster: String,
-    pub wave: String,
-    pub cells: Vec<Cell>,
-}
-
-/// When a wave could first have started within the window, as `/waves/{name}` judges it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WaveStart {
-    pub wave: String,
-    pub clusters: Vec<String>,
-    pub soak: Duration,
-    /// The first step at which it could start; `None`: not within the window.
-    pub start: Option<i64>,
-    /// How long in all it could not start (its answer no-go or unknown).
-    pub held_secs: i64,
-    /// Its answer at the last step, and why it was not go then.
-    pub last: Decision,
-    pub reasons: Vec<String>,
-}
-
-/// What a fleet report adds to the page: what it is about, the heat map, the waves.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FleetStory {
-    /// The phases of the heat map's columns.
-    pub phases: Vec<String>,
-    pub rows: Vec<ClusterRow>,
-    pub waves: Vec<WaveStart>,
-}
-
 /// What is kept of every cluster's step for the heat map and the waves: a few bytes a step.
 #[derive(Debug, Clone, Copy)]
 struct Brief {
@@ -84,8 +42,9 @@ struct Brief {
     stable_since: Option<i64>,
 }
 
-/// The fleet's `scope` over `phases` from `from` to `to`. An unlisted cluster or wave is the
-/// caller's to refuse; here it gives a page without clusters.
+/// The fleet's `scope` over `phases` from `from` to `to`, judged through
+/// [`FleetEvaluator::each_step`]. An unlisted cluster or wave is the caller's to refuse; here it
+/// gives a page without clusters.
 pub async fn collect_fleet(
     config: &Config,
     phases: Vec<Phase>,
@@ -96,113 +55,156 @@ pub async fn collect_fleet(
     if to <= from {
         return Err(ReportError::EmptyWindow);
     }
-    let fleet = config.fleet.as_ref().ok_or(ReportError::NotAFleet)?;
     let evaluator = FleetEvaluator::new(config).map_err(|e| ReportError::Fleet(e.to_string()))?;
-    let wave_of = |cluster: &str| {
-        fleet
+    let mut steps = FleetSteps::new(config, phases.clone(), scope.clone())?;
+    evaluator
+        .each_step(config, &phases, from, to, |cluster, i, verdict| {
+            steps.add(cluster, i, Step::of(&verdict))
+        })
+        .await?;
+    let step_secs = config.evaluation.step_secs();
+    Ok(steps.report(Span {
+        from,
+        to: from + (to - from) / step_secs * step_secs,
+        step_secs,
+    }))
+}
+
+/// Every cluster's steps as they come (from a past window's evaluation, or from what `serve`
+/// kept), folded into what the page shows: the combined steps of the clusters in scope, and a
+/// few bytes a step of every cluster for the heat map and the waves.
+pub struct FleetSteps<'a> {
+    config: &'a Config,
+    fleet: &'a FleetConfig,
+    phases: Vec<Phase>,
+    scope: Scope,
+    combined: Vec<BTreeMap<i64, Step>>,
+    briefs: BTreeMap<String, Vec<BTreeMap<i64, Brief>>>,
+}
+
+impl<'a> FleetSteps<'a> {
+    pub fn new(
+        config: &'a Config,
+        phases: Vec<Phase>,
+        scope: Scope,
+    ) -> Result<FleetSteps<'a>, ReportError> {
+        let fleet = config.fleet.as_ref().ok_or(ReportError::NotAFleet)?;
+        Ok(FleetSteps {
+            config,
+            fleet,
+            combined: vec![BTreeMap::new(); phases.len()],
+            phases,
+            scope,
+            briefs: BTreeMap::new(),
+        })
+    }
+
+    fn wave_of(&self, cluster: &str) -> String {
+        self.fleet
             .waves
             .iter()
             .find(|w| w.clusters.iter().any(|c| c == cluster))
             .map_or_else(String::new, |w| w.name.clone())
-    };
-    let shown = |cluster: &str| match scope {
-        Scope::Fleet => true,
-        Scope::Cluster(c) => c == cluster,
-        Scope::Wave(w) => *w == wave_of(cluster),
-    };
-    let mut combined: Vec<BTreeMap<i64, Step>> = vec![BTreeMap::new(); phases.len()];
-    let mut briefs: BTreeMap<String, Vec<BTreeMap<i64, Brief>>> = BTreeMap::new();
-    evaluator
-        .each_step(config, &phases, from, to, |cluster, i, verdict: Verdict| {
-            let at = verdict.evaluated_at.timestamp();
-            let step = Step::of(&verdict);
-            let brief = Brief {
-                decision: verdict.decision,
-                soaking: step.soaking,
-                stable_since: verdict.stable_since.map(|t| t.timestamp()),
-            };
-            briefs
-                .entry(cluster.to_string())
-                .or_insert_with(|| vec![BTreeMap::new(); phases.len()])[i]
-                .insert(at, brief);
-            if shown(cluster) {
-                match combined[i].get_mut(&at) {
-                    Some(into) => merge(&config.pack, into, step),
-                    None => {
-                        combined[i].insert(at, step);
-                    }
+    }
+
+    fn shown(&self, cluster: &str) -> bool {
+        match &self.scope {
+            Scope::Fleet => true,
+            Scope::Cluster(c) => c == cluster,
+            Scope::Wave(w) => *w == self.wave_of(cluster),
+        }
+    }
+
+    /// One step of `cluster` for `phases[i]`.
+    pub fn add(&mut self, cluster: &str, i: usize, step: Step) {
+        let brief = Brief {
+            decision: step.decision,
+            soaking: step.soaking,
+            stable_since: step.stable_since,
+        };
+        let phases = self.phases.len();
+        self.briefs
+            .entry(cluster.to_string())
+            .or_insert_with(|| vec![BTreeMap::new(); phases])[i]
+            .insert(step.at, brief);
+        if self.shown(cluster) {
+            match self.combined[i].get_mut(&step.at) {
+                Some(into) => merge(&self.config.pack, into, step),
+                None => {
+                    self.combined[i].insert(step.at, step);
                 }
             }
-        })
-        .await?;
-    let step_secs = config.evaluation.step_secs();
-    let span = Span {
-        from,
-        to: from + (to - from) / step_secs * step_secs,
-        step_secs,
-    };
-    let steps: Vec<PhaseSteps> = phases
-        .iter()
-        .zip(combined)
-        .map(|(phase, steps)| PhaseSteps {
-            phase: phase.clone(),
-            steps: steps.into_values().collect(),
-        })
-        .collect();
-    let mut report = build(config, span, &steps);
-    let order: Vec<&String> = fleet.waves.iter().flat_map(|w| &w.clusters).collect();
-    report.subject = Some(match scope {
-        Scope::Fleet => format!(
-            "fleet: {} clusters in {} waves",
-            order.len(),
-            fleet.waves.len()
-        ),
-        Scope::Cluster(c) => format!("cluster {c} (wave {})", wave_of(c)),
-        Scope::Wave(w) => {
-            let clusters: Vec<&str> = order
-                .iter()
-                .filter(|c| wave_of(c) == *w)
-                .map(|c| c.as_str())
-                .collect();
-            format!("wave {w}: {}", clusters.join(", "))
         }
-    });
-    if !fleet.backends.is_empty() {
-        let names: Vec<&str> = fleet.backends.iter().map(|b| b.name.as_str()).collect();
-        report.prometheus = format!(
-            "{} and fleet.backends {}",
-            report.prometheus,
-            names.join(", ")
-        );
     }
-    if matches!(scope, Scope::Cluster(_)) {
-        return Ok(report);
-    }
-    let rows = order
-        .iter()
-        .filter(|c| shown(c))
-        .map(|c| ClusterRow {
-            cluster: c.to_string(),
-            wave: wave_of(c),
-            cells: match briefs.get(c.as_str()) {
-                Some(per_phase) => per_phase.iter().map(|b| cell(span, b)).collect(),
-                None => phases
+
+    /// The page's data over `span`.
+    pub fn report(self, span: Span) -> Report {
+        let (config, fleet) = (self.config, self.fleet);
+        let steps: Vec<PhaseSteps> = self
+            .phases
+            .iter()
+            .zip(&self.combined)
+            .map(|(phase, steps)| PhaseSteps {
+                phase: phase.clone(),
+                steps: steps.values().cloned().collect(),
+            })
+            .collect();
+        let mut report = build(config, span, &steps);
+        let order: Vec<&String> = fleet.waves.iter().flat_map(|w| &w.clusters).collect();
+        report.subject = Some(match &self.scope {
+            Scope::Fleet => format!(
+                "fleet: {} clusters in {} waves",
+                order.len(),
+                fleet.waves.len()
+            ),
+            Scope::Cluster(c) => format!("cluster {c} (wave {})", self.wave_of(c)),
+            Scope::Wave(w) => {
+                let clusters: Vec<&str> = order
                     .iter()
-                    .map(|_| cell(span, &BTreeMap::new()))
+                    .filter(|c| self.wave_of(c) == *w)
+                    .map(|c| c.as_str())
+                    .collect();
+                format!("wave {w}: {}", clusters.join(", "))
+            }
+        });
+        if !fleet.backends.is_empty() {
+            let names: Vec<&str> = fleet.backends.iter().map(|b| b.name.as_str()).collect();
+            report.prometheus = format!(
+                "{} and fleet.backends {}",
+                report.prometheus,
+                names.join(", ")
+            );
+        }
+        if matches!(self.scope, Scope::Cluster(_)) {
+            return report;
+        }
+        let none = vec![BTreeMap::new(); self.phases.len()];
+        let rows = order
+            .iter()
+            .filter(|c| self.shown(c))
+            .map(|c| ClusterRow {
+                cluster: c.to_string(),
+                wave: self.wave_of(c),
+                cells: self
+                    .briefs
+                    .get(c.as_str())
+                    .unwrap_or(&none)
+                    .iter()
+                    .map(|b| cell(span, b))
                     .collect(),
-            },
-        })
-        .collect();
-    let mut waves = wave_starts(config, span, &phases, &briefs, &wave_of);
-    if let Scope::Wave(w) = scope {
-        waves.retain(|s| s.wave == *w);
+            })
+            .collect();
+        let mut waves = self.wave_starts(span);
+        if let Scope::Wave(w) = &self.scope {
+            waves.retain(|s| s.wave == *w);
+        }
+        report.fleet = Some(FleetStory {
+            phases: self.phases.iter().map(|p| p.name.clone()).collect(),
+            rows,
+            waves,
+        });
+        report
     }
-    report.fleet = Some(FleetStory {
-        phases: phases.iter().map(|p| p.name.clone()).collect(),
-        rows,
-        waves,
-    });
-    Ok(report)
 }
 
 fn state(brief: Option<&Brief>) -> State {
@@ -249,72 +251,67 @@ fn cell(span: Span, steps: &BTreeMap<i64, Brief>) -> Cell {
     cell
 }
 
-/// Each wave's answer at every step, as the daemon's would have been had it evaluated each step
-/// of the window in turn (the soak counted from what the window proves).
-fn wave_starts(
-    config: &Config,
-    span: Span,
-    phases: &[Phase],
-    briefs: &BTreeMap<String, Vec<BTreeMap<i64, Brief>>>,
-    wave_of: &dyn Fn(&str) -> String,
-) -> Vec<WaveStart> {
-    let Some(fleet) = config.fleet.as_ref() else {
-        return Vec::new();
-    };
-    let clusters: Vec<&String> = fleet.waves.iter().flat_map(|w| &w.clusters).collect();
-    let mut go_since = GoSince::default();
-    let mut starts: Vec<WaveStart> = fleet
-        .waves
-        .iter()
-        .map(|w| WaveStart {
-            wave: w.name.clone(),
-            clusters: w.clusters.clone(),
-            soak: w.soak,
-            start: None,
-            held_secs: 0,
-            last: Decision::Unknown,
-            reasons: Vec::new(),
-        })
-        .collect();
-    for at in span.steps() {
-        let evaluated_at = DateTime::from_timestamp(at, 0).unwrap_or_default();
-        let snapshots = clusters
+impl FleetSteps<'_> {
+    /// Each wave's answer at every step, as the daemon's would have been had it evaluated each step
+    /// of the window in turn (the soak counted from what the window proves).
+    fn wave_starts(&self, span: Span) -> Vec<WaveStart> {
+        let (fleet, phases, briefs) = (self.fleet, &self.phases, &self.briefs);
+        let clusters: Vec<&String> = fleet.waves.iter().flat_map(|w| &w.clusters).collect();
+        let mut go_since = GoSince::default();
+        let mut starts: Vec<WaveStart> = fleet
+            .waves
             .iter()
-            .map(|c| {
-                let verdicts = phases
-                    .iter()
-                    .enumerate()
-                    .map(|(i, phase)| {
-                        let brief = briefs.get(c.as_str()).and_then(|p| p[i].get(&at));
-                        brief_verdict(phase, evaluated_at, brief)
-                    })
-                    .collect();
-                ClusterSnapshot {
-                    cluster: c.to_string(),
-                    wave: wave_of(c),
-                    go_since: None,
-                    snapshot: Snapshot {
-                        evaluated_at,
-                        took: Duration::ZERO,
-                        phases: verdicts,
-                        signals: Vec::new(),
-                    },
-                }
+            .map(|w| WaveStart {
+                wave: w.name.clone(),
+                clusters: w.clusters.clone(),
+                soak: w.soak,
+                start: None,
+                held_secs: 0,
+                last: Decision::Unknown,
+                reasons: Vec::new(),
             })
             .collect();
-        let snapshot = FleetSnapshot::new(evaluated_at, snapshots, &fleet.waves, &mut go_since, 0);
-        for (start, state) in starts.iter_mut().zip(snapshot.waves) {
-            if state.decision == Decision::Go && start.start.is_none() {
-                start.start = Some(at);
+        for at in span.steps() {
+            let evaluated_at = DateTime::from_timestamp(at, 0).unwrap_or_default();
+            let snapshots = clusters
+                .iter()
+                .map(|c| {
+                    let verdicts = phases
+                        .iter()
+                        .enumerate()
+                        .map(|(i, phase)| {
+                            let brief = briefs.get(c.as_str()).and_then(|p| p[i].get(&at));
+                            brief_verdict(phase, evaluated_at, brief)
+                        })
+                        .collect();
+                    ClusterSnapshot {
+                        cluster: c.to_string(),
+                        wave: self.wave_of(c),
+                        go_since: None,
+                        snapshot: Snapshot {
+                            evaluated_at,
+                            took: Duration::ZERO,
+                            phases: verdicts,
+                            signals: Vec::new(),
+                        },
+                    }
+                })
+                .collect();
+            let snapshot =
+                FleetSnapshot::new(evaluated_at, snapshots, &fleet.waves, &mut go_since, 0);
+            for (start, state) in starts.iter_mut().zip(snapshot.waves) {
+                if state.decision == Decision::Go && start.start.is_none() {
+                    start.start = Some(at);
+                }
+                if state.decision != Decision::Go {
+                    start.held_secs += span.step_secs;
+                }
+                start.last = state.decision;
+                start.reasons = state.reasons;
             }
-            if state.decision != Decision::Go {
-                start.held_secs += span.step_secs;
-            }
-            start.last = state.decision;
-            start.reasons = state.reasons;
         }
+        starts
     }
-    starts
 }
 
 /// A verdict with only what a wave's answer reads: the decision and the healthy run's start.

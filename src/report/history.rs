@@ -1,11 +1,16 @@
 //! What the daemon keeps of its own evaluations for the live page: each phase's steps over the
 //! last `report.window`, bounded, so that `/` is rebuilt from memory and never waits on
 //! Prometheus. Steps it did not evaluate (before it started, or while it could not) stay
-//! missing, and the page shows them as unknown.
+//! missing, and the page shows them as unknown. In fleet mode, the same per cluster
+//! ([`FleetHistory`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::model::{PhaseSteps, Step};
+use super::fleet::{FleetSteps, Scope};
+use super::model::{PhaseSteps, Report, Span, Step};
+use super::ReportError;
+use crate::config::Config;
+use crate::engine::fleet::FleetSnapshot;
 use crate::engine::pack::{Pack, ALL_PHASES};
 use crate::engine::snapshot::Snapshot;
 
@@ -72,6 +77,47 @@ impl History {
                     .unwrap_or_default(),
             })
             .collect()
+    }
+}
+
+/// [`History`] per cluster of a fleet, for the live page's heat map, waves and combined timelines.
+#[derive(Debug, Default)]
+pub struct FleetHistory {
+    clusters: BTreeMap<String, History>,
+}
+
+impl FleetHistory {
+    /// Keeps every cluster's verdicts, and forgets clusters no longer in the fleet.
+    pub fn record(&mut self, fleet: &FleetSnapshot, keep_secs: i64) {
+        self.clusters
+            .retain(|name, _| fleet.clusters.iter().any(|c| c.cluster == *name));
+        for c in &fleet.clusters {
+            self.clusters
+                .entry(c.cluster.clone())
+                .or_default()
+                .record(&c.snapshot, keep_secs);
+        }
+    }
+
+    pub fn latest(&self) -> Option<i64> {
+        self.clusters.values().filter_map(History::latest).max()
+    }
+
+    pub fn earliest(&self) -> Option<i64> {
+        self.clusters.values().filter_map(History::earliest).min()
+    }
+
+    /// The whole fleet's page over `span` from the kept steps.
+    pub fn report(&self, config: &Config, span: Span) -> Result<Report, ReportError> {
+        let mut steps = FleetSteps::new(config, config.pack.phases.clone(), Scope::Fleet)?;
+        for (cluster, history) in &self.clusters {
+            for (i, phase) in history.steps(&config.pack).into_iter().enumerate() {
+                for step in phase.steps {
+                    steps.add(cluster, i, step);
+                }
+            }
+        }
+        Ok(steps.report(span))
     }
 }
 

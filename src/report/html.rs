@@ -3,9 +3,8 @@
 
 use std::fmt::Write;
 
-use super::fleet::FleetStory;
 use super::markdown::{self, duration, utc};
-use super::model::{grouped, Incident, PhaseStory, Report, SignalStory, State};
+use super::model::{grouped, FleetStory, Incident, PhaseStory, Report, SignalStory, State};
 use super::plot;
 use crate::engine::text::fmt_number;
 

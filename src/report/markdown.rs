@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use chrono::DateTime;
 
-use super::fleet::{Cell, FleetStory, WaveStart};
-use super::model::{grouped, Incident, Report, State};
+use super::model::{grouped, Cell, FleetStory, Incident, Report, State, WaveStart};
 use crate::engine::decide::Decision;
 use crate::engine::text::fmt_number;
 

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use futures::future::join_all;
 
-use super::{FleetEvaluator, Store};
+use super::FleetEvaluator;
+use super::Store;
 use crate::config::Config;
 use crate::engine::decide::{Decision, Verdict};
 use crate::engine::fleet::split::deal;
