@@ -236,3 +236,66 @@ fn a_browser_offline_finds_the_heat_map() {
         std::fs::copy(&png, keep).unwrap();
     }
 }
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_shows_the_fleet_page_and_builds_a_clusters_report_on_demand() {
+    let s = setup();
+    let yaml = std::fs::read_to_string(&s.config)
+        .unwrap()
+        .replace("evaluation: {interval: 30s}", "evaluation: {interval: 2s}");
+    let path = s.dir.path().join("serve.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let config = upgrade_gate::config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"));
+    let gate = common::gate::TestGate::start(config).await;
+    gate.ready().await;
+    let base = gate.base.clone();
+
+    // `/` is the whole fleet's page, built from the fleet's own evaluations.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let html = loop {
+        let (status, body) = get(&format!("{base}/")).await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 503, "{body}");
+        assert!(std::time::Instant::now() < deadline, "no page");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        html.contains("fleet: 4 clusters in 3 waves"),
+        "{html:.2000}"
+    );
+    assert!(html.contains("<table class=\"heatmap\">"));
+    assert!(html.contains("<table class=\"waves\">"));
+    assert!(
+        html.contains("title=\"c4 istio\">UNKNOWN"),
+        "c4 sends nothing"
+    );
+    let live = s.dir.path().join("live.html");
+    std::fs::write(&live, &html).unwrap();
+    let opened = browser::open(&live);
+    assert!(opened.console.is_empty(), "{:?}", opened.console);
+
+    // A past window, for one cluster, on demand; an unlisted one is 404 naming the known ones.
+    let window = format!(
+        "from={}&to={}&step=30s",
+        common::prometheus::urlencode(&s.from),
+        common::prometheus::urlencode(&s.to)
+    );
+    let (status, page) = get(&format!("{base}/report?{window}&cluster=c2")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("cluster c2 (wave canary)"));
+    assert!(page.contains("id=\"signal-istio_5xx_ratio\""));
+    let (status, page) = get(&format!("{base}/report?{window}&cluster=c1")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(!page.contains("id=\"signal-istio_5xx_ratio\""));
+    let (status, body) = get(&format!("{base}/report?{window}&wave=moon")).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("known: canary, prod, late"), "{body}");
+    gate.stop().await;
+}
