@@ -299,3 +299,37 @@ async fn serve_shows_the_fleet_page_and_builds_a_clusters_report_on_demand() {
     assert!(body.contains("known: canary, prod, late"), "{body}");
     gate.stop().await;
 }
+
+#[test]
+fn a_store_that_fails_makes_its_clusters_unknown_and_no_other() {
+    let s = setup();
+    // c3 read from a store where nothing listens.
+    let yaml = std::fs::read_to_string(&s.config).unwrap().replace(
+        "    - {name: late, clusters: [c4]}\n",
+        "    - {name: late, clusters: [c4]}\n  backends:\n    - {name: down, prometheus: {url: \"http://127.0.0.1:9\"}, clusters: [c3]}\n",
+    );
+    assert!(yaml.contains("backends"), "{yaml}");
+    let path = s.dir.path().join("down.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let (code, md, err) = run(&[
+        "report",
+        "--config",
+        path.to_str().unwrap(),
+        "--from",
+        &s.from,
+        "--to",
+        &s.to,
+        "--format",
+        "markdown",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(md.contains("and fleet.backends down"), "{md}");
+    let rows = heat_rows(&md);
+    assert_eq!(rows[2].0, "c3");
+    assert!(
+        rows[2].1.iter().all(|c| c.starts_with("unknown (not go ")),
+        "{md}"
+    );
+    assert!(rows[1].1[ISTIO].starts_with("no-go (not go "), "{md}");
+    assert_eq!(rows[0].1[ISTIO], "go (always go)", "{md}");
+}

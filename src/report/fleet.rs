@@ -390,3 +390,142 @@ fn worse(direction: Direction, a: &Judged, b: &Judged) -> bool {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::evaluate::Status;
+    use crate::engine::fleet::Wave;
+    use crate::engine::pack::NoDataPolicy;
+
+    const T: i64 = 1_800_000_000;
+    const STEP: i64 = 60;
+
+    /// The default pack, one phase, two waves: a (x, y), then b (z) after a 2-minute soak.
+    fn config() -> Config {
+        let mut config = crate::config::load(None).unwrap();
+        config.evaluation.interval = Duration::from_secs(STEP as u64);
+        config.pack.phases.truncate(1);
+        config.pack.phases[0].stable_for = Duration::ZERO;
+        let wave = |name: &str, clusters: &[&str], soak: u64| Wave {
+            name: name.into(),
+            clusters: clusters.iter().map(|c| c.to_string()).collect(),
+            soak: Duration::from_secs(soak),
+        };
+        config.fleet = Some(FleetConfig {
+            label: "cluster".into(),
+            presence: "up".into(),
+            waves: vec![wave("a", &["x", "y"], 0), wave("b", &["z"], 120)],
+            backends: vec![],
+        });
+        config
+    }
+
+    fn step(i: i64, decision: Decision, value: f64, cluster: &str) -> Step {
+        let troubled = decision != Decision::Go;
+        Step {
+            at: T + i * STEP,
+            decision,
+            soaking: false,
+            // A healthy run that starts now: the soak counts from here.
+            stable_since: (!troubled).then_some(T + i * STEP),
+            signals: vec![Judged {
+                name: "istio_5xx_ratio".into(),
+                status: if troubled { Status::Fail } else { Status::Ok },
+                no_data: NoDataPolicy::Fail,
+                value: Some(value),
+                baseline: None,
+                offenders: if troubled {
+                    vec![(format!("{{cluster=\"{cluster}\"}}"), value)]
+                } else {
+                    vec![]
+                },
+            }],
+        }
+    }
+
+    /// Minutes 0..=7: x go throughout; y no-go at minutes 1 and 2, unknown at 3; z go.
+    fn fold(config: &Config, scope: Scope) -> Report {
+        let phases = config.pack.phases.clone();
+        let mut steps = FleetSteps::new(config, phases, scope).unwrap();
+        for i in 0..=7 {
+            steps.add("x", 0, step(i, Decision::Go, 0.0, "x"));
+            let y = match i {
+                1 | 2 => Decision::NoGo,
+                3 => Decision::Unknown,
+                _ => Decision::Go,
+            };
+            steps.add("y", 0, step(i, y, 0.2 + i as f64, "y"));
+            steps.add("z", 0, step(i, Decision::Go, 0.0, "z"));
+        }
+        steps.report(Span {
+            from: T,
+            to: T + 7 * STEP,
+            step_secs: STEP,
+        })
+    }
+
+    #[test]
+    fn the_heat_map_names_the_worst_state_and_how_long_not_go() {
+        let config = config();
+        let report = fold(&config, Scope::Fleet);
+        let fleet = report.fleet.unwrap();
+        let y = &fleet.rows[1];
+        assert_eq!(y.cluster, "y");
+        assert_eq!(
+            y.cells[0],
+            Cell {
+                worst: State::NoGo,
+                last: State::Go,
+                not_go_secs: 3 * STEP,
+                no_go: 2,
+                unknown: 1
+            }
+        );
+        assert_eq!(fleet.rows[0].cells[0].not_go_secs, 0);
+        // Combined: no-go while y is, unknown while only y's unknown holds it.
+        let bands: Vec<(State, i64)> = report.phases[0]
+            .bands
+            .iter()
+            .map(|b| (b.state, (b.from - T) / STEP))
+            .collect();
+        assert_eq!(
+            bands,
+            [
+                (State::Go, 0),
+                (State::NoGo, 1),
+                (State::Unknown, 3),
+                (State::Go, 4)
+            ]
+        );
+        // The plot shows the worst cluster, whose offender names it.
+        let signal = &report.signals[0];
+        assert_eq!(signal.points[2].value, Some(2.2));
+        assert_eq!(signal.offenders[0].0, "{cluster=\"y\"}");
+        // b waits for a to be go for its 2-minute soak: y is again from minute 4, so minute 6.
+        let b = &fleet.waves[1];
+        assert_eq!(b.start, Some(T + 6 * STEP), "{b:?}");
+        assert_eq!(b.held_secs, 6 * STEP);
+        assert_eq!(b.last, Decision::Go);
+        assert_eq!(
+            fleet.waves[0].start,
+            Some(T),
+            "the first wave waits on none"
+        );
+    }
+
+    #[test]
+    fn a_wave_shows_its_clusters_and_a_cluster_its_own_page() {
+        let config = config();
+        let report = fold(&config, Scope::Wave("b".into()));
+        assert_eq!(report.subject.as_deref(), Some("wave b: z"));
+        let fleet = report.fleet.unwrap();
+        assert_eq!(fleet.rows.len(), 1);
+        assert_eq!(fleet.waves.len(), 1);
+        assert!(report.incidents.is_empty(), "z alone was always go");
+        let report = fold(&config, Scope::Cluster("y".into()));
+        assert_eq!(report.subject.as_deref(), Some("cluster y (wave a)"));
+        assert!(report.fleet.is_none());
+        assert_eq!(report.incidents.len(), 1);
+    }
+}
