@@ -117,6 +117,14 @@ impl<'a> FleetSteps<'a> {
 
     /// One step of `cluster` for `phases[i]`.
     pub fn add(&mut self, cluster: &str, i: usize, step: Step) {
+        self.brief(cluster, i, &step);
+        if self.shown(cluster) {
+            self.combine(i, step);
+        }
+    }
+
+    /// Only what the heat map and the waves read of one step of `cluster` for `phases[i]`.
+    pub fn brief(&mut self, cluster: &str, i: usize, step: &Step) {
         let brief = Brief {
             decision: step.decision,
             soaking: step.soaking,
@@ -127,12 +135,14 @@ impl<'a> FleetSteps<'a> {
             .entry(cluster.to_string())
             .or_insert_with(|| vec![BTreeMap::new(); phases])[i]
             .insert(step.at, brief);
-        if self.shown(cluster) {
-            match self.combined[i].get_mut(&step.at) {
-                Some(into) => merge(&self.config.pack, into, step),
-                None => {
-                    self.combined[i].insert(step.at, step);
-                }
+    }
+
+    /// A step for `phases[i]` of a cluster in scope, or of several already combined.
+    pub fn combine(&mut self, i: usize, step: Step) {
+        match self.combined[i].get_mut(&step.at) {
+            Some(into) => merge(&self.config.pack, into, step),
+            None => {
+                self.combined[i].insert(step.at, step);
             }
         }
     }
@@ -347,7 +357,7 @@ fn worst(a: Decision, b: Decision) -> Decision {
 /// Folds another cluster's step of the same phase and time into `into`: the worst decision
 /// (soaking only when every no-go is), and each signal's worst cluster with the worst offenders
 /// of both.
-fn merge(pack: &Pack, into: &mut Step, other: Step) {
+pub fn merge(pack: &Pack, into: &mut Step, other: Step) {
     let soaking = |s: &Step| s.decision != Decision::NoGo || s.soaking;
     into.soaking = soaking(into) && soaking(&other);
     into.decision = worst(into.decision, other.decision);

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::fleet::{FleetSteps, Scope};
+use super::fleet::{merge, FleetSteps, Scope};
 use super::model::{PhaseSteps, Report, Span, Step};
 use super::ReportError;
 use crate::config::Config;
@@ -80,41 +80,87 @@ impl History {
     }
 }
 
-/// [`History`] per cluster of a fleet, for the live page's heat map, waves and combined timelines.
+/// What the live page of a fleet needs of its evaluations over the window: per phase the fleet's
+/// combined steps (folded as each snapshot comes, so they weigh what one cluster's do), and per
+/// cluster and phase each step's decision without its signals (a few dozen bytes), for the heat
+/// map and the waves.
 #[derive(Debug, Default)]
 pub struct FleetHistory {
-    clusters: BTreeMap<String, History>,
+    combined: BTreeMap<String, VecDeque<Step>>,
+    briefs: BTreeMap<String, BTreeMap<String, VecDeque<Step>>>,
+    latest: Option<i64>,
 }
 
 impl FleetHistory {
-    /// Keeps every cluster's verdicts, and forgets clusters no longer in the fleet.
-    pub fn record(&mut self, fleet: &FleetSnapshot, keep_secs: i64) {
-        self.clusters
+    /// Keeps the snapshot's steps and forgets those older than `keep_secs` before it, and
+    /// clusters no longer in the fleet.
+    pub fn record(&mut self, fleet: &FleetSnapshot, pack: &Pack, keep_secs: i64) {
+        let at = fleet.evaluated_at.timestamp();
+        if self.latest.is_some_and(|l| at <= l) {
+            return;
+        }
+        self.latest = Some(at);
+        self.briefs
             .retain(|name, _| fleet.clusters.iter().any(|c| c.cluster == *name));
+        let mut combined: BTreeMap<&str, Step> = BTreeMap::new();
         for c in &fleet.clusters {
-            self.clusters
-                .entry(c.cluster.clone())
+            let briefs = self.briefs.entry(c.cluster.clone()).or_default();
+            for v in c.phases() {
+                let step = Step::of(v);
+                let brief = Step {
+                    signals: Vec::new(),
+                    ..step.clone()
+                };
+                briefs.entry(v.phase.clone()).or_default().push_back(brief);
+                match combined.get_mut(v.phase.as_str()) {
+                    Some(into) => merge(pack, into, step),
+                    None => {
+                        combined.insert(&v.phase, step);
+                    }
+                }
+            }
+        }
+        for (phase, step) in combined {
+            self.combined
+                .entry(phase.to_string())
                 .or_default()
-                .record(&c.snapshot, keep_secs);
+                .push_back(step);
+        }
+        let old = |steps: &mut VecDeque<Step>| {
+            while steps.front().is_some_and(|s| s.at < at - keep_secs) {
+                steps.pop_front();
+            }
+            !steps.is_empty()
+        };
+        self.combined.retain(|_, steps| old(steps));
+        for phases in self.briefs.values_mut() {
+            phases.retain(|_, steps| old(steps));
         }
     }
 
     pub fn latest(&self) -> Option<i64> {
-        self.clusters.values().filter_map(History::latest).max()
+        self.latest
     }
 
     pub fn earliest(&self) -> Option<i64> {
-        self.clusters.values().filter_map(History::earliest).min()
+        self.combined
+            .values()
+            .filter_map(|s| s.front())
+            .map(|s| s.at)
+            .min()
     }
 
     /// The whole fleet's page over `span` from the kept steps.
     pub fn report(&self, config: &Config, span: Span) -> Result<Report, ReportError> {
         let mut steps = FleetSteps::new(config, config.pack.phases.clone(), Scope::Fleet)?;
-        for (cluster, history) in &self.clusters {
-            for (i, phase) in history.steps(&config.pack).into_iter().enumerate() {
-                for step in phase.steps {
-                    steps.add(cluster, i, step);
+        for (i, phase) in config.pack.phases.iter().enumerate() {
+            for (cluster, phases) in &self.briefs {
+                for step in phases.get(&phase.name).into_iter().flatten() {
+                    steps.brief(cluster, i, step);
                 }
+            }
+            for step in self.combined.get(&phase.name).into_iter().flatten() {
+                steps.combine(i, step.clone());
             }
         }
         Ok(steps.report(span))

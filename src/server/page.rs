@@ -163,7 +163,8 @@ async fn keep(
     shutdown: CancellationToken,
 ) {
     let mut history = History::default();
-    let mut fleet = FleetHistory::default();
+    // Folded and rendered off the runtime: a fleet's page reads every cluster's steps.
+    let fleet = Arc::new(std::sync::Mutex::new(FleetHistory::default()));
     let mut next_build = Instant::now();
     let mut fresh = false;
     loop {
@@ -181,7 +182,8 @@ async fn keep(
                         fresh = true;
                     }
                     if let Some(snapshot) = &b.fleet_snapshot {
-                        fleet.record(snapshot, keep);
+                        let pack = &config.borrow().pack;
+                        fleet.lock().expect("not poisoned").record(snapshot, pack, keep);
                         fresh = true;
                     }
                 }
@@ -189,32 +191,35 @@ async fn keep(
             _ = tokio::time::sleep_until(next_build), if fresh => {
                 let config = config.borrow().clone();
                 let built = if config.fleet.is_some() {
-                    let Some(to) = fleet.latest() else { continue };
-                    let span = live_span(&config, fleet.earliest().unwrap_or(to), to);
-                    // The fleet's steps are folded here, the page rendered off the runtime.
-                    match fleet.report(&config, span) {
-                        Ok(report) => {
-                            tokio::task::spawn_blocking(move || Page::new(html::render(&report)))
-                                .await
+                    let fleet = fleet.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let fleet = fleet.lock().expect("not poisoned");
+                        let to = fleet.latest()?;
+                        let span = live_span(&config, fleet.earliest().unwrap_or(to), to);
+                        match fleet.report(&config, span) {
+                            Ok(report) => Some(Page::new(html::render(&report))),
+                            Err(e) => {
+                                tracing::error!(error = %e, "building the fleet page failed");
+                                None
+                            }
                         }
-                        Err(e) => {
-                            tracing::error!(error = %e, "building the fleet report page failed");
-                            continue;
-                        }
-                    }
+                    })
+                    .await
+                    .map(|page| page.map(Arc::new))
                 } else {
                     let Some(to) = history.latest() else { continue };
                     let span = live_span(&config, history.earliest().unwrap_or(to), to);
                     let steps = history.steps(&config.pack);
                     tokio::task::spawn_blocking(move || {
-                        Page::new(html::render(&report::build(&config, span, &steps)))
+                        Some(Arc::new(Page::new(html::render(&report::build(&config, span, &steps)))))
                     })
                     .await
                 };
                 match built {
-                    Ok(page) => {
-                        publish.send_replace(Some(Arc::new(page)));
+                    Ok(Some(page)) => {
+                        publish.send_replace(Some(page));
                     }
+                    Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "building the report page failed"),
                 }
                 fresh = false;
