@@ -224,4 +224,71 @@ mod tests {
             .collect();
         assert_eq!(times, [30, 60, 90]);
     }
+
+    #[test]
+    fn a_fleet_keeps_its_combined_steps_and_each_clusters_decisions() {
+        use crate::engine::fleet::{ClusterSnapshot, GoSince, Wave};
+        let mut config = crate::config::load(None).unwrap();
+        config.evaluation.interval = Duration::from_secs(30);
+        config.pack.phases = vec![Phase {
+            name: "istio".into(),
+            min_score: 90.0,
+            stable_for: Duration::ZERO,
+        }];
+        let waves = vec![Wave {
+            name: "w".into(),
+            clusters: vec!["a".into(), "b".into()],
+            soak: Duration::ZERO,
+        }];
+        config.fleet = Some(crate::config::FleetConfig {
+            label: "cluster".into(),
+            presence: "up".into(),
+            waves: waves.clone(),
+            backends: vec![],
+        });
+        let mut go_since = GoSince::default();
+        let mut h = FleetHistory::default();
+        for (i, at) in [0, 30, 60, 60].into_iter().enumerate() {
+            let at = 1_800_000_000 + at;
+            let cluster = |name: &str, no_go: bool| {
+                let mut snapshot = snapshot(at);
+                if no_go {
+                    snapshot.phases[0].decision = Decision::NoGo;
+                    snapshot.phases[0].stable_since = None;
+                }
+                ClusterSnapshot {
+                    cluster: name.into(),
+                    wave: "w".into(),
+                    go_since: None,
+                    snapshot,
+                }
+            };
+            // b is no-go at the second step.
+            let clusters = vec![cluster("a", false), cluster("b", i == 1)];
+            let evaluated_at = chrono::DateTime::from_timestamp(at, 0).unwrap();
+            let fleet = FleetSnapshot::new(evaluated_at, clusters, &waves, &mut go_since, 0);
+            h.record(&fleet, &config.pack, 3600);
+        }
+        assert_eq!(h.earliest(), Some(1_800_000_000));
+        assert_eq!(h.latest(), Some(1_800_000_060));
+        let span = Span {
+            from: 1_800_000_000,
+            to: 1_800_000_060,
+            step_secs: 30,
+        };
+        let report = h.report(&config, span).unwrap();
+        let states: Vec<&str> = report.phases[0]
+            .bands
+            .iter()
+            .map(|b| b.state.as_str())
+            .collect();
+        assert_eq!(
+            states,
+            ["go", "no-go", "go"],
+            "combined: b blocks the fleet"
+        );
+        let fleet = report.fleet.unwrap();
+        assert_eq!(fleet.rows[1].cells[0].not_go_secs, 30);
+        assert_eq!(fleet.rows[0].cells[0].not_go_secs, 0);
+    }
 }
