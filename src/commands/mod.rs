@@ -126,6 +126,13 @@ pub enum Command {
         /// Only this phase; every configured phase when absent.
         #[arg(long)]
         phase: Option<String>,
+        /// With a `fleet` section: this cluster's report (the whole fleet's when neither this
+        /// nor --wave is given).
+        #[arg(long, value_name = "NAME", conflicts_with = "wave")]
+        cluster: Option<String>,
+        /// With a `fleet` section: this wave's report, its clusters combined.
+        #[arg(long, value_name = "NAME")]
+        wave: Option<String>,
         /// Start of the window: RFC 3339, or `now-6h`-style.
         #[arg(long, value_parser = parse_time)]
         from: DateTime<Utc>,
@@ -199,6 +206,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Report {
             config,
             phase,
+            cluster,
+            wave,
             from,
             to,
             step,
@@ -207,6 +216,8 @@ pub fn run(cli: Cli) -> ExitCode {
         } => report::run(ReportArgs {
             config: config.path,
             phase,
+            cluster,
+            wave,
             from,
             to,
             step,

@@ -22,6 +22,8 @@ use crate::engine::snapshot::{windows as windows_of, Snapshot};
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 
+mod steps;
+
 /// Why a fleet cannot be evaluated at all (a configuration `validate` would have refused).
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {

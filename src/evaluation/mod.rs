@@ -94,6 +94,56 @@ pub async fn each_step(
     mut visit: impl FnMut(usize, Verdict),
 ) -> Result<(), StepsError> {
     let step = config.evaluation.step_secs();
+    let fetched = fetch_steps(config, source, phases, from, to).await?;
+    let failed = fetched
+        .judged
+        .iter()
+        .zip(&fetched.answers)
+        .zip(&fetched.baselines)
+        .find_map(|(((s, _), a), b)| match (a, b) {
+            (Err(e), _) => Some((s, e.to_string())),
+            (_, Baselines::Failed(e)) => Some((s, format!("baseline query failed: {e}"))),
+            _ => None,
+        });
+    if let Some((s, error)) = failed {
+        return Err(StepsError::Query {
+            signal: s.name.clone(),
+            error,
+        });
+    }
+    let answers: Vec<Result<&Grid, &SourceError>> =
+        fetched.answers.iter().map(Result::as_ref).collect();
+    judge_steps(
+        &fetched.judged,
+        &answers,
+        &fetched.baselines,
+        phases,
+        (step, ((to - from) / step) as usize),
+        &mut visit,
+    );
+    Ok(())
+}
+
+/// What [`fetch_steps`] brought back: the signals the phases judge with their windows, and each
+/// one's answer and baselines, in that order. Errors are kept, for the caller to decide what
+/// they fail: the whole timeline (`replay`), or one store's clusters (a fleet).
+pub struct FetchedSteps<'a> {
+    pub judged: Vec<(&'a Signal, Window)>,
+    pub answers: Vec<Result<Grid, SourceError>>,
+    pub baselines: Vec<Baselines>,
+}
+
+/// The fetch of [`each_step`]: one range query per signal `phases` judge (and one per baseline)
+/// over the window plus the history the first step needs, refused before anything is asked when
+/// a query would exceed Prometheus' points per series.
+pub async fn fetch_steps<'a>(
+    config: &'a Config,
+    source: &PrometheusSource,
+    phases: &[Phase],
+    from: i64,
+    to: i64,
+) -> Result<FetchedSteps<'a>, StepsError> {
+    let step = config.evaluation.step_secs();
     let judged: Vec<_> = config
         .pack
         .signals
@@ -117,28 +167,31 @@ pub async fn each_step(
         return Err(StepsError::TooManyPoints { points });
     }
     let (answers, baselines) = fetch_whole(config, source, &judged, to).await;
-    let failed = judged
-        .iter()
-        .zip(&answers)
-        .zip(&baselines)
-        .find_map(|(((s, _), a), b)| match (a, b) {
-            (Err(e), _) => Some((s, e.to_string())),
-            (_, Baselines::Failed(e)) => Some((s, format!("baseline query failed: {e}"))),
-            _ => None,
-        });
-    if let Some((s, error)) = failed {
-        return Err(StepsError::Query {
-            signal: s.name.clone(),
-            error,
-        });
-    }
+    Ok(FetchedSteps {
+        judged,
+        answers,
+        baselines,
+    })
+}
+
+/// The judge of [`each_step`]: every step of every phase from answers already fetched, one per
+/// judged signal (each on its own window, all ending at the same step), `steps` steps of `step`
+/// seconds back from that end and the end itself, `visit(i, verdict)` called phase after phase,
+/// oldest step first.
+pub fn judge_steps<E: std::fmt::Display>(
+    judged: &[(&Signal, Window)],
+    answers: &[Result<&Grid, E>],
+    baselines: &[Baselines],
+    phases: &[Phase],
+    (step, steps): (i64, usize),
+    visit: &mut impl FnMut(usize, Verdict),
+) {
     let timelines: Vec<_> = judged
         .iter()
-        .zip(&answers)
-        .zip(&baselines)
-        .map(|(((s, w), a), b)| judge_against(s, a.as_ref(), b, *w))
+        .zip(answers)
+        .zip(baselines)
+        .map(|(((s, w), a), b)| judge_against(s, a.as_ref().copied(), b, *w))
         .collect();
-    let steps = ((to - from) / step) as usize;
     for (i, phase) in phases.iter().enumerate() {
         let members: Vec<Member> = judged
             .iter()
@@ -150,7 +203,6 @@ pub async fn each_step(
             visit(i, verdict(phase, &members, step, offset));
         }
     }
-    Ok(())
 }
 
 /// Each judged signal's answer over its whole window, and its baselines: one batch of range

@@ -1,11 +1,16 @@
 //! What the daemon keeps of its own evaluations for the live page: each phase's steps over the
 //! last `report.window`, bounded, so that `/` is rebuilt from memory and never waits on
 //! Prometheus. Steps it did not evaluate (before it started, or while it could not) stay
-//! missing, and the page shows them as unknown.
+//! missing, and the page shows them as unknown. In fleet mode, the same per cluster
+//! ([`FleetHistory`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::model::{PhaseSteps, Step};
+use super::fleet::{merge, FleetSteps, Scope};
+use super::model::{PhaseSteps, Report, Span, Step};
+use super::ReportError;
+use crate::config::Config;
+use crate::engine::fleet::FleetSnapshot;
 use crate::engine::pack::{Pack, ALL_PHASES};
 use crate::engine::snapshot::Snapshot;
 
@@ -75,6 +80,93 @@ impl History {
     }
 }
 
+/// What the live page of a fleet needs of its evaluations over the window: per phase the fleet's
+/// combined steps (folded as each snapshot comes, so they weigh what one cluster's do), and per
+/// cluster and phase each step's decision without its signals (a few dozen bytes), for the heat
+/// map and the waves.
+#[derive(Debug, Default)]
+pub struct FleetHistory {
+    combined: BTreeMap<String, VecDeque<Step>>,
+    briefs: BTreeMap<String, BTreeMap<String, VecDeque<Step>>>,
+    latest: Option<i64>,
+}
+
+impl FleetHistory {
+    /// Keeps the snapshot's steps and forgets those older than `keep_secs` before it, and
+    /// clusters no longer in the fleet.
+    pub fn record(&mut self, fleet: &FleetSnapshot, pack: &Pack, keep_secs: i64) {
+        let at = fleet.evaluated_at.timestamp();
+        if self.latest.is_some_and(|l| at <= l) {
+            return;
+        }
+        self.latest = Some(at);
+        self.briefs
+            .retain(|name, _| fleet.clusters.iter().any(|c| c.cluster == *name));
+        let mut combined: BTreeMap<&str, Step> = BTreeMap::new();
+        for c in &fleet.clusters {
+            let briefs = self.briefs.entry(c.cluster.clone()).or_default();
+            for v in c.phases() {
+                let step = Step::of(v);
+                let brief = Step {
+                    signals: Vec::new(),
+                    ..step.clone()
+                };
+                briefs.entry(v.phase.clone()).or_default().push_back(brief);
+                match combined.get_mut(v.phase.as_str()) {
+                    Some(into) => merge(pack, into, step),
+                    None => {
+                        combined.insert(&v.phase, step);
+                    }
+                }
+            }
+        }
+        for (phase, step) in combined {
+            self.combined
+                .entry(phase.to_string())
+                .or_default()
+                .push_back(step);
+        }
+        let old = |steps: &mut VecDeque<Step>| {
+            while steps.front().is_some_and(|s| s.at < at - keep_secs) {
+                steps.pop_front();
+            }
+            !steps.is_empty()
+        };
+        self.combined.retain(|_, steps| old(steps));
+        for phases in self.briefs.values_mut() {
+            phases.retain(|_, steps| old(steps));
+        }
+    }
+
+    pub fn latest(&self) -> Option<i64> {
+        self.latest
+    }
+
+    pub fn earliest(&self) -> Option<i64> {
+        self.combined
+            .values()
+            .filter_map(|s| s.front())
+            .map(|s| s.at)
+            .min()
+    }
+
+    /// The whole fleet's page over `span` from the kept steps.
+    pub fn report(&self, config: &Config, span: Span) -> Result<Report, ReportError> {
+        let mut steps = FleetSteps::new(config, config.pack.phases.clone(), Scope::Fleet)?;
+        for (i, phase) in config.pack.phases.iter().enumerate() {
+            for (cluster, phases) in &self.briefs {
+                for step in phases.get(&phase.name).into_iter().flatten() {
+                    steps.brief(cluster, i, step);
+                }
+            }
+            for step in self.combined.get(&phase.name).into_iter().flatten() {
+                steps.combine(i, step.clone());
+            }
+        }
+        Ok(steps.report(span))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -131,5 +223,72 @@ mod tests {
             .map(|s| s.at - 1_800_000_000)
             .collect();
         assert_eq!(times, [30, 60, 90]);
+    }
+
+    #[test]
+    fn a_fleet_keeps_its_combined_steps_and_each_clusters_decisions() {
+        use crate::engine::fleet::{ClusterSnapshot, GoSince, Wave};
+        let mut config = crate::config::load(None).unwrap();
+        config.evaluation.interval = Duration::from_secs(30);
+        config.pack.phases = vec![Phase {
+            name: "istio".into(),
+            min_score: 90.0,
+            stable_for: Duration::ZERO,
+        }];
+        let waves = vec![Wave {
+            name: "w".into(),
+            clusters: vec!["a".into(), "b".into()],
+            soak: Duration::ZERO,
+        }];
+        config.fleet = Some(crate::config::FleetConfig {
+            label: "cluster".into(),
+            presence: "up".into(),
+            waves: waves.clone(),
+            backends: vec![],
+        });
+        let mut go_since = GoSince::default();
+        let mut h = FleetHistory::default();
+        for (i, at) in [0, 30, 60, 60].into_iter().enumerate() {
+            let at = 1_800_000_000 + at;
+            let cluster = |name: &str, no_go: bool| {
+                let mut snapshot = snapshot(at);
+                if no_go {
+                    snapshot.phases[0].decision = Decision::NoGo;
+                    snapshot.phases[0].stable_since = None;
+                }
+                ClusterSnapshot {
+                    cluster: name.into(),
+                    wave: "w".into(),
+                    go_since: None,
+                    snapshot,
+                }
+            };
+            // b is no-go at the second step.
+            let clusters = vec![cluster("a", false), cluster("b", i == 1)];
+            let evaluated_at = chrono::DateTime::from_timestamp(at, 0).unwrap();
+            let fleet = FleetSnapshot::new(evaluated_at, clusters, &waves, &mut go_since, 0);
+            h.record(&fleet, &config.pack, 3600);
+        }
+        assert_eq!(h.earliest(), Some(1_800_000_000));
+        assert_eq!(h.latest(), Some(1_800_000_060));
+        let span = Span {
+            from: 1_800_000_000,
+            to: 1_800_000_060,
+            step_secs: 30,
+        };
+        let report = h.report(&config, span).unwrap();
+        let states: Vec<&str> = report.phases[0]
+            .bands
+            .iter()
+            .map(|b| b.state.as_str())
+            .collect();
+        assert_eq!(
+            states,
+            ["go", "no-go", "go"],
+            "combined: b blocks the fleet"
+        );
+        let fleet = report.fleet.unwrap();
+        assert_eq!(fleet.rows[1].cells[0].not_go_secs, 30);
+        assert_eq!(fleet.rows[0].cells[0].not_go_secs, 0);
     }
 }

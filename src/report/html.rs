@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::markdown::{self, duration, utc};
-use super::model::{grouped, Incident, PhaseStory, Report, SignalStory, State};
+use super::model::{grouped, FleetStory, Incident, PhaseStory, Report, SignalStory, State};
 use super::plot;
 use crate::engine::text::fmt_number;
 
@@ -18,7 +18,10 @@ th{background:#f3f3f3}code{font-size:.85rem}figure{margin:1rem 0}figcaption{font
 table.incidents{width:100%;font-size:.85rem}table.incidents td{overflow-wrap:anywhere}
 table.incidents td:nth-child(2),table.incidents td:nth-child(3){white-space:nowrap;overflow-wrap:normal}
 tr.runbook td{border-top:none;background:#fafafa}
-svg{max-width:100%;height:auto}";
+svg{max-width:100%;height:auto}
+table.heatmap td.cell{text-align:center;min-width:5.5rem}table.heatmap td.cell small{display:block;font-weight:400}
+table.heatmap td.cell.no-go{background-image:repeating-linear-gradient(45deg,transparent 0 6px,rgba(255,255,255,.25) 6px 9px)}
+table.heatmap td.cell.unknown{background-image:repeating-linear-gradient(90deg,transparent 0 8px,rgba(255,255,255,.25) 8px 11px)}";
 
 /// HTML text: `&`, `<`, `>` and quotes escaped.
 pub fn escape(s: &str) -> String {
@@ -57,6 +60,9 @@ pub fn render(report: &Report) -> String {
         utc(span.to)
     );
     header(&mut out, report);
+    if let Some(fleet) = &report.fleet {
+        heat_map(&mut out, fleet);
+    }
     let _ = writeln!(out, "<h2>Phases</h2>\n<p class=\"legend\">{} healthy and stable for <code>stable_for</code> · {} healthy, not yet for <code>stable_for</code> (diagonal) · {} blocked (cross) · {} not judged (dashes). Times in UTC.</p>",
         state(State::Go), state(State::Soak), state(State::NoGo), state(State::Unknown));
     for phase in &report.phases {
@@ -83,7 +89,15 @@ fn header(out: &mut String, report: &Report) {
     let span = report.span;
     let _ = writeln!(
         out,
-        "<h1>Upgrade report</h1>\n<table class=\"header\">\
+        "<h1>Upgrade report{}</h1>",
+        report
+            .subject
+            .as_ref()
+            .map_or_else(String::new, |s| format!(": {}", escape(s)))
+    );
+    let _ = writeln!(
+        out,
+        "<table class=\"header\">\
          <tr><th>window</th><td>{} .. {} (step {}s)</td></tr>\
          <tr><th>Prometheus</th><td><code>{}</code></td></tr>\
          <tr><th>configuration</th><td><code>{}</code></td></tr></table>",
@@ -104,6 +118,68 @@ fn header(out: &mut String, report: &Report) {
             state(p.last),
             p.first_go.map_or_else(|| "never".to_string(), utc),
             duration(p.not_go_secs())
+        );
+    }
+    out.push_str("</table>\n");
+}
+
+/// Clusters × phases, each cell's state at the end in colour, pattern and words, with how long
+/// it was not go; then when each wave could start.
+fn heat_map(out: &mut String, fleet: &FleetStory) {
+    let _ = writeln!(
+        out,
+        "<h2>Clusters × phases</h2>\n<p class=\"legend\">Each cell: the worst state the phase was in on that cluster during the window (colour, pattern and word), how long it was not go in all, and its state at the end. Phases below are the clusters combined: go only when every cluster is.</p>"
+    );
+    out.push_str("<table class=\"heatmap\"><tr><th>cluster</th><th>wave</th>");
+    for p in &fleet.phases {
+        let _ = write!(out, "<th>{}</th>", escape(p));
+    }
+    out.push_str("</tr>\n");
+    for row in &fleet.rows {
+        let _ = write!(
+            out,
+            "<tr><th>{}</th><td>{}</td>",
+            escape(&row.cluster),
+            escape(&row.wave)
+        );
+        for (phase, c) in fleet.phases.iter().zip(&row.cells) {
+            let note = if c.not_go_secs == 0 {
+                "<small>always go</small>".to_string()
+            } else {
+                format!(
+                    "<small>not go {}</small><small>{} at the end</small>",
+                    markdown::duration(c.not_go_secs),
+                    c.last.as_str()
+                )
+            };
+            let _ = write!(
+                out,
+                "<td class=\"cell {}\" title=\"{} {}\">{}{note}</td>",
+                c.worst.as_str(),
+                escape(&row.cluster),
+                escape(phase),
+                c.worst.as_str().to_uppercase(),
+            );
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n<h2>Waves</h2>\n<table class=\"waves\"><tr><th>wave</th><th>clusters</th><th>soak</th><th>could start</th><th>held back for</th><th>at the end</th><th>why not go at the end</th></tr>\n");
+    for w in &fleet.waves {
+        let reasons: String = w
+            .reasons
+            .iter()
+            .map(|r| format!("<li>{}</li>", escape(r)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul>{}</ul></td></tr>",
+            escape(&w.wave),
+            escape(&w.clusters.join(", ")),
+            humantime::format_duration(w.soak),
+            markdown::wave_start(w),
+            markdown::duration(w.held_secs),
+            state(markdown::decision_state(w.last)),
+            reasons
         );
     }
     out.push_str("</table>\n");

@@ -16,6 +16,7 @@ use crate::prometheus::error::shown_url;
 use crate::prometheus::source::PrometheusSource;
 use model::{PhaseSteps, Report, Span, Step};
 
+pub mod fleet;
 pub mod history;
 pub mod html;
 pub mod markdown;
@@ -31,6 +32,10 @@ pub enum ReportError {
     EmptyWindow,
     #[error(transparent)]
     Steps(#[from] StepsError),
+    #[error("the configuration has no fleet section")]
+    NotAFleet,
+    #[error("{0}")]
+    Fleet(String),
 }
 
 /// The phases a report covers: the one named, or every configured phase.

@@ -69,6 +69,8 @@ pub struct Step {
     pub decision: Decision,
     /// Healthy now, but not for `stable_for` yet.
     pub soaking: bool,
+    /// The healthy run's start, when healthy now (what a wave's soak is counted from).
+    pub stable_since: Option<i64>,
     pub signals: Vec<Judged>,
 }
 
@@ -78,6 +80,7 @@ impl Step {
             at: verdict.evaluated_at.timestamp(),
             decision: verdict.decision,
             soaking: verdict.decision != Decision::Go && verdict.stable_since.is_some(),
+            stable_since: verdict.stable_since.map(|t| t.timestamp()),
             signals: verdict.signals.iter().map(Judged::of).collect(),
         }
     }
@@ -216,9 +219,13 @@ impl Incident {
     }
 }
 
-/// Everything the page and the Markdown show. `fleet` mode adds clusters × phases and waves here.
+/// Everything the page and the Markdown show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// In fleet mode, whose report it is: `cluster c2 (wave canary)`, `wave prod: c3, c4`, ...
+    pub subject: Option<String>,
+    /// In fleet mode (but for one cluster's page): clusters × phases and the waves' starts.
+    pub fleet: Option<FleetStory>,
     pub span: Span,
     /// The Prometheus URL without credentials, query or fragment.
     pub prometheus: String,
@@ -226,6 +233,52 @@ pub struct Report {
     pub phases: Vec<PhaseStory>,
     pub signals: Vec<SignalStory>,
     pub incidents: Vec<Incident>,
+}
+
+/// One cluster × phase of the heat map.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cell {
+    /// The worst state of any step (no-go, then unknown, then soak): what the cell's colour says.
+    pub worst: State,
+    /// The last step's state.
+    pub last: State,
+    /// How long it was not go in all (no-go, soaking or unknown).
+    pub not_go_secs: i64,
+    /// Steps no-go (soaking included) and unknown.
+    pub no_go: usize,
+    pub unknown: usize,
+}
+
+/// One cluster's row of the heat map, a cell per phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterRow {
+    pub cluster: String,
+    pub wave: String,
+    pub cells: Vec<Cell>,
+}
+
+/// When a wave could first have started within the window, as `/waves/{name}` judges it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaveStart {
+    pub wave: String,
+    pub clusters: Vec<String>,
+    pub soak: Duration,
+    /// The first step at which it could start; `None`: not within the window.
+    pub start: Option<i64>,
+    /// How long in all it could not start (its answer no-go or unknown).
+    pub held_secs: i64,
+    /// Its answer at the last step, and why it was not go then.
+    pub last: Decision,
+    pub reasons: Vec<String>,
+}
+
+/// What a fleet report adds to the page: what it is about, the heat map, the waves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetStory {
+    /// The phases of the heat map's columns.
+    pub phases: Vec<String>,
+    pub rows: Vec<ClusterRow>,
+    pub waves: Vec<WaveStart>,
 }
 
 impl Report {
@@ -253,6 +306,8 @@ impl Report {
             .flat_map(|(p, steps)| incidents(span, pack, &p.phase.name, steps))
             .collect();
         Report {
+            subject: None,
+            fleet: None,
             span,
             prometheus,
             config_hash,

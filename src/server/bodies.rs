@@ -30,6 +30,8 @@ pub struct Bodies {
     /// A single cluster's snapshot, which the report page keeps a history of; `None` in fleet
     /// mode.
     pub snapshot: Option<Arc<Snapshot>>,
+    /// In fleet mode, every cluster's snapshot, which the report page keeps a history of.
+    pub fleet_snapshot: Option<Arc<FleetSnapshot>>,
     content: Content,
 }
 
@@ -139,6 +141,7 @@ impl Bodies {
             evaluated_at: snapshot.evaluated_at,
             content: Content::Single(Encoded { gate, signals }),
             snapshot: Some(snapshot),
+            fleet_snapshot: None,
         }
     }
 
@@ -194,6 +197,7 @@ impl Bodies {
         Bodies {
             evaluated_at: fleet.evaluated_at,
             snapshot: None,
+            fleet_snapshot: None,
             content: Content::Fleet(FleetBodies {
                 clusters,
                 waves,

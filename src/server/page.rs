@@ -27,7 +27,8 @@ use super::bodies::Bodies;
 use crate::config::Config;
 use crate::evaluation::{StepsError, MAX_POINTS};
 use crate::prometheus::source::PrometheusSource;
-use crate::report::history::History;
+use crate::report::fleet::{collect_fleet, Scope};
+use crate::report::history::{FleetHistory, History};
 use crate::report::model::Span;
 use crate::report::{self, html, ReportError};
 
@@ -162,6 +163,8 @@ async fn keep(
     shutdown: CancellationToken,
 ) {
     let mut history = History::default();
+    // Folded and rendered off the runtime: a fleet's page reads every cluster's steps.
+    let fleet = Arc::new(std::sync::Mutex::new(FleetHistory::default()));
     let mut next_build = Instant::now();
     let mut fresh = false;
     loop {
@@ -172,24 +175,51 @@ async fn keep(
                     return;
                 }
                 let latest = bodies.borrow_and_update().clone();
-                if let Some(snapshot) = latest.and_then(|b| b.snapshot.clone()) {
-                    history.record(&snapshot, keep_secs(&config.borrow()));
-                    fresh = true;
+                let keep = keep_secs(&config.borrow());
+                if let Some(b) = latest {
+                    if let Some(snapshot) = &b.snapshot {
+                        history.record(snapshot, keep);
+                        fresh = true;
+                    }
+                    if let Some(snapshot) = &b.fleet_snapshot {
+                        let pack = &config.borrow().pack;
+                        fleet.lock().expect("not poisoned").record(snapshot, pack, keep);
+                        fresh = true;
+                    }
                 }
             }
             _ = tokio::time::sleep_until(next_build), if fresh => {
                 let config = config.borrow().clone();
-                let Some(to) = history.latest() else { continue };
-                let span = live_span(&config, history.earliest().unwrap_or(to), to);
-                let steps = history.steps(&config.pack);
-                let built = tokio::task::spawn_blocking(move || {
-                    Page::new(html::render(&report::build(&config, span, &steps)))
-                })
-                .await;
+                let built = if config.fleet.is_some() {
+                    let fleet = fleet.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let fleet = fleet.lock().expect("not poisoned");
+                        let to = fleet.latest()?;
+                        let span = live_span(&config, fleet.earliest().unwrap_or(to), to);
+                        match fleet.report(&config, span) {
+                            Ok(report) => Some(Page::new(html::render(&report))),
+                            Err(e) => {
+                                tracing::error!(error = %e, "building the fleet page failed");
+                                None
+                            }
+                        }
+                    })
+                    .await
+                    .map(|page| page.map(Arc::new))
+                } else {
+                    let Some(to) = history.latest() else { continue };
+                    let span = live_span(&config, history.earliest().unwrap_or(to), to);
+                    let steps = history.steps(&config.pack);
+                    tokio::task::spawn_blocking(move || {
+                        Some(Arc::new(Page::new(html::render(&report::build(&config, span, &steps)))))
+                    })
+                    .await
+                };
                 match built {
-                    Ok(page) => {
-                        publish.send_replace(Some(Arc::new(page)));
+                    Ok(Some(page)) => {
+                        publish.send_replace(Some(page));
                     }
+                    Ok(None) => {}
                     Err(e) => tracing::error!(error = %e, "building the report page failed"),
                 }
                 fresh = false;
@@ -222,6 +252,8 @@ pub enum OnDemandError {
     Busy,
     #[error("{0}")]
     Prometheus(String),
+    #[error("{0}")]
+    NotFound(String),
 }
 
 impl IntoResponse for OnDemandError {
@@ -230,6 +262,7 @@ impl IntoResponse for OnDemandError {
             OnDemandError::BadRequest(_) | OnDemandError::TooLong { .. } => StatusCode::BAD_REQUEST,
             OnDemandError::Busy => StatusCode::TOO_MANY_REQUESTS,
             OnDemandError::Prometheus(_) => StatusCode::BAD_GATEWAY,
+            OnDemandError::NotFound(_) => StatusCode::NOT_FOUND,
         };
         let mut response = (status, axum::Json(json!({"error": self.to_string()}))).into_response();
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -248,6 +281,8 @@ struct Asked {
     to: i64,
     phase: Option<String>,
     step: Option<Duration>,
+    /// `cluster=` or `wave=`, in fleet mode.
+    scope: Option<Scope>,
 }
 
 /// `from` and `to` as RFC 3339 times or Unix seconds, an optional `phase` and `step`.
@@ -256,6 +291,7 @@ fn parse_query(query: Option<&str>) -> Result<Asked, OnDemandError> {
     let mut to = None;
     let mut phase = None;
     let mut step = None;
+    let mut scope = None;
     for (key, value) in url_pairs(query.unwrap_or_default()) {
         let time = || {
             value
@@ -276,6 +312,13 @@ fn parse_query(query: Option<&str>) -> Result<Asked, OnDemandError> {
             "from" => from = Some(time()?),
             "to" => to = Some(time()?),
             "phase" => phase = Some(value),
+            "cluster" | "wave" if scope.is_some() => {
+                return Err(OnDemandError::BadRequest(
+                    "give one of cluster and wave, once".into(),
+                ))
+            }
+            "cluster" => scope = Some(Scope::Cluster(value)),
+            "wave" => scope = Some(Scope::Wave(value)),
             "step" => match crate::config::parse_duration(&value) {
                 Ok(d) if d.as_secs() >= 1 && d.subsec_nanos() == 0 => step = Some(d),
                 _ => {
@@ -286,7 +329,7 @@ fn parse_query(query: Option<&str>) -> Result<Asked, OnDemandError> {
             },
             other => {
                 return Err(OnDemandError::BadRequest(format!(
-                    "unknown parameter {other:?}; /report takes from, to, phase and step"
+                    "unknown parameter {other:?}; /report takes from, to, phase, step, and in fleet mode cluster or wave"
                 )))
             }
         }
@@ -297,6 +340,7 @@ fn parse_query(query: Option<&str>) -> Result<Asked, OnDemandError> {
             to,
             phase,
             step,
+            scope,
         }),
         (Some(_), Some(_)) => Err(OnDemandError::BadRequest("to must be after from".into())),
         _ => Err(OnDemandError::BadRequest(
@@ -311,6 +355,45 @@ fn url_pairs(query: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Whose report `/report` builds: in fleet mode the cluster or wave asked for (404 naming the
+/// known ones when unlisted), or the whole fleet; without a fleet section, refused when asked
+/// for one (the answer would be the whole store's).
+fn fleet_scope(config: &Config, asked: Option<Scope>) -> Result<Option<Scope>, OnDemandError> {
+    let Some(fleet) = &config.fleet else {
+        return match asked {
+            None => Ok(None),
+            Some(_) => Err(OnDemandError::BadRequest(
+                "this gate has no fleet section: cluster and wave are for fleet mode".into(),
+            )),
+        };
+    };
+    let known = |names: Vec<&str>| {
+        let more = names.len().saturating_sub(20);
+        let shown = names[..names.len().min(20)].join(", ");
+        match more {
+            0 => shown,
+            n => format!("{shown} and {n} more"),
+        }
+    };
+    let clusters = || fleet.waves.iter().flat_map(|w| &w.clusters);
+    match asked {
+        None => Ok(Some(Scope::Fleet)),
+        Some(Scope::Cluster(c)) if !clusters().any(|x| *x == c) => {
+            Err(OnDemandError::NotFound(format!(
+                "unknown cluster {c:?}; known: {}",
+                known(clusters().map(String::as_str).collect())
+            )))
+        }
+        Some(Scope::Wave(w)) if !fleet.waves.iter().any(|x| x.name == w) => {
+            Err(OnDemandError::NotFound(format!(
+                "unknown wave {w:?}; known: {}",
+                known(fleet.waves.iter().map(|x| x.name.as_str()).collect())
+            )))
+        }
+        scope => Ok(scope),
+    }
+}
+
 /// Builds the report of a past window on demand, one at a time, within `report.max_window`.
 pub async fn on_demand(
     pages: &Pages,
@@ -322,7 +405,9 @@ pub async fn on_demand(
         to,
         phase,
         step,
+        scope,
     } = parse_query(query)?;
+    let scope = fleet_scope(&config, scope)?;
     let max = config.report.max_window;
     if (to - from) as u64 > max.as_secs() {
         return Err(OnDemandError::TooLong {
@@ -346,16 +431,18 @@ pub async fn on_demand(
     };
     let phases = report::phases(&config, phase.as_deref())
         .map_err(|e| OnDemandError::BadRequest(e.to_string()))?;
-    let source = PrometheusSource::new(&config.prometheus)
-        .map_err(|e| OnDemandError::Prometheus(e.to_string()))?;
-    let built = report::collect(&config, &source, phases, from, to)
-        .await
-        .map_err(|e| match e {
-            ReportError::Steps(StepsError::Query { .. }) => {
-                OnDemandError::Prometheus(e.to_string())
-            }
-            other => OnDemandError::BadRequest(other.to_string()),
-        })?;
+    let built = match &scope {
+        Some(scope) => collect_fleet(&config, phases, scope, from, to).await,
+        None => {
+            let source = PrometheusSource::new(&config.prometheus)
+                .map_err(|e| OnDemandError::Prometheus(e.to_string()))?;
+            report::collect(&config, &source, phases, from, to).await
+        }
+    };
+    let built = built.map_err(|e| match e {
+        ReportError::Steps(StepsError::Query { .. }) => OnDemandError::Prometheus(e.to_string()),
+        other => OnDemandError::BadRequest(other.to_string()),
+    })?;
     let page = tokio::task::spawn_blocking(move || html::render(&built))
         .await
         .map_err(|e| OnDemandError::Prometheus(e.to_string()))?;
@@ -430,7 +517,7 @@ mod tests {
     fn the_window_is_rfc3339_or_unix_seconds_from_before_to() {
         assert_eq!(
             parse_query(Some(
-                "from=1800000000&to=2027-01-15T09:00:00Z&phase=istio&step=1m"
+                "from=1800000000&to=2027-01-15T09:00:00Z&phase=istio&step=1m&wave=prod"
             ))
             .unwrap(),
             Asked {
@@ -438,6 +525,7 @@ mod tests {
                 to: 1_800_003_600,
                 phase: Some("istio".into()),
                 step: Some(Duration::from_secs(60)),
+                scope: Some(Scope::Wave("prod".into())),
             }
         );
         for (query, says) in [
@@ -452,9 +540,10 @@ mod tests {
                 "neither an RFC 3339 time",
             ),
             (
-                Some("from=1&to=2&cluster=a"),
-                "unknown parameter \"cluster\"",
+                Some("from=1&to=2&cluster=a&wave=b"),
+                "give one of cluster and wave",
             ),
+            (Some("from=1&to=2&region=a"), "unknown parameter \"region\""),
             (
                 Some("from=1&to=2&step=0.5s"),
                 "not a whole number of seconds",

@@ -249,7 +249,8 @@ impl Scheduler {
                 "signal queries failed for some clusters"
             );
         }
-        let bodies = Bodies::encode_fleet(&snapshot);
+        let mut bodies = Bodies::encode_fleet(&snapshot);
+        bodies.fleet_snapshot = Some(snapshot.clone());
         tracing::info!(
             evaluated_at = %snapshot.evaluated_at.to_rfc3339(),
             took_ms = snapshot.took.as_millis() as u64,

@@ -73,6 +73,7 @@ fn step(i: i64, decision: Decision, soaking: bool, value: f64) -> Step {
         at: T + i * STEP,
         decision,
         soaking,
+        stable_since: None,
         signals: vec![
             judged("mesh_5xx", status, value, offender),
             Judged {
