@@ -5,11 +5,12 @@
 //! (`server::app`), on the listener with its connection cap and header deadline. The
 //! reference is `axum::serve` with one handler. `wrk` (Debian package `wrk`) runs against each in
 //! turn, several rounds, the order swapped every round so that drift on the machine falls on both.
-//! On two or more cores the servers share one core and wrk has another (`taskset`), so that the
-//! two do not fight over a core, which made the ratio move by several percent from run to run.
+//! The runs and their pinning to cores are `support/wrk.rs`'s, shared with `benches/fleet.rs`.
 //! Figures go in BENCHMARKS.md; run with `cargo bench --bench http_wrk`.
 
-use std::process::Command;
+#[path = "support/wrk.rs"]
+mod wrk;
+
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -25,70 +26,25 @@ use upgrade_gate::server::listener;
 use upgrade_gate::server::metrics::Metrics;
 use upgrade_gate::server::router::AppState;
 use upgrade_gate::server::scope::Target;
+use wrk::Pairs;
 
-/// Pairs of short runs: the machine's speed drifts by tens of percent over seconds (a shared
-/// host), so many short runs side by side, compared pair by pair, say more than a few long ones.
+/// Pairs of short runs (see `support/wrk.rs`).
 const ROUNDS: usize = 30;
-const SECONDS_PER_RUN: &str = "2s";
 const PATH: &str = "/gate/istio";
-/// The core the servers run on when there are two or more; wrk gets the next one.
-const SERVER_CORE: &str = "0";
-const WRK_CORE: &str = "1";
-
-/// Requests per second and 99th percentile latency (ms) of one `wrk -t1 -c32` run.
-fn wrk(base: &str, pinned: bool) -> (f64, f64) {
-    let url = format!("{base}{PATH}");
-    let duration = format!("-d{SECONDS_PER_RUN}");
-    let wrk_args = ["wrk", "-t1", "-c32", &duration, "--latency", url.as_str()];
-    let out = if pinned {
-        Command::new("taskset")
-            .args(["-c", WRK_CORE])
-            .args(wrk_args)
-            .output()
-    } else {
-        Command::new(wrk_args[0]).args(&wrk_args[1..]).output()
-    }
-    .expect("wrk runs (Debian package `wrk`)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let field = |prefix: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(prefix).map(|v| v.trim().to_string()))
-            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
-    };
-    let rps: f64 = field("Requests/sec:").parse().unwrap();
-    let p99 = field("99%");
-    let ms = if let Some(us) = p99.strip_suffix("us") {
-        us.parse::<f64>().unwrap() / 1000.0
-    } else if let Some(ms) = p99.strip_suffix("ms") {
-        ms.parse().unwrap()
-    } else {
-        p99.trim_end_matches('s').parse::<f64>().unwrap() * 1000.0
-    };
-    (rps, ms)
-}
-
-/// Puts every thread of this process (the runtime's, and those it starts later) on one core.
-fn pin_servers() -> bool {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cores < 2 {
-        return false;
-    }
-    let pid = std::process::id().to_string();
-    Command::new("taskset")
-        .args(["-a", "-p", "-c", SERVER_CORE, &pid])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 fn main() {
+    if !wrk::available() {
+        println!("wrk is not installed (Debian package `wrk`): nothing to measure");
+        return;
+    }
     // One worker: the servers have one core, and a second worker there would only contend.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let pinned = pin_servers();
-    runtime.block_on(async {
+    let pinned = wrk::pin_server(std::process::id());
+    let (gate, bare) = runtime.block_on(async {
         // The default pack, every signal healthy, judged now so that the verdict is fresh.
         let config = upgrade_gate::config::load(None).unwrap();
         let step = config.evaluation.step_secs();
@@ -142,44 +98,24 @@ fn main() {
             "{PATH}: {} bytes, status {status}; servers and wrk on separate cores: {pinned}",
             body.len()
         );
-        let run = |base: &String| {
-            let base = base.clone();
-            tokio::task::spawn_blocking(move || wrk(&base, pinned))
-        };
-        let (mut gate_runs, mut bare_runs) = (Vec::new(), Vec::new());
-        for round in 0..ROUNDS {
-            if round % 2 == 0 {
-                gate_runs.push(run(&gate).await.unwrap());
-                bare_runs.push(run(&bare).await.unwrap());
-            } else {
-                bare_runs.push(run(&bare).await.unwrap());
-                gate_runs.push(run(&gate).await.unwrap());
-            }
-        }
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        type Pick = fn(&(f64, f64)) -> f64;
-        let (rps, p99): (Pick, Pick) = (|r| r.0, |r| r.1);
-        let of = |runs: &[(f64, f64)], pick: Pick| median(runs.iter().map(pick).collect());
-        let ratios = |pick: Pick| {
-            let pairs = gate_runs.iter().zip(&bare_runs);
-            median(pairs.map(|(g, b)| pick(g) / pick(b)).collect())
-        };
-        println!("runs (req/s, p99 ms): gate {gate_runs:?}; bare {bare_runs:?}");
-        println!(
-            "median of {ROUNDS} runs each: gate {:.0} req/s, p99 {:.3} ms; \
-             bare axum {:.0} req/s, p99 {:.3} ms",
-            of(&gate_runs, rps),
-            of(&gate_runs, p99),
-            of(&bare_runs, rps),
-            of(&bare_runs, p99),
-        );
-        println!(
-            "median of the {ROUNDS} side-by-side ratios: throughput {:.3}x, p99 {:.2}x",
-            ratios(rps),
-            ratios(p99),
-        );
+        (gate, bare)
     });
+    // The servers run on the runtime's worker while the runs are taken from here.
+    let pairs = Pairs::run(
+        ROUNDS,
+        &format!("{gate}{PATH}"),
+        &format!("{bare}{PATH}"),
+        pinned,
+    );
+    let ((gate_rps, gate_p99), (bare_rps, bare_p99)) = pairs.medians();
+    let (rps, p99) = pairs.ratios();
+    println!(
+        "runs (req/s, p99 ms): gate {:?}; bare {:?}",
+        pairs.a, pairs.b
+    );
+    println!(
+        "median of {ROUNDS} runs each: gate {gate_rps:.0} req/s, p99 {gate_p99:.3} ms; \
+         bare axum {bare_rps:.0} req/s, p99 {bare_p99:.3} ms"
+    );
+    println!("median of the {ROUNDS} side-by-side ratios: throughput {rps:.3}x, p99 {p99:.2}x");
 }

@@ -4,6 +4,7 @@
 // Each test binary uses a different part of these helpers.
 #![allow(dead_code)]
 pub mod alertmanager;
+pub mod counting;
 pub mod data;
 pub mod exporter;
 pub mod fleet;
