@@ -245,7 +245,8 @@ fn main() {
         (200, "\"go\""),
         "single {PATH}"
     );
-    assert_eq!(fleet.gate.request("GET", "/waves/prod").unwrap().0, 200);
+    let (status, decision, _) = ask(&fleet.gate, &format!("{PATH}?wave=prod"));
+    assert_eq!((status, decision.as_str()), (200, "\"go\""), "the wave prod");
 
     let (f, s) = (fleet.done.as_ref().unwrap(), single.done.as_ref().unwrap());
     let n = CLUSTERS as f64;
