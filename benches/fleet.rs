@@ -20,7 +20,7 @@ mod wrk;
 
 use std::time::{Duration, Instant};
 
-use common::counting::{self, Counting};
+use common::counting::{self, Call, Counting};
 use common::gate::GateProcess;
 use common::prometheus::TestPrometheus;
 use upgrade_gate::simulate::fleet::{cluster_name, Fleet};
@@ -141,11 +141,14 @@ struct Figures {
     samples: f64,
     peak_mb: f64,
     rss_mb: f64,
+    /// The queries of the steady evaluations.
+    calls: Vec<Call>,
 }
 
 impl Measured {
     fn start(name: &'static str, gate: GateProcess, counting: Counting) -> Measured {
         let first = counting.take();
+        counting.take_calls();
         let cpu_from = cpu(gate.pid());
         let first_ms = evaluations(&gate)[0];
         Measured {
@@ -174,6 +177,7 @@ impl Measured {
                 samples: samples as f64 / n,
                 peak_mb: memory_mb(pid, "VmHWM"),
                 rss_mb: memory_mb(pid, "VmRSS"),
+                calls: self.counting.take_calls(),
             });
             println!(
                 "{}: evaluations took {took:?} ms (the first: whole windows)",
@@ -182,6 +186,29 @@ impl Measured {
         }
         self.done.is_some()
     }
+}
+
+/// Where a gate's samples went: how many steps its queries spanned (1 in steady state), and
+/// the queries that cost most, per evaluation.
+fn breakdown(name: &str, calls: &[Call], step: f64) {
+    let mut spans = std::collections::BTreeMap::<u64, (usize, u64)>::new();
+    let mut by_query = std::collections::HashMap::<&str, u64>::new();
+    for c in calls {
+        let span = spans
+            .entry(((c.range.1 - c.range.0) / step) as u64 + 1)
+            .or_default();
+        *span = (span.0 + 1, span.1 + c.samples);
+        *by_query.entry(&c.query).or_default() += c.samples;
+    }
+    let mut top: Vec<_> = by_query.into_iter().collect();
+    top.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+    let n = STEADY as u64;
+    let top: Vec<String> = top
+        .iter()
+        .take(4)
+        .map(|(q, s)| format!("{} samples: {:.70}", s / n, q.replace('\n', " ")))
+        .collect();
+    println!("{name}: steps per query -> (queries, samples): {spans:?}; costliest: {top:#?}");
 }
 
 /// Status and decision of `path`.
@@ -246,7 +273,11 @@ fn main() {
         "single {PATH}"
     );
     let (status, decision, _) = ask(&fleet.gate, &format!("{PATH}?wave=prod"));
-    assert_eq!((status, decision.as_str()), (200, "\"go\""), "the wave prod");
+    assert_eq!(
+        (status, decision.as_str()),
+        (200, "\"go\""),
+        "the wave prod"
+    );
 
     let (f, s) = (fleet.done.as_ref().unwrap(), single.done.as_ref().unwrap());
     let n = CLUSTERS as f64;
@@ -268,6 +299,8 @@ fn main() {
             d.rss_mb
         );
     }
+    breakdown("fleet", &f.calls, 30.0);
+    breakdown("single", &s.calls, 30.0);
     println!(
         "per cluster (fleet / {CLUSTERS} against single): first evaluation {:.3}x, steady wall \
          {:.3}x, CPU {:.3}x, peak RSS {:.3}x ({:.2} MB per cluster); queries per evaluation \

@@ -4,7 +4,7 @@
 //! bills) are summed. Used by the query-cost and fleet benches.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -19,9 +19,25 @@ pub struct Counting {
     http: reqwest::Client,
     pub samples: Arc<AtomicU64>,
     pub queries: Arc<AtomicU64>,
+    /// Every call: (query, start, end, samples), to tell where samples went.
+    pub calls: Arc<Mutex<Vec<Call>>>,
+}
+
+/// One query the proxy forwarded.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub query: String,
+    /// `start` and `end` of a range query; `time` twice for an instant one.
+    pub range: (f64, f64),
+    pub samples: u64,
 }
 
 impl Counting {
+    /// The calls so far, and the list emptied.
+    pub fn take_calls(&self) -> Vec<Call> {
+        std::mem::take(&mut self.calls.lock().unwrap())
+    }
+
     /// (queries, samples) so far, and both counters back to zero.
     pub fn take(&self) -> (u64, u64) {
         (
@@ -47,6 +63,30 @@ fn total_samples(body: &[u8]) -> Option<u64> {
 async fn forward(State(proxy): State<Counting>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let form = parts
+        .uri
+        .query()
+        .unwrap_or("")
+        .as_bytes()
+        .iter()
+        .chain(b"&")
+        .chain(&body[..]);
+    let form: Vec<u8> = form.copied().collect();
+    let field = |name: &str| {
+        form_urlencoded::parse(&form)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let time = |name: &str| field(name).and_then(|v| v.parse::<f64>().ok());
+    let at = time("time");
+    let mut call = Call {
+        query: field("query").unwrap_or_default(),
+        range: (
+            time("start").or(at).unwrap_or(0.0),
+            time("end").or(at).unwrap_or(0.0),
+        ),
+        samples: 0,
+    };
     let query = parts
         .uri
         .query()
@@ -63,6 +103,8 @@ async fn forward(State(proxy): State<Counting>, request: Request) -> Response {
         .unwrap_or_else(|| panic!("no stats in {}", String::from_utf8_lossy(&bytes)));
     proxy.samples.fetch_add(n, Ordering::SeqCst);
     proxy.queries.fetch_add(1, Ordering::SeqCst);
+    call.samples = n;
+    proxy.calls.lock().unwrap().push(call);
     (status, [(CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
@@ -74,6 +116,7 @@ pub async fn start(upstream: &str) -> (String, Counting) {
         http: reqwest::Client::new(),
         samples: Arc::new(AtomicU64::new(0)),
         queries: Arc::new(AtomicU64::new(0)),
+        calls: Arc::default(),
     };
     let app = Router::new().fallback(forward).with_state(proxy.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
