@@ -37,14 +37,6 @@ impl Counting {
     pub fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut self.calls.lock().unwrap())
     }
-
-    /// (queries, samples) so far, and both counters back to zero.
-    pub fn take(&self) -> (u64, u64) {
-        (
-            self.queries.swap(0, Ordering::SeqCst),
-            self.samples.swap(0, Ordering::SeqCst),
-        )
-    }
 }
 
 /// The number after `"totalQueryableSamples":` in an answer. Found by a scan rather than a
