@@ -154,7 +154,11 @@ struct Figures {
     first_ms: u64,
     /// (queries, samples) of the first evaluation.
     first: (usize, u64),
+    /// The longest any one query of the first evaluation took (against `prometheus.timeout`).
+    first_slowest: Duration,
     wall_ms: f64,
+    /// The median `took_ms` of the steady evaluations (the host's load puts a few far out).
+    wall_median_ms: u64,
     cpu_ms: f64,
     queries: f64,
     samples: f64,
@@ -197,7 +201,13 @@ impl Measured {
             self.done = Some(Figures {
                 first_ms: took[0].1,
                 first: (first.len(), first.iter().map(|c| c.samples).sum()),
+                first_slowest: first.iter().map(|c| c.took).max().unwrap_or_default(),
                 wall_ms: steady.iter().map(|e| e.1).sum::<u64>() as f64 / n,
+                wall_median_ms: {
+                    let mut t: Vec<u64> = steady.iter().map(|e| e.1).collect();
+                    t.sort_unstable();
+                    t[t.len() / 2]
+                },
                 cpu_ms: cpu.as_secs_f64() * 1000.0 / n,
                 queries: calls.len() as f64 / n,
                 samples: calls.iter().map(|c| c.samples).sum::<u64>() as f64 / n,
@@ -308,14 +318,16 @@ fn main() {
     for m in [&fleet, &single] {
         let d = m.done.as_ref().unwrap();
         println!(
-            "{}: first evaluation {} ms, {} queries, {} samples; per steady evaluation (mean of \
-             {STEADY}): wall {:.1} ms, CPU {:.1} ms, {:.1} queries, {:.0} samples; peak RSS {:.1} MB, \
-             RSS now {:.1} MB",
+            "{}: first evaluation {} ms, {} queries (slowest {:.1?}), {} samples; per steady \
+             evaluation (mean of {STEADY}): wall {:.1} ms (median {} ms), CPU {:.1} ms, {:.1} \
+             queries, {:.0} samples; peak RSS {:.1} MB, RSS now {:.1} MB",
             m.name,
             d.first_ms,
             d.first.0,
+            d.first_slowest,
             d.first.1,
             d.wall_ms,
+            d.wall_median_ms,
             d.cpu_ms,
             d.queries,
             d.samples,
@@ -327,11 +339,12 @@ fn main() {
     breakdown("single", &s.calls, 30.0);
     println!(
         "per cluster (fleet / {CLUSTERS} against single): first evaluation {:.3}x, steady wall \
-         {:.3}x, CPU {:.3}x, peak RSS {:.3}x ({:.2} MB per cluster); queries per evaluation \
+         {:.3}x (of the medians {:.3}x), CPU {:.3}x, peak RSS {:.3}x ({:.2} MB per cluster); queries per evaluation \
          {:.0} against {:.0} ({:.1}x); samples against {CLUSTERS} single gates {:.3}x; peak RSS \
          {:.0} MB, budget 40 + 1 per cluster = {} MB",
         f.first_ms as f64 / n / s.first_ms.max(1) as f64,
         f.wall_ms / n / s.wall_ms,
+        f.wall_median_ms as f64 / n / s.wall_median_ms.max(1) as f64,
         f.cpu_ms / n / s.cpu_ms,
         f.peak_mb / n / s.peak_mb,
         f.peak_mb / n,

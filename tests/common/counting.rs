@@ -30,6 +30,8 @@ pub struct Call {
     /// `start` and `end` of a range query; `time` twice for an instant one.
     pub range: (f64, f64),
     pub samples: u64,
+    /// From sending the call to Prometheus to its whole answer.
+    pub took: std::time::Duration,
 }
 
 impl Counting {
@@ -78,7 +80,9 @@ async fn forward(State(proxy): State<Counting>, request: Request) -> Response {
             time("end").or(at).unwrap_or(0.0),
         ),
         samples: 0,
+        took: std::time::Duration::ZERO,
     };
+    let sent = std::time::Instant::now();
     let query = parts
         .uri
         .query()
@@ -91,6 +95,7 @@ async fn forward(State(proxy): State<Counting>, request: Request) -> Response {
     let answer = upstream.body(body).send().await.unwrap();
     let status = answer.status();
     let bytes: Bytes = answer.bytes().await.unwrap();
+    call.took = sent.elapsed();
     let n = total_samples(&bytes)
         .unwrap_or_else(|| panic!("no stats in {}", String::from_utf8_lossy(&bytes)));
     proxy.samples.fetch_add(n, Ordering::SeqCst);
