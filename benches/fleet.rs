@@ -294,15 +294,15 @@ fn main() {
 
     // Both judge their clusters go: the data covers every window.
     let asked = format!("{PATH}?cluster={ASKED}");
-    let (status, decision, bytes) = ask(&fleet.gate, &asked);
+    let (status, decision, _) = ask(&fleet.gate, &asked);
     assert_eq!(
         (status, decision.as_str()),
         (200, "\"go\""),
         "fleet {asked}"
     );
-    let (single_status, decision, single_bytes) = ask(&single.gate, PATH);
+    let (status, decision, _) = ask(&single.gate, PATH);
     assert_eq!(
-        (single_status, decision.as_str()),
+        (status, decision.as_str()),
         (200, "\"go\""),
         "single {PATH}"
     );
@@ -313,9 +313,16 @@ fn main() {
         "the wave prod"
     );
 
+    report(&fleet, &single);
+    throughput(&fleet, &single);
+    drop((many, one));
+}
+
+/// Each gate's figures, where their samples went, and the per-cluster ratios.
+fn report(fleet: &Measured, single: &Measured) {
     let (f, s) = (fleet.done.as_ref().unwrap(), single.done.as_ref().unwrap());
     let n = CLUSTERS as f64;
-    for m in [&fleet, &single] {
+    for m in [fleet, single] {
         let d = m.done.as_ref().unwrap();
         println!(
             "{}: first evaluation {} ms, {} queries (slowest {:.1?}), {} samples; per steady \
@@ -339,9 +346,9 @@ fn main() {
     breakdown("single", &s.calls, 30.0);
     println!(
         "per cluster (fleet / {CLUSTERS} against single): first evaluation {:.3}x, steady wall \
-         {:.3}x (of the medians {:.3}x), CPU {:.3}x, peak RSS {:.3}x ({:.2} MB per cluster); queries per evaluation \
-         {:.0} against {:.0} ({:.1}x); samples against {CLUSTERS} single gates {:.3}x; peak RSS \
-         {:.0} MB, budget 40 + 1 per cluster = {} MB",
+         {:.3}x (of the medians {:.3}x), CPU {:.3}x, peak RSS {:.3}x ({:.2} MB per cluster); \
+         queries per evaluation {:.0} against {:.0} ({:.1}x); samples against {CLUSTERS} single \
+         gates {:.3}x; peak RSS {:.0} MB, budget 40 + 1 per cluster = {} MB",
         f.first_ms as f64 / n / s.first_ms.max(1) as f64,
         f.wall_ms / n / s.wall_ms,
         f.wall_median_ms as f64 / n / s.wall_median_ms.max(1) as f64,
@@ -355,11 +362,17 @@ fn main() {
         f.peak_mb,
         40 + CLUSTERS
     );
+}
 
+/// `wrk` on `?cluster=` of the fleet gate against `/gate/{phase}` of the single gate, in pairs.
+fn throughput(fleet: &Measured, single: &Measured) {
     if !wrk::available() {
         println!("wrk is not installed (Debian package `wrk`): no throughput figures");
         return;
     }
+    let asked = format!("{PATH}?cluster={ASKED}");
+    let (status, _, bytes) = ask(&fleet.gate, &asked);
+    let (single_status, _, single_bytes) = ask(&single.gate, PATH);
     let pinned = wrk::pin_server(fleet.gate.pid()) & wrk::pin_server(single.gate.pid());
     println!(
         "{asked} of the fleet gate: {bytes} bytes, status {status}; {PATH} of the single gate: \
@@ -387,5 +400,4 @@ fn main() {
         memory_mb(fleet.gate.pid(), "VmHWM"),
         memory_mb(single.gate.pid(), "VmHWM")
     );
-    drop((many, one));
 }
