@@ -5,11 +5,10 @@
 //! (`server::app`), on the listener with its connection cap and header deadline. The
 //! reference is `axum::serve` with one handler. `wrk` (Debian package `wrk`) runs against each in
 //! turn, several rounds, the order swapped every round so that drift on the machine falls on both.
-//! On two or more cores the servers share one core and wrk has another (`taskset`), so that the
-//! two do not fight over a core, which made the ratio move by several percent from run to run.
+//! The runs and their pinning to cores are `support/wrk.rs`'s, shared with `benches/fleet.rs`.
 //! Figures go in BENCHMARKS.md; run with `cargo bench --bench http_wrk`.
 
-#[path = "common/wrk.rs"]
+#[path = "support/wrk.rs"]
 mod wrk;
 
 use std::sync::Arc;
@@ -23,16 +22,20 @@ use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
 use upgrade_gate::server::bodies::Bodies;
 use upgrade_gate::server::scope::Target;
+use wrk::Pairs;
 
-/// Pairs of short runs: the machine's speed drifts by tens of percent over seconds (a shared
-/// host), so many short runs side by side, compared pair by pair, say more than a few long ones.
+/// Pairs of short runs (see `support/wrk.rs`).
 const ROUNDS: usize = 30;
 const PATH: &str = "/gate/istio";
 
 fn main() {
+    if !wrk::available() {
+        println!("wrk is not installed (Debian package `wrk`): nothing to measure");
+        return;
+    }
     let runtime = wrk::runtime();
-    let pinned = wrk::pin_servers();
-    runtime.block_on(async {
+    let pinned = wrk::pin_server(std::process::id());
+    let (gate, bare) = runtime.block_on(async {
         // The default pack, every signal healthy, judged now so that the verdict is fresh.
         let config = upgrade_gate::config::load(None).unwrap();
         let step = config.evaluation.step_secs();
@@ -70,44 +73,25 @@ fn main() {
             "{PATH}: {} bytes, status {status}; servers and wrk on separate cores: {pinned}",
             body.len()
         );
-        let run = |base: &String| {
-            let base = base.clone();
-            tokio::task::spawn_blocking(move || wrk::run(&format!("{base}{PATH}"), pinned, None))
-        };
-        let (mut gate_runs, mut bare_runs) = (Vec::new(), Vec::new());
-        for round in 0..ROUNDS {
-            if round % 2 == 0 {
-                gate_runs.push(run(&gate).await.unwrap());
-                bare_runs.push(run(&bare).await.unwrap());
-            } else {
-                bare_runs.push(run(&bare).await.unwrap());
-                gate_runs.push(run(&gate).await.unwrap());
-            }
-        }
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        type Pick = fn(&(f64, f64)) -> f64;
-        let (rps, p99): (Pick, Pick) = (|r| r.0, |r| r.1);
-        let of = |runs: &[(f64, f64)], pick: Pick| median(runs.iter().map(pick).collect());
-        let ratios = |pick: Pick| {
-            let pairs = gate_runs.iter().zip(&bare_runs);
-            median(pairs.map(|(g, b)| pick(g) / pick(b)).collect())
-        };
-        println!("runs (req/s, p99 ms): gate {gate_runs:?}; bare {bare_runs:?}");
-        println!(
-            "median of {ROUNDS} runs each: gate {:.0} req/s, p99 {:.3} ms; \
-             bare axum {:.0} req/s, p99 {:.3} ms",
-            of(&gate_runs, rps),
-            of(&gate_runs, p99),
-            of(&bare_runs, rps),
-            of(&bare_runs, p99),
-        );
-        println!(
-            "median of the {ROUNDS} side-by-side ratios: throughput {:.3}x, p99 {:.2}x",
-            ratios(rps),
-            ratios(p99),
-        );
+        (gate, bare)
     });
+    // The servers run on the runtime's worker while the runs are taken from here.
+    let pairs = Pairs::run(
+        ROUNDS,
+        &format!("{gate}{PATH}"),
+        &format!("{bare}{PATH}"),
+        pinned,
+        None,
+    );
+    let ((gate_rps, gate_p99), (bare_rps, bare_p99)) = pairs.medians();
+    let (rps, p99) = pairs.ratios();
+    println!(
+        "runs (req/s, p99 ms): gate {:?}; bare {:?}",
+        pairs.a, pairs.b
+    );
+    println!(
+        "median of {ROUNDS} runs each: gate {gate_rps:.0} req/s, p99 {gate_p99:.3} ms; \
+         bare axum {bare_rps:.0} req/s, p99 {bare_p99:.3} ms"
+    );
+    println!("median of the {ROUNDS} side-by-side ratios: throughput {rps:.3}x, p99 {p99:.2}x");
 }

@@ -18,14 +18,9 @@
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Request, State};
-use axum::http::header::CONTENT_TYPE;
-use axum::response::{IntoResponse, Response};
-use axum::Router;
+use common::counting::{self, Counting};
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config::{BackendScope, Config, FleetConfig, Wave};
 use upgrade_gate::engine::baseline::Anchor;
@@ -38,64 +33,13 @@ use upgrade_gate::simulate::scenarios::{openmetrics, Scenario};
 /// Steady-state evaluations averaged per figure.
 const STEPS: i64 = 4;
 
-#[derive(Clone)]
-struct Proxy {
-    upstream: String,
-    http: reqwest::Client,
-    samples: Arc<AtomicU64>,
-    queries: Arc<AtomicU64>,
-}
-
-/// Forwards one API call with `stats=all` added and counts the samples Prometheus processed.
-async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let query = parts
-        .uri
-        .query()
-        .map_or("stats=all".to_string(), |q| format!("{q}&stats=all"));
-    let url = format!("{}{}?{query}", proxy.upstream, parts.uri.path());
-    let mut upstream = proxy.http.request(parts.method, url);
-    if let Some(t) = parts.headers.get(CONTENT_TYPE) {
-        upstream = upstream.header(CONTENT_TYPE, t);
-    }
-    let answer = upstream.body(body).send().await.unwrap();
-    let status = answer.status();
-    let bytes: Bytes = answer.bytes().await.unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let n = json["data"]["stats"]["samples"]["totalQueryableSamples"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no stats in {}", String::from_utf8_lossy(&bytes)));
-    proxy.samples.fetch_add(n, Ordering::SeqCst);
-    proxy.queries.fetch_add(1, Ordering::SeqCst);
-    (status, [(CONTENT_TYPE, "application/json")], bytes).into_response()
-}
-
-async fn start_proxy(upstream: &str) -> (String, Proxy) {
-    let proxy = Proxy {
-        upstream: upstream.to_string(),
-        http: reqwest::Client::new(),
-        samples: Arc::new(AtomicU64::new(0)),
-        queries: Arc::new(AtomicU64::new(0)),
-    };
-    let app = Router::new().fallback(forward).with_state(proxy.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, proxy)
-}
-
-/// An instant query: its text and its time.
-type Instant = (String, i64);
+/// Instant queries: (query, time).
+type Instants = Vec<(String, i64)>;
 
 /// Every query a single gate asks for one new step at `t`, as (query, time) instant queries:
 /// each signal's at `t`, and each moving baseline's one offset back. `limit` writes a query as
 /// sent (for a fleet: limited to one cluster).
-fn per_step(
-    config: &Config,
-    t: i64,
-    limit: impl Fn(&str) -> String,
-) -> (Vec<Instant>, Vec<Instant>) {
+fn per_step(config: &Config, t: i64, limit: impl Fn(&str) -> String) -> (Instants, Instants) {
     let signals = config
         .pack
         .signals
@@ -116,7 +60,7 @@ fn per_step(
 }
 
 /// Asks each (query, time) once as an instant query.
-async fn instant_queries(proxy: &str, queries: &[Instant]) {
+async fn instant_queries(proxy: &str, queries: &[(String, i64)]) {
     let http = reqwest::Client::new();
     for (query, time) in queries {
         http.post(format!("{proxy}/api/v1/query"))
@@ -222,7 +166,7 @@ async fn measure(config: &Config, proxy: &str, samples: &AtomicU64, at: i64) {
 /// A fleet of `clusters` in one store: what one steady-state evaluation of the fleet gate costs,
 /// against what a single gate per cluster would pay asking every one of its queries once as an
 /// instant query (each limited to its cluster, as its own Prometheus holds only its series).
-async fn measure_fleet(base: &Config, proxy: &str, counters: &Proxy, at: i64, clusters: usize) {
+async fn measure_fleet(base: &Config, proxy: &str, counters: &Counting, at: i64, clusters: usize) {
     let step = base.evaluation.step_secs();
     let names: Vec<String> = (1..=clusters)
         .map(upgrade_gate::simulate::fleet::cluster_name)
@@ -290,7 +234,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (proxy, counters) = start_proxy(prom.url()).await;
+        let (proxy, counters) = counting::start(prom.url()).await;
         for interval in [30, 15] {
             let mut config = upgrade_gate::config::load(None).unwrap();
             config.prometheus.url = proxy.clone();
@@ -305,7 +249,7 @@ fn main() {
         let window = upgrade_gate::simulate::model::time::Window::new(at - 3 * 3600, at + 1200);
         let prom = TestPrometheus::start(&fleet.openmetrics(window, at - 3 * 3600, at + 1200, 15));
         runtime.block_on(async {
-            let (proxy, counters) = start_proxy(prom.url()).await;
+            let (proxy, counters) = counting::start(prom.url()).await;
             let mut config = upgrade_gate::config::load(None).unwrap();
             config.prometheus.url = proxy.clone();
             measure_fleet(&config, &proxy, &counters, at, clusters).await;

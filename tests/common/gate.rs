@@ -141,6 +141,16 @@ impl GateProcess {
     /// runs under), stderr to a file, until it has logged its first evaluation (it listens before
     /// it evaluates; the log tells with TLS and a token as well), deadline 30 s.
     pub fn start(config: impl Fn(&str) -> String, wrapper: &[&str]) -> GateProcess {
+        GateProcess::start_within(config, wrapper, Duration::from_secs(30))
+    }
+
+    /// [`GateProcess::start`] with another deadline for the first evaluation (a fleet's first,
+    /// whole windows for every cluster, takes longer).
+    pub fn start_within(
+        config: impl Fn(&str) -> String,
+        wrapper: &[&str],
+        within: Duration,
+    ) -> GateProcess {
         let dir = tempfile::tempdir().unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let path = dir.path().join("gate.yaml");
@@ -163,7 +173,7 @@ impl GateProcess {
             log,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + within;
         while gate.logged("evaluation finished").is_none() {
             if let Some(status) = gate.child.try_wait().unwrap() {
                 panic!("upgrade-gate exited ({status}):\n{}", gate.logs());
@@ -181,6 +191,10 @@ impl GateProcess {
     /// Status and body of `method path` on a new connection (HTTP/1.0), within 10 s.
     pub fn request(&self, method: &str, path: &str) -> std::io::Result<(u16, String)> {
         super::process::http_request(self.addr, method, path, None, Duration::from_secs(10))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// What the gate has logged so far (JSON lines).

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 pub mod alertmanager;
 pub mod browser;
+pub mod counting;
 pub mod data;
 pub mod exporter;
 pub mod fleet;

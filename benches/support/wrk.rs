@@ -1,7 +1,13 @@
-//! `wrk` runs for the HTTP benchmarks (Debian package `wrk`): one short run against a URL, and
-//! the servers of this process pinned to one core while wrk has another (`taskset`), so that the
-//! two do not fight over a core, which made ratios move by several percent from run to run;
-//! and the gate served as `serve` serves it, from what is given in memory.
+//! `wrk` runs taken in pairs, shared by the HTTP benches: the machine's speed drifts by tens of
+//! percent over seconds (a shared host), so many short runs of two servers side by side,
+//! compared pair by pair, say more than a few long ones.
+//!
+//! On two or more cores the servers run on one core and wrk on another (`taskset`), so that the
+//! two do not fight over a core, which made the ratio move by several percent from run to run.
+//! Also the gate served as `serve` serves it, from what is given in memory.
+
+// Each bench uses its part of this module.
+#![allow(dead_code)]
 
 use std::process::Command;
 use std::sync::Arc;
@@ -14,13 +20,13 @@ use upgrade_gate::server::metrics::Metrics;
 use upgrade_gate::server::page::{Page, Pages};
 use upgrade_gate::server::router::AppState;
 
-const SECONDS_PER_RUN: &str = "2s";
 /// The core the servers run on when there are two or more; wrk gets the next one.
 const SERVER_CORE: &str = "0";
 const WRK_CORE: &str = "1";
+const SECONDS_PER_RUN: &str = "2s";
 
-/// Requests per second and 99th percentile latency (ms) of one `wrk -t1 -c32` run, each request
-/// with `header` (`Name: value`) when given.
+/// Requests per second and 99th percentile latency (ms) of one `wrk -t1 -c32` run on `url`,
+/// each request with `header` (`Name: value`) when given.
 pub fn run(url: &str, pinned: bool, header: Option<&str>) -> (f64, f64) {
     let duration = format!("-d{SECONDS_PER_RUN}");
     let mut wrk_args = vec!["wrk", "-t1", "-c32", &duration, "--latency"];
@@ -55,17 +61,74 @@ pub fn run(url: &str, pinned: bool, header: Option<&str>) -> (f64, f64) {
     (rps, ms)
 }
 
-/// Puts every thread of this process (the runtime's, and those it starts later) on one core.
-pub fn pin_servers() -> bool {
+/// Puts every thread of process `pid` (those it starts later too) on the servers' core, if
+/// there are two or more cores: whether it did.
+pub fn pin_server(pid: u32) -> bool {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if cores < 2 {
         return false;
     }
-    let pid = std::process::id().to_string();
     Command::new("taskset")
-        .args(["-a", "-p", "-c", SERVER_CORE, &pid])
+        .args(["-a", "-p", "-c", SERVER_CORE, &pid.to_string()])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Whether wrk is installed: a bench without it says so and skips its throughput part.
+pub fn available() -> bool {
+    Command::new("wrk").arg("--version").output().is_ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// `rounds` runs of each of two URLs, the order swapped every round so that drift on the
+/// machine falls on both: (requests/s, p99 ms) per run.
+pub struct Pairs {
+    pub a: Vec<(f64, f64)>,
+    pub b: Vec<(f64, f64)>,
+}
+
+impl Pairs {
+    /// Each request with `header` when given (`Accept-Encoding: gzip`, as a browser asks).
+    pub fn run(rounds: usize, a: &str, b: &str, pinned: bool, header: Option<&str>) -> Pairs {
+        let (mut runs_a, mut runs_b) = (Vec::new(), Vec::new());
+        for round in 0..rounds {
+            if round % 2 == 0 {
+                runs_a.push(run(a, pinned, header));
+                runs_b.push(run(b, pinned, header));
+            } else {
+                runs_b.push(run(b, pinned, header));
+                runs_a.push(run(a, pinned, header));
+            }
+        }
+        Pairs {
+            a: runs_a,
+            b: runs_b,
+        }
+    }
+
+    /// The median requests/s and p99 (ms) of `a`'s runs and of `b`'s.
+    pub fn medians(&self) -> ((f64, f64), (f64, f64)) {
+        let of = |runs: &[(f64, f64)]| {
+            (
+                median(runs.iter().map(|r| r.0).collect()),
+                median(runs.iter().map(|r| r.1).collect()),
+            )
+        };
+        (of(&self.a), of(&self.b))
+    }
+
+    /// The median of the side-by-side ratios a / b: (throughput, p99).
+    pub fn ratios(&self) -> (f64, f64) {
+        let pairs = || self.a.iter().zip(&self.b);
+        (
+            median(pairs().map(|(a, b)| a.0 / b.0).collect()),
+            median(pairs().map(|(a, b)| a.1 / b.1).collect()),
+        )
+    }
 }
 
 /// The gate as `serve` serves it (`server::app`: body limit, token check, routes, on
