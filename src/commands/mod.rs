@@ -47,6 +47,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// A past window to judge step by step, for `replay` and `report`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PastWindow {
+    /// Start of the window: RFC 3339, or `now-6h`-style.
+    #[arg(long, value_parser = parse_time)]
+    pub from: DateTime<Utc>,
+    /// End of the window.
+    #[arg(long, value_parser = parse_time)]
+    pub to: DateTime<Utc>,
+    /// Time between judged steps; the config's evaluation interval when absent.
+    #[arg(long, value_parser = parse_step)]
+    pub step: Option<Duration>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon: evaluate every interval and serve /gate, /signals, /metrics.
@@ -105,15 +119,8 @@ pub enum Command {
         config: ConfigFile,
         #[arg(long)]
         phase: String,
-        /// Start of the window: RFC 3339, or `now-6h`-style.
-        #[arg(long, value_parser = parse_time)]
-        from: DateTime<Utc>,
-        /// End of the window.
-        #[arg(long, value_parser = parse_time)]
-        to: DateTime<Utc>,
-        /// Time between judged steps; the config's evaluation interval when absent.
-        #[arg(long, value_parser = parse_step)]
-        step: Option<Duration>,
+        #[command(flatten)]
+        window: PastWindow,
         #[arg(long, value_enum, default_value_t = TimelineOutput::Text)]
         output: TimelineOutput,
     },
@@ -133,15 +140,8 @@ pub enum Command {
         /// With a `fleet` section: this wave's report, its clusters combined.
         #[arg(long, value_name = "NAME")]
         wave: Option<String>,
-        /// Start of the window: RFC 3339, or `now-6h`-style.
-        #[arg(long, value_parser = parse_time)]
-        from: DateTime<Utc>,
-        /// End of the window.
-        #[arg(long, value_parser = parse_time)]
-        to: DateTime<Utc>,
-        /// Time between judged steps; the config's evaluation interval when absent.
-        #[arg(long, value_parser = parse_step)]
-        step: Option<Duration>,
+        #[command(flatten)]
+        window: PastWindow,
         /// Write here instead of standard output.
         #[arg(long)]
         output: Option<PathBuf>,
@@ -198,19 +198,22 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Replay {
             config,
             phase,
-            from,
-            to,
-            step,
+            window,
             output,
-        } => replay::run(config.path, &phase, from, to, step, output),
+        } => replay::run(
+            config.path,
+            &phase,
+            window.from,
+            window.to,
+            window.step,
+            output,
+        ),
         Command::Report {
             config,
             phase,
             cluster,
             wave,
-            from,
-            to,
-            step,
+            window,
             output,
             format,
         } => report::run(ReportArgs {
@@ -218,9 +221,9 @@ pub fn run(cli: Cli) -> ExitCode {
             phase,
             cluster,
             wave,
-            from,
-            to,
-            step,
+            from: window.from,
+            to: window.to,
+            step: window.step,
             output,
             format,
         }),
