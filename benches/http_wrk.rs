@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
+use upgrade_gate::engine::baseline::Baselines;
 use upgrade_gate::engine::grid::Grid;
 use upgrade_gate::engine::series::Series;
 use upgrade_gate::engine::snapshot::{windows, Snapshot};
@@ -53,8 +54,22 @@ fn main() {
                 Ok(Grid::from_series(w, &[series]))
             })
             .collect();
-        let bodies = Bodies::encode(Arc::new(Snapshot::judge(&config.pack, step, at, &answers)));
+        // A relative signal is judged against its baseline: each series' is 1, so 0 is healthy.
+        let labels: upgrade_gate::engine::series::Labels =
+            [("service".to_string(), "a".to_string())].into();
+        let baselines: Vec<Baselines> = config
+            .pack
+            .signals
+            .iter()
+            .map(|s| match s.is_relative() {
+                true => Baselines::Fixed([(labels.clone(), 1.0)].into()),
+                false => Baselines::Unused,
+            })
+            .collect();
+        let snapshot = Snapshot::judge_against(&config.pack, step, at, &answers, &baselines);
+        let bodies = Bodies::encode(Arc::new(snapshot));
         let (status, body) = bodies.gate("istio", Target::Gate).unwrap();
+        assert_eq!(status, 200, "the verdict is go: {body:?}");
         let gate = wrk::serve(config, bodies, None).await;
 
         let bytes: Bytes = body.clone();
