@@ -143,14 +143,7 @@ pub async fn fetch_steps<'a>(
     from: i64,
     to: i64,
 ) -> Result<FetchedSteps<'a>, StepsError> {
-    let step = config.evaluation.step_secs();
-    let judged: Vec<_> = config
-        .pack
-        .signals
-        .iter()
-        .zip(windows(&config.pack, step, from, to))
-        .filter(|(s, _)| phases.iter().any(|p| s.in_phase(&p.name)))
-        .collect();
+    let judged = judged_in(config, phases, from, to);
     if let Some(points) = judged
         .iter()
         .flat_map(|(s, w)| {
@@ -203,6 +196,23 @@ pub fn judge_steps<E: std::fmt::Display>(
             visit(i, verdict(phase, &members, step, offset));
         }
     }
+}
+
+/// The signals any of `phases` judges, each with the window its steps from `from` to `to` need.
+fn judged_in<'a>(
+    config: &'a Config,
+    phases: &[Phase],
+    from: i64,
+    to: i64,
+) -> Vec<(&'a Signal, Window)> {
+    let step = config.evaluation.step_secs();
+    config
+        .pack
+        .signals
+        .iter()
+        .zip(windows(&config.pack, step, from, to))
+        .filter(|(s, _)| phases.iter().any(|p| s.in_phase(&p.name)))
+        .collect()
 }
 
 /// Each judged signal's answer over its whole window, and its baselines: one batch of range

@@ -15,8 +15,7 @@ use crate::engine::fleet::split::deal;
 use crate::engine::grid::{value, Grid};
 use crate::engine::pack::Phase;
 use crate::engine::series::Window;
-use crate::engine::snapshot::windows;
-use crate::evaluation::{fetch_steps, judge_steps, FetchedSteps, StepsError};
+use crate::evaluation::{fetch_steps, judge_steps, judged_in, FetchedSteps, StepsError};
 
 impl FleetEvaluator {
     /// Judges every step of `phases` from `from` to `to` for every cluster of the fleet:
@@ -51,13 +50,7 @@ impl FleetEvaluator {
         )
         .await;
         // The pack as written, judged on the signals the store's rewritten pack fetched.
-        let judged: Vec<_> = config
-            .pack
-            .signals
-            .iter()
-            .zip(windows(&config.pack, step, from, to))
-            .filter(|(s, _)| phases.iter().any(|p| s.in_phase(&p.name)))
-            .collect();
+        let judged = judged_in(config, phases, from, to);
         for (store, (answers, presence)) in self.stores.iter().zip(fetched) {
             let FetchedSteps {
                 answers, baselines, ..
