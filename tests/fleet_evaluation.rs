@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::counting;
 use common::data::{around, now, OpenMetrics};
 use common::prometheus::TestPrometheus;
 use upgrade_gate::config::{self, Config};
@@ -31,6 +32,24 @@ fn store(t: i64, clusters: &[(&str, f64)], services: &[&str]) -> OpenMetrics {
 }
 
 fn config(url: &str, max_series: usize, query: &str, waves: &str) -> (tempfile::TempDir, Config) {
+    let signal = format!(
+        r#"
+  - name: mesh_5xx
+    query: '{query}'
+    fail: "> 1"
+    critical: true
+    phases: [istio]"#
+    );
+    config_with(url, max_series, &signal, waves)
+}
+
+/// A fleet configuration with one phase, `istio`, and `signals` (YAML list items).
+fn config_with(
+    url: &str,
+    max_series: usize,
+    signals: &str,
+    waves: &str,
+) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gate.yaml");
     let text = format!(
@@ -39,12 +58,7 @@ evaluation: {{interval: 30s, concurrency: 4, max_series: {max_series}}}
 fleet:
   waves: {waves}
 phases: [{{name: istio, min_score: 90, stable_for: 2m}}]
-signals:
-  - name: mesh_5xx
-    query: '{query}'
-    fail: "> 1"
-    critical: true
-    phases: [istio]
+signals:{signals}
 "#
     );
     std::fs::write(&path, text).unwrap();
@@ -150,6 +164,56 @@ async fn an_answer_too_large_for_the_fleet_is_asked_again_by_halves() {
             && error.contains("more than max_series 3"),
         "{error}"
     );
+}
+
+/// Once split, a signal is asked in parts from then on, and each part keeps its window and its
+/// moving baseline as a whole signal does: later evaluations fetch new steps only, and a relative
+/// signal too large for the fleet is judged per part rather than failing for every cluster.
+#[tokio::test]
+async fn a_split_signal_keeps_each_parts_window_and_baseline() {
+    let t = now();
+    let clusters = [("c1", 0.1), ("c2", 5.0), ("c3", 0.2), ("c4", 0.1)];
+    let prom = TestPrometheus::start(&store(t, &clusters, &["a", "b"]).render());
+    let (url, counting) = counting::start(prom.url()).await;
+    let signals = r#"
+  - name: mesh_5xx
+    query: mesh_5xx
+    fail: "> 1"
+    phases: [istio]
+  - name: mesh_5xx_vs_before
+    query: mesh_5xx
+    fail: "> baseline * 2"
+    baseline: {offset: 1h, window: 10m}
+    phases: [istio]"#;
+    // Two series per cluster, limit three: the fleet's eight and a half's four are too many.
+    let waves = "[{name: all, clusters: [c1, c2, c3, c4]}]";
+    let (_dir, config) = config_with(&url, 3, signals, waves);
+    let mut evaluator = FleetEvaluator::new(&config).unwrap();
+
+    for at in [t, t + 30, t + 60] {
+        let f = evaluator.evaluate(&config, at).await;
+        for (cluster, _) in clusters {
+            let relative = &f.cluster(cluster).unwrap().snapshot.signals[1];
+            assert_eq!(
+                relative.status,
+                Status::Ok,
+                "{cluster} at {at}: {relative:?}"
+            );
+        }
+        assert_eq!(decision(&f, "c1"), Decision::Go);
+        assert_eq!(decision(&f, "c2"), Decision::NoGo);
+        assert_eq!(decision(&f, "c4"), Decision::Go);
+        let calls = counting.take_calls();
+        if at == t {
+            continue;
+        }
+        // Presence, then per signal its four one-cluster parts, and the relative one's four
+        // baselines: each for the one step it has not seen.
+        assert_eq!(calls.len(), 1 + 4 + 4 + 4, "{calls:#?}");
+        for call in &calls {
+            assert!(call.range.1 - call.range.0 <= 30.0, "{call:?}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -39,17 +39,18 @@ impl Snapshot {
         at: i64,
         answers: &[Result<G, E>],
     ) -> Snapshot {
-        Snapshot::judge_against(pack, step, at, answers, &[])
+        Snapshot::judge_against::<G, E, Baselines>(pack, step, at, answers, &[])
     }
 
     /// [`Snapshot::judge`] with each signal's baselines, in pack order. A signal with a relative
     /// condition whose baselines are not given is `error`: it cannot be judged without them.
-    pub fn judge_against<G: Borrow<Grid>, E: std::fmt::Display>(
+    /// Baselines may be borrowed, as a fleet's clusters share most of theirs.
+    pub fn judge_against<G: Borrow<Grid>, E: std::fmt::Display, B: Borrow<Baselines>>(
         pack: &Pack,
         step: i64,
         at: i64,
         answers: &[Result<G, E>],
-        baselines: &[Baselines],
+        baselines: &[B],
     ) -> Snapshot {
         let started = Instant::now();
         let missing = Baselines::Failed("no baseline was fetched".into());
@@ -60,11 +61,14 @@ impl Snapshot {
             .zip(windows(pack, step, at, at))
             .enumerate()
             .map(|(i, ((s, a), w))| {
-                let b = baselines.get(i).unwrap_or(if s.is_relative() {
-                    &missing
-                } else {
-                    &Baselines::Unused
-                });
+                let b = baselines.get(i).map_or(
+                    if s.is_relative() {
+                        &missing
+                    } else {
+                        &Baselines::Unused
+                    },
+                    Borrow::borrow,
+                );
                 judge_against(s, a.as_ref().map(Borrow::borrow), b, w)
             })
             .collect();

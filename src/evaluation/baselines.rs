@@ -118,6 +118,15 @@ impl<'a> Plan<'a> {
 }
 
 impl KeptBaselines {
+    /// Drops what was kept for signals no longer asked: those a reload removed, or a fleet
+    /// store's signals that are now asked in parts.
+    pub fn retain(&mut self, signals: &[Signal]) {
+        self.moving
+            .retain(|name| signals.iter().any(|s| s.name == name));
+        self.fixed
+            .retain(|(query, ..), _| signals.iter().any(|s| &s.query == query));
+    }
+
     fn fixed_baseline(
         &mut self,
         s: &Signal,

@@ -3,22 +3,28 @@
 //!
 //! Each store (the `prometheus` section's, and each of `fleet.backends`) keeps its own
 //! [`Incremental`] windows, so `serve` fetches only new steps per store as it does for one
-//! cluster. What a store cannot answer makes its clusters `unknown` and no other: its error, a
-//! cluster without presence series, a partial answer. Never `go`.
+//! cluster. A signal too large for one query over a store's clusters is asked in parts of the
+//! cluster list from then on, each part keeping its windows the same way. What a store cannot
+//! answer makes its clusters `unknown` and no other: its error, a cluster without presence
+//! series, a partial answer. Never `go`.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use chrono::DateTime;
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 
 use super::Incremental;
+use super::Refreshed;
 use crate::config::{BackendScope, Config, FleetConfig};
+use crate::engine::baseline::Baselines;
 use crate::engine::fleet::split::deal;
 use crate::engine::fleet::{ClusterSnapshot, FleetSnapshot, GoSince, Refusal};
 use crate::engine::grid::{value, Grid};
+use crate::engine::pack::Signal;
 use crate::engine::series::Window;
-use crate::engine::snapshot::{windows as windows_of, Snapshot};
+use crate::engine::snapshot::Snapshot;
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 
@@ -52,11 +58,28 @@ struct Store {
     name: String,
     clusters: Vec<String>,
     source: PrometheusSource,
-    /// The configuration with every query rewritten for this store's clusters.
+    /// The configuration with every query rewritten for this store's clusters, less the signals
+    /// asked in parts.
     config: Config,
     /// `count by (<label>) (<presence>)`: every cluster reporting to the store, listed or not.
     presence: String,
     windows: Incremental,
+    /// Signals too large for one query over the store's clusters (above `max_series`, or refused
+    /// for size), asked from then on for parts of the cluster list, halved until each fits.
+    /// Each part keeps its windows and baselines as the store does, so a split signal still
+    /// costs only its new steps. A split holds until a reload makes a new evaluator.
+    parts: Vec<Part>,
+}
+
+/// One signal asked for some of a store's clusters.
+struct Part {
+    signal: String,
+    clusters: Vec<String>,
+    /// The configuration with this one signal, its query rewritten for these clusters.
+    config: Config,
+    windows: Incremental,
+    /// This evaluation's refresh; `None` until done.
+    refreshed: Option<Refreshed>,
 }
 
 impl FleetEvaluator {
@@ -96,6 +119,7 @@ impl FleetEvaluator {
                     source,
                     config: rewritten,
                     windows: Incremental::default(),
+                    parts: Vec::new(),
                 })
             })
             .collect::<Result<_, FleetError>>()?;
@@ -191,86 +215,137 @@ impl Store {
     ) -> Judged {
         let step = original.evaluation.step_secs();
         let (reporting, mut unlisted) = self.presence(original, fleet, at).await;
-        let Store {
-            clusters,
-            source,
-            config,
-            windows,
-            ..
-        } = self;
-        let clusters = &*clusters;
-        let source = &*source;
-        let judged_windows = windows_of(&original.pack, step, at, at);
-        windows
-            .fetch(config, source, at, async |answers, baselines| {
-                let mut per_signal: Vec<PerCluster> = Vec::with_capacity(answers.len());
-                for ((signal, window), answer) in original
-                    .pack
-                    .signals
+        let whole = self.windows.refresh(&self.config, &self.source, at).await;
+        let newly_split: Vec<String> = self
+            .config
+            .pack
+            .signals
+            .iter()
+            .filter(|_| self.clusters.len() > 1)
+            .filter(|s| whole.error(&s.name).is_some_and(SourceError::is_too_large))
+            .map(|s| s.name.clone())
+            .collect();
+        for name in &newly_split {
+            let signal = original.pack.signals.iter().find(|s| &s.name == name);
+            let signal = signal.expect("the store's signals are the pack's");
+            self.parts
+                .extend(Part::halves(original, fleet, signal, &self.clusters));
+        }
+        self.refresh_parts(original, fleet, at).await;
+
+        let (signals, more_unlisted) = self.deal_all(original, fleet, &whole, &newly_split);
+        unlisted += more_unlisted;
+        let judged = self
+            .clusters
+            .iter()
+            .map(|cluster| {
+                let absent = match &reporting {
+                    Ok(present) if present.contains(cluster) => None,
+                    Ok(_) => Some(format!(
+                        "no data from cluster {cluster} {} (no series of {} for it)",
+                        FleetEvaluator::since(last_seen, cluster),
+                        fleet.presence
+                    )),
+                    Err(e) => Some(e.clone()),
+                };
+                let answers: Vec<Result<&Grid, &str>> = signals
                     .iter()
-                    .zip(&judged_windows)
-                    .zip(answers)
-                {
-                    per_signal.push(match answer {
-                        Ok(grid) => {
-                            let dealt = deal(grid, &fleet.label, clusters);
-                            unlisted += dealt.unlisted;
-                            dealt
-                                .by_cluster
-                                .into_iter()
-                                .map(|(c, g)| (c, Ok(g)))
-                                .collect()
-                        }
-                        Err(e) if e.is_too_large() && clusters.len() > 1 => {
-                            let limit = original.evaluation.max_series(signal);
-                            let query = Split {
-                                source,
-                                fleet,
-                                query: &signal.query,
-                                window: *window,
-                                limit,
-                            };
-                            let (parts, extra) = query.halves(clusters).await;
-                            unlisted += extra;
-                            parts
-                        }
-                        Err(e) => clusters
-                            .iter()
-                            .map(|c| (c.clone(), Err(e.to_string())))
-                            .collect(),
-                    });
-                }
-                let judged = clusters
-                    .iter()
-                    .map(|cluster| {
-                        let absent = match &reporting {
-                            Ok(present) if present.contains(cluster) => None,
-                            Ok(_) => Some(format!(
-                                "no data from cluster {cluster} {} (no series of {} for it)",
-                                FleetEvaluator::since(last_seen, cluster),
-                                fleet.presence
-                            )),
-                            Err(e) => Some(e.clone()),
-                        };
-                        let answers: Vec<Result<&Grid, &str>> = per_signal
-                            .iter()
-                            .map(|part| match (&absent, &part[cluster]) {
-                                (Some(why), _) => Err(why.as_str()),
-                                (None, Ok(grid)) => Ok(grid),
-                                (None, Err(e)) => Err(e.as_str()),
-                            })
-                            .collect();
-                        let snapshot =
-                            Snapshot::judge_against(&original.pack, step, at, &answers, baselines);
-                        (cluster.clone(), absent.is_none(), snapshot)
+                    .map(|signal| match (&absent, &signal.answers[cluster]) {
+                        (Some(why), _) => Err(why.as_str()),
+                        (None, Ok(grid)) => Ok(grid),
+                        (None, Err(e)) => Err(e.as_str()),
                     })
                     .collect();
-                Judged {
-                    clusters: judged,
-                    unlisted,
-                }
+                let baselines: Vec<&Baselines> =
+                    signals.iter().map(|s| s.baselines.of(cluster)).collect();
+                let snapshot =
+                    Snapshot::judge_against(&original.pack, step, at, &answers, &baselines);
+                (cluster.clone(), absent.is_none(), snapshot)
             })
-            .await
+            .collect();
+        self.config
+            .pack
+            .signals
+            .retain(|s| !newly_split.contains(&s.name));
+        Judged {
+            clusters: judged,
+            unlisted,
+        }
+    }
+
+    /// Every signal of the pack dealt out to the store's clusters, from the store's answer or
+    /// its parts'; also the series that named no listed cluster.
+    fn deal_all<'a>(
+        &'a self,
+        original: &Config,
+        fleet: &FleetConfig,
+        whole: &'a Refreshed,
+        newly_split: &[String],
+    ) -> (Vec<Dealt<'a>>, usize) {
+        let whole_answers = self.windows.answers(&self.config.pack, whole);
+        let mut unlisted = 0;
+        let signals = original.pack.signals.iter().map(|signal| {
+            let whole_signal = |s: &Signal| s.name == signal.name && !newly_split.contains(&s.name);
+            match self.config.pack.signals.iter().position(whole_signal) {
+                Some(i) => {
+                    let (answers, extra) = deal_out(whole_answers[i], fleet, &self.clusters);
+                    unlisted += extra;
+                    Dealt {
+                        answers,
+                        baselines: BaselinesOf::Store(&whole.baselines[i]),
+                    }
+                }
+                None => {
+                    let mut answers = PerCluster::new();
+                    let mut of_cluster = HashMap::new();
+                    for part in self.parts.iter().filter(|p| p.signal == signal.name) {
+                        let refreshed = part.refreshed.as_ref().expect("refreshed before dealt");
+                        let answer = part.windows.answers(&part.config.pack, refreshed)[0];
+                        let (dealt, extra) = deal_out(answer, fleet, &part.clusters);
+                        answers.extend(dealt);
+                        unlisted += extra;
+                        for cluster in &part.clusters {
+                            of_cluster.insert(cluster.as_str(), &refreshed.baselines[0]);
+                        }
+                    }
+                    Dealt {
+                        answers,
+                        baselines: BaselinesOf::Clusters(of_cluster),
+                    }
+                }
+            }
+        });
+        let signals = signals.collect();
+        (signals, unlisted)
+    }
+
+    /// Brings every part up to `at`, halving those still too large (down to one cluster) and
+    /// asking their halves at once; at most `concurrency` parts at a time.
+    async fn refresh_parts(&mut self, original: &Config, fleet: &FleetConfig, at: i64) {
+        let Store { parts, source, .. } = self;
+        for part in parts.iter_mut() {
+            part.refreshed = None;
+        }
+        loop {
+            stream::iter(parts.iter_mut().filter(|p| p.refreshed.is_none()))
+                .for_each_concurrent(original.evaluation.concurrency, async |part| {
+                    let refreshed = part.windows.refresh(&part.config, source, at).await;
+                    part.refreshed = Some(refreshed);
+                })
+                .await;
+            let (too_large, fit): (Vec<Part>, Vec<Part>) = std::mem::take(parts)
+                .into_iter()
+                .partition(|p| p.clusters.len() > 1 && p.too_large());
+            *parts = fit;
+            if too_large.is_empty() {
+                return;
+            }
+            for part in too_large {
+                let signal = original.pack.signals.iter().find(|s| s.name == part.signal);
+                let signal = signal.expect("a part's signal is the pack's");
+                parts.extend(Part::halves(original, fleet, signal, &part.clusters));
+            }
+        }
     }
 
     /// The listed clusters that report at `at`, and how many presence series name a cluster no
@@ -324,71 +399,84 @@ impl Store {
 /// One signal's answer for each cluster of a store.
 type PerCluster = HashMap<String, Result<Grid, String>>;
 
-/// A signal whose fleet answer was too large (above `max_series`, or refused for size by the
-/// store), asked again for halves of the cluster list.
-struct Split<'a> {
-    source: &'a PrometheusSource,
-    fleet: &'a FleetConfig,
-    /// The pack's query, as written for one cluster.
-    query: &'a str,
-    window: Window,
-    limit: usize,
+/// One signal of the pack for each cluster of a store: its answer and its baselines.
+struct Dealt<'a> {
+    answers: PerCluster,
+    baselines: BaselinesOf<'a>,
 }
 
-impl Split<'_> {
-    /// Each cluster's answer, halving the list until a part fits; a cluster still too large
-    /// alone gets the refusal. Also the series that named no listed cluster.
-    async fn halves(&self, clusters: &[String]) -> (PerCluster, usize) {
-        let mut answers = PerCluster::new();
-        let mut unlisted = 0;
-        let mut pending: Vec<&[String]> = vec![clusters];
-        // Every part pushed has two clusters or more, so both halves have one at least.
-        while let Some(part) = pending.pop() {
-            let (a, b) = part.split_at(part.len() / 2);
-            let (ra, rb) = tokio::join!(self.fetch(a), self.fetch(b));
-            for (half, answer) in [(a, ra), (b, rb)] {
-                match answer {
-                    Err(e) if e.is_too_large() && half.len() > 1 => pending.push(half),
-                    answer => unlisted += self.record(half, answer, &mut answers),
-                }
-            }
+/// One signal's baselines for each cluster: the store's, or each cluster's part's.
+enum BaselinesOf<'a> {
+    Store(&'a Baselines),
+    Clusters(HashMap<&'a str, &'a Baselines>),
+}
+
+impl BaselinesOf<'_> {
+    fn of(&self, cluster: &str) -> &Baselines {
+        match self {
+            BaselinesOf::Store(b) => b,
+            BaselinesOf::Clusters(by_cluster) => by_cluster[cluster],
         }
-        (answers, unlisted)
     }
+}
 
-    async fn fetch(&self, clusters: &[String]) -> Result<Grid, SourceError> {
-        let scope = BackendScope {
-            backend: None,
-            clusters: clusters.to_vec(),
-        };
-        let query = self
-            .fleet
-            .rewrite(self.query, &scope)
-            .map_err(|r| SourceError::Rejected(r.to_string()))?;
-        self.source.range(&query, self.window, self.limit).await
-    }
-
-    fn record(
-        &self,
+impl Part {
+    /// `signal` asked for each half of `clusters` (two clusters at least).
+    fn halves(
+        original: &Config,
+        fleet: &FleetConfig,
+        signal: &Signal,
         clusters: &[String],
-        answer: Result<Grid, SourceError>,
-        into: &mut PerCluster,
-    ) -> usize {
-        match answer {
-            Ok(grid) => {
-                let dealt = deal(&grid, &self.fleet.label, clusters);
-                into.extend(dealt.by_cluster.into_iter().map(|(c, g)| (c, Ok(g))));
-                dealt.unlisted
+    ) -> [Part; 2] {
+        let (a, b) = clusters.split_at(clusters.len() / 2);
+        [a, b].map(|half| {
+            let scope = BackendScope {
+                backend: None,
+                clusters: half.to_vec(),
+            };
+            let mut signal = signal.clone();
+            signal.query = fleet
+                .rewrite(&signal.query, &scope)
+                .expect("a part's clusters are some of the store's, whose rewrite succeeded");
+            let mut config = original.clone();
+            config.pack.signals = vec![signal];
+            Part {
+                signal: config.pack.signals[0].name.clone(),
+                clusters: scope.clusters,
+                config,
+                windows: Incremental::default(),
+                refreshed: None,
             }
-            Err(e) => {
-                let why = if e.is_too_large() {
-                    format!("too large for one query even for this cluster alone: {e}")
-                } else {
-                    e.to_string()
-                };
-                into.extend(clusters.iter().map(|c| (c.clone(), Err(why.clone()))));
-                0
-            }
+        })
+    }
+
+    fn too_large(&self) -> bool {
+        let error = self.refreshed.as_ref().and_then(|r| r.error(&self.signal));
+        error.is_some_and(SourceError::is_too_large)
+    }
+}
+
+/// `answer`, asked for `clusters`, dealt out to each of them; also the series that named none.
+fn deal_out(
+    answer: Result<&Grid, &SourceError>,
+    fleet: &FleetConfig,
+    clusters: &[String],
+) -> (PerCluster, usize) {
+    match answer {
+        Ok(grid) => {
+            let dealt = deal(grid, &fleet.label, clusters);
+            let answers = dealt.by_cluster.into_iter().map(|(c, g)| (c, Ok(g)));
+            (answers.collect(), dealt.unlisted)
+        }
+        Err(e) => {
+            // Only an answer for one cluster is still too large: larger ones are split.
+            let why = if e.is_too_large() {
+                format!("too large for one query even for this cluster alone: {e}")
+            } else {
+                e.to_string()
+            };
+            let answers = clusters.iter().map(|c| (c.clone(), Err(why.clone())));
+            (answers.collect(), 0)
         }
     }
 }

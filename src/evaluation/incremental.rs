@@ -2,13 +2,14 @@
 //! not seen yet are fetched, which a shared Prometheus (or a bill per sample processed, as on
 //! Amazon Managed Service for Prometheus) pays for once, not once per step of every window.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use super::baselines::{KeptBaselines, Plan};
 use crate::config::Config;
 use crate::engine::baseline::Baselines;
 use crate::engine::grid::Grid;
-use crate::engine::pack::Signal;
+use crate::engine::pack::{Pack, Signal};
 use crate::engine::snapshot::{windows, Snapshot};
 use crate::engine::window_cache::WindowCache;
 use crate::prometheus::error::SourceError;
@@ -41,34 +42,32 @@ impl Incremental {
     ) -> Snapshot {
         let started = Instant::now();
         let step = config.evaluation.step_secs();
-        let mut snapshot = self
-            .fetch(config, source, at, async |answers, baselines| {
-                Snapshot::judge_against(&config.pack, step, at, answers, baselines)
-            })
-            .await;
+        let refreshed = self.refresh(config, source, at).await;
+        let answers = self.answers(&config.pack, &refreshed);
+        let mut snapshot =
+            Snapshot::judge_against(&config.pack, step, at, &answers, &refreshed.baselines);
         snapshot.took = started.elapsed();
         snapshot
     }
 
-    /// Brings every signal's window (and baselines) up to `at` and hands them, in pack order, to
-    /// `judge`: one cluster's snapshot, or a fleet's answers to deal out per cluster (which may
-    /// fetch again, split, what was too large).
-    pub async fn fetch<R>(
+    /// Brings every signal's window (and baselines) up to `at`: one cluster's, or a fleet's
+    /// answers to deal out per cluster. [`Incremental::answers`] then lends the windows.
+    pub async fn refresh(
         &mut self,
         config: &Config,
         source: &PrometheusSource,
         at: i64,
-        judge: impl AsyncFnOnce(&[Result<&Grid, &SourceError>], &[Baselines]) -> R,
-    ) -> R {
+    ) -> Refreshed {
         let step = config.evaluation.step_secs();
         let pack = &config.pack;
         let windows = windows(pack, step, at, at);
         let judged = || pack.signals.iter().zip(windows.iter().copied());
+        self.cache
+            .retain(|name| pack.signals.iter().any(|s| s.name == name));
+        self.baselines.retain(&pack.signals);
         // Fixed baselines are kept, moving ones extended by their new steps.
         let max_series = |s: &Signal| config.evaluation.max_series(s);
         let plan = Plan::new(judged(), &self.baselines, max_series);
-        self.cache
-            .retain(|name| pack.signals.iter().any(|s| s.name == name));
         let wanted: Vec<_> = pack
             .signals
             .iter()
@@ -93,7 +92,7 @@ impl Incremental {
             &mut self.baselines,
             at,
         );
-        let mut errors: Vec<(&str, SourceError)> = Vec::new();
+        let mut errors = HashMap::new();
         for ((signal, window, _), answer) in wanted.into_iter().zip(fetched) {
             let limit = max_series(signal);
             let merged = answer.map(|grid| {
@@ -111,17 +110,39 @@ impl Incremental {
             };
             if let Some(e) = error {
                 self.cache.forget(&signal.name);
-                errors.push((&signal.name, e));
+                errors.insert(signal.name.clone(), e);
             }
         }
-        let answers: Vec<_> = pack
-            .signals
+        Refreshed { errors, baselines }
+    }
+
+    /// Each signal of `pack` (the one [`Incremental::refresh`] was given) in pack order: its
+    /// window, or why it could not be fetched.
+    pub fn answers<'a>(
+        &'a self,
+        pack: &Pack,
+        refreshed: &'a Refreshed,
+    ) -> Vec<Result<&'a Grid, &'a SourceError>> {
+        pack.signals
             .iter()
-            .map(|s| match errors.iter().find(|(name, _)| *name == s.name) {
-                Some((_, e)) => Err(e),
-                None => Ok(self.cache.get(&s.name).expect("merged above or held")),
+            .map(|s| match refreshed.errors.get(&s.name) {
+                Some(e) => Err(e),
+                None => Ok(self.cache.get(&s.name).expect("merged by refresh or held")),
             })
-            .collect();
-        judge(&answers, &baselines).await
+            .collect()
+    }
+}
+
+/// What one [`Incremental::refresh`] brought: the signals it could not fetch, and every
+/// signal's baselines in pack order.
+pub struct Refreshed {
+    errors: HashMap<String, SourceError>,
+    pub baselines: Vec<Baselines>,
+}
+
+impl Refreshed {
+    /// Why `signal` could not be fetched, if it could not.
+    pub fn error(&self, signal: &str) -> Option<&SourceError> {
+        self.errors.get(signal)
     }
 }

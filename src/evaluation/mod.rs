@@ -22,7 +22,7 @@ use crate::engine::snapshot::{windows, Snapshot};
 use crate::prometheus::error::SourceError;
 use crate::prometheus::source::PrometheusSource;
 use baselines::{KeptBaselines, Plan};
-pub use incremental::Incremental;
+pub use incremental::{Incremental, Refreshed};
 
 pub mod baselines;
 pub mod fleet;
