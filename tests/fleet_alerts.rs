@@ -24,6 +24,12 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// One phase, one signal, and `receivers` (YAML list items); `extra` is appended at top level.
 fn config(receivers: &str, extra: &str) -> (tempfile::TempDir, Config) {
+    let signals = r#"  - {name: mesh_5xx, query: mesh_5xx, fail: "> 1", critical: true}"#;
+    config_with_signals(signals, receivers, extra)
+}
+
+/// As [`config`], with `signals` (YAML list items).
+fn config_with_signals(signals: &str, receivers: &str, extra: &str) -> (tempfile::TempDir, Config) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gate.yaml");
     std::fs::write(
@@ -33,7 +39,7 @@ fn config(receivers: &str, extra: &str) -> (tempfile::TempDir, Config) {
 evaluation: {{interval: 30s}}
 phases: [{{name: istio, min_score: 90}}]
 signals:
-  - {{name: mesh_5xx, query: mesh_5xx, fail: "> 1", critical: true}}
+{signals}
 alerts:
   external_url: http://gate.example:8080
   retry_initial_backoff: 50ms
@@ -70,8 +76,19 @@ fn judged(config: &Config, at: i64, value: f64) -> Snapshot {
     Snapshot::judge(&config.pack, config.evaluation.step_secs(), at, &answers)
 }
 
+/// One cluster's snapshot at `at` when every query fails with `error`, judged by the engine.
+fn failed(config: &Config, at: i64, error: &str) -> Snapshot {
+    let answers: Vec<Result<Grid, &str>> = config.pack.signals.iter().map(|_| Err(error)).collect();
+    Snapshot::judge(&config.pack, config.evaluation.step_secs(), at, &answers)
+}
+
 /// c1 and c2 in wave staging, c3 in wave prod; `values` is mesh_5xx of each.
 fn fleet(config: &Config, at: i64, values: [f64; 3], since: &mut GoSince) -> Arc<FleetSnapshot> {
+    fleet_of(at, values.map(|v| judged(config, at, v)), since)
+}
+
+/// c1 and c2 in wave staging, c3 in wave prod, judged as `snapshots`.
+fn fleet_of(at: i64, snapshots: [Snapshot; 3], since: &mut GoSince) -> Arc<FleetSnapshot> {
     let wave = |name: &str, clusters: &[&str]| Wave {
         name: name.into(),
         clusters: clusters.iter().map(|c| c.to_string()).collect(),
@@ -80,12 +97,12 @@ fn fleet(config: &Config, at: i64, values: [f64; 3], since: &mut GoSince) -> Arc
     let waves = [wave("staging", &["c1", "c2"]), wave("prod", &["c3"])];
     let clusters = [("c1", "staging"), ("c2", "staging"), ("c3", "prod")]
         .iter()
-        .zip(values)
-        .map(|((cluster, wave), v)| ClusterSnapshot {
+        .zip(snapshots)
+        .map(|((cluster, wave), snapshot)| ClusterSnapshot {
             cluster: cluster.to_string(),
             wave: wave.to_string(),
             go_since: None,
-            snapshot: judged(config, at, v),
+            snapshot,
         })
         .collect();
     let at = chrono::DateTime::from_timestamp(at, 0).unwrap();
@@ -342,5 +359,94 @@ async fn alertmanager_gets_the_cluster_and_wave_labels_and_the_blocked_wave() {
         tokio::time::Instant::now(),
     );
     am.wait_until(WAIT, |a| a.is_empty()).await;
+    alerting.close().await;
+}
+
+/// A store outage through the routing the project ships (`alerts/alertmanager-fleet.yml`) in a
+/// real Alertmanager: every cluster's `UpgradeGatePrometheusError` in one notification, their
+/// phases' `UpgradeGatePhaseNoGo` inhibited, the blocked wave a notification of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_through_the_shipped_alertmanager_routing_is_one_notification() {
+    let team = Receiver::start(vec![]).await;
+    let shipped = std::fs::read_to_string("alerts/alertmanager-fleet.yml").unwrap();
+    // As shipped, but for where it sends and how long a group waits for its first alerts (they
+    // all arrive in one request here).
+    let url = format!("{}/team", team.url());
+    let routing = shipped
+        .replace("https://alerts.example.com/upgrade-gate", &url)
+        .replace("group_wait: 30s", "group_wait: 1s");
+    assert!(
+        routing.contains(&url) && routing.contains("group_wait: 1s"),
+        "{routing}"
+    );
+    let am = TestAlertmanager::start_with(&routing);
+    let signals = r#"  - {name: mesh_5xx, query: mesh_5xx, fail: "> 1", critical: true}
+  - {name: mesh_p99, query: mesh_p99, fail: "> 1000"}"#;
+    let receiver = format!(
+        "    - {{name: am, kind: alertmanager, url: \"{}/\"}}",
+        am.url()
+    );
+    let (_dir, config) = config_with_signals(signals, &receiver, "");
+    let (mut alerting, _) = alerting(&config);
+    let now = chrono::Utc::now().timestamp() - 40;
+    let down = || failed(&config, now, "error sending request: connection refused");
+    let outage = fleet_of(now, [down(), down(), down()], &mut GoSince::default());
+    alerting.observe_fleet(&outage, tokio::time::Instant::now());
+
+    // Per cluster its PrometheusError and its phase's PhaseNoGo (unknown), and the prod wave's.
+    let inhibited = |a: &Value| !a["status"]["inhibitedBy"].as_array().unwrap().is_empty();
+    let alerts = am
+        .wait_until(WAIT, |alerts| {
+            alerts.len() == 7
+                && alerts
+                    .iter()
+                    .all(|a| inhibited(a) == (a["labels"]["alertname"] == "UpgradeGatePhaseNoGo"))
+        })
+        .await;
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == "UpgradeGatePhaseNoGo")
+            .count(),
+        3
+    );
+
+    let mut groups: Vec<(String, Vec<String>)> = team
+        .wait_for(2, WAIT)
+        .await
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            let mut alerts: Vec<String> = body["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| {
+                    let label = |k: &str| a["labels"][k].as_str().unwrap_or("-").to_string();
+                    format!("{} {}", label("alertname"), label("cluster"))
+                })
+                .collect();
+            alerts.sort();
+            (body["groupLabels"].to_string(), alerts)
+        })
+        .collect();
+    groups.sort();
+    assert_eq!(
+        groups,
+        [
+            (
+                r#"{"alertname":"UpgradeGatePrometheusError"}"#.to_string(),
+                vec![
+                    "UpgradeGatePrometheusError c1".to_string(),
+                    "UpgradeGatePrometheusError c2".into(),
+                    "UpgradeGatePrometheusError c3".into(),
+                ]
+            ),
+            (
+                r#"{"alertname":"UpgradeGateWaveBlocked","wave":"prod"}"#.to_string(),
+                vec!["UpgradeGateWaveBlocked -".to_string()]
+            ),
+        ]
+    );
     alerting.close().await;
 }

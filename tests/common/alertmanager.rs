@@ -82,11 +82,20 @@ impl TestAlertmanager {
     /// (another process took it), the whole start is retried on a new port, up to
     /// 3 attempts in all.
     pub fn start() -> TestAlertmanager {
+        TestAlertmanager::start_with(&format!(
+            "route:\n  receiver: {RECEIVER}\n  group_wait: 0s\n  group_interval: 1s\n  \
+             repeat_interval: 1h\nreceivers:\n  - name: {RECEIVER}\n"
+        ))
+    }
+
+    /// As [`TestAlertmanager::start`], with `config` (route, inhibit rules, receivers; no
+    /// `templates`) as its configuration.
+    pub fn start_with(config: &str) -> TestAlertmanager {
         let server = ServerProcess::start(
             KIND,
             |dir| {
                 fs::create_dir(dir.join("data")).expect("TestAlertmanager: cannot create data dir");
-                fs::write(dir.join("alertmanager.yml"), config_yaml(dir))
+                fs::write(dir.join("alertmanager.yml"), config_yaml(config, dir))
                     .expect("TestAlertmanager: cannot write alertmanager.yml");
             },
             |dir, addr| {
@@ -184,13 +193,12 @@ impl TestAlertmanager {
     }
 }
 
-/// Everything goes to one receiver without integrations. The template glob matches
-/// no file; it is there because it names the temp dir, which the readiness check looks
-/// for in /api/v2/status to make sure the answering Alertmanager is ours.
-fn config_yaml(dir: &Path) -> String {
+/// `config` and a template glob that matches no file: it is there because it names the temp
+/// dir, which the readiness check looks for in /api/v2/status to make sure the answering
+/// Alertmanager is ours.
+fn config_yaml(config: &str, dir: &Path) -> String {
     format!(
-        "route:\n  receiver: {RECEIVER}\n  group_wait: 0s\n  group_interval: 1s\n  \
-         repeat_interval: 1h\nreceivers:\n  - name: {RECEIVER}\ntemplates:\n  - '{}/no-templates/*.tmpl'\n",
+        "{config}\ntemplates:\n  - '{}/no-templates/*.tmpl'\n",
         dir.display()
     )
 }
