@@ -34,6 +34,16 @@ fn run(cmd: &mut Command) -> (i32, String, String) {
     )
 }
 
+/// Runs `cmd` with its standard output a pipe that nobody reads any more, as `| head` leaves it
+/// once it has its lines: (exit code, stderr).
+fn run_into_a_closed_pipe(cmd: &mut Command) -> (i32, String) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let Output { status, stderr, .. } = cmd.stdout(writer).output().expect("the binary runs");
+    let code = status.code().expect("exited, not killed");
+    (code, String::from_utf8_lossy(&stderr).into_owned())
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -103,6 +113,13 @@ fn check_exit_codes_follow_the_decision() {
         "{out}"
     );
     assert!(out.contains("Runbook: relabel namespaces"), "{out}");
+    // A reader that has gone (`| head`) changes nothing of the answer, and panics nothing.
+    let (code, err) = run_into_a_closed_pipe(
+        bin()
+            .args(["check", "--phase", "istio", "--at", &at, "--config"])
+            .arg(&cfg),
+    );
+    assert_eq!((code, err.as_str()), (1, ""));
     // The table: header, then the worst signal first.
     let table: Vec<&str> = out
         .lines()
@@ -313,12 +330,18 @@ fn validate_accepts_the_default_pack_and_the_example_config() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(demo);
         let (code, out, err) = run(bin()
             .args(["validate", "--show-queries", "--config"])
-            .arg(path));
+            .arg(&path));
         assert_eq!(code, 0, "{demo}: {err}");
         assert!(
             out.starts_with("valid: 30 signals in 6 phases"),
             "{demo}: {out}"
         );
+        let (code, err) = run_into_a_closed_pipe(
+            bin()
+                .args(["validate", "--show-queries", "--config"])
+                .arg(demo),
+        );
+        assert_eq!((code, err.as_str()), (0, ""), "{demo} into a closed pipe");
     }
 }
 

@@ -68,11 +68,11 @@ pub fn run(
         .verdict(&phase)
         .expect("the snapshot judges every known phase");
     match output {
-        Output::Json => println!(
+        Output::Json => outln!(
             "{}",
             serde_json::to_string_pretty(verdict).expect("a verdict serializes")
         ),
-        Output::Text => print!("{}", verdict_text(verdict)),
+        Output::Text => out!("{}", verdict_text(verdict)),
     }
     match verdict.decision {
         Decision::Go => 0,
@@ -101,8 +101,8 @@ fn check_fleet(
     let answer = Answer::of(&snapshot, subject, phase)
         .expect("the fleet snapshot judges every listed cluster and phase");
     match output {
-        Output::Json => println!("{}", answer.json()),
-        Output::Text => print!("{}", answer.text()),
+        Output::Json => outln!("{}", answer.json()),
+        Output::Text => out!("{}", answer.text()),
     }
     answer.exit_code()
 }

@@ -54,6 +54,19 @@ pub fn parse_step(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// Writes to standard output what `print!` would, without its panic when the reader has gone
+/// (`validate --show-queries | head`): the rest is dropped and the command still exits with its
+/// own code, which for `check` and `wait` is the gate's answer.
+pub fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("cannot write to standard output: {e}");
+        }
+    }
+}
+
 /// The validated configuration, or the exit code after printing every problem.
 pub fn load(path: Option<PathBuf>) -> Result<Config, u8> {
     config::load(path.as_deref()).map_err(|e| {

@@ -23,6 +23,19 @@ use replay::TimelineOutput;
 use report::{ReportArgs, ReportFormat};
 use simulate::SimulateArgs;
 
+/// `print!` and `println!` for the commands' answers, through [`common::write_out`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::commands::common::write_out(format_args!($($arg)*))
+    };
+}
+
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::common::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 pub mod check;
 pub mod common;
 pub mod fleet;

@@ -134,12 +134,12 @@ pub fn run(
         }
     };
     match output {
-        TimelineOutput::Text => print!("{}", text(phase, &rows, config.evaluation.step_secs())),
-        TimelineOutput::Json => println!(
+        TimelineOutput::Text => out!("{}", text(phase, &rows, config.evaluation.step_secs())),
+        TimelineOutput::Json => outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("rows serialize")
         ),
-        TimelineOutput::Csv => print!("{}", csv(&rows)),
+        TimelineOutput::Csv => out!("{}", csv(&rows)),
     }
     0
 }

@@ -99,7 +99,7 @@ pub fn run(args: ReportArgs) -> u8 {
         ReportFormat::Markdown => markdown::render(&report),
     };
     match args.output {
-        None => print!("{text}"),
+        None => out!("{text}"),
         Some(path) => {
             if let Err(e) = std::fs::write(&path, text) {
                 eprintln!("cannot write {}: {e}", path.display());

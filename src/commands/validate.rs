@@ -18,7 +18,7 @@ pub fn run(path: Option<PathBuf>, online: bool, show_queries: bool) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    println!(
+    outln!(
         "valid: {} signals in {} phases ({})",
         config.pack.signals.len(),
         config.pack.phases.len(),
@@ -49,9 +49,7 @@ pub fn run(path: Option<PathBuf>, online: bool, show_queries: bool) -> u8 {
     };
     let absent = absent(&config.pack.signals, &known);
     if absent.is_empty() {
-        println!(
-            "online: every metric the pack queries has series in Prometheus over the last hour"
-        );
+        outln!("online: every metric the pack queries has series in Prometheus over the last hour");
         return 0;
     }
     eprintln!(
@@ -69,9 +67,9 @@ pub fn run(path: Option<PathBuf>, online: bool, show_queries: bool) -> u8 {
 fn print_queries(config: &Config) {
     let indent = |text: &str| text.trim().lines().collect::<Vec<_>>().join("\n    ");
     let Some(fleet) = &config.fleet else {
-        println!("queries:");
+        outln!("queries:");
         for signal in &config.pack.signals {
-            println!("  {}: {}", signal.name, indent(&signal.query));
+            outln!("  {}: {}", signal.name, indent(&signal.query));
         }
         return;
     };
@@ -79,7 +77,7 @@ fn print_queries(config: &Config) {
         let store = scope
             .backend
             .map_or("prometheus".to_string(), |b| format!("backend {b}"));
-        println!(
+        outln!(
             "queries for {store} (clusters {}):",
             scope.clusters.join(", ")
         );
@@ -87,9 +85,9 @@ fn print_queries(config: &Config) {
             Ok(q) => q,
             Err(refusal) => format!("(cannot be rewritten: {refusal})"),
         };
-        println!("  presence: {}", fleet.presence_query());
+        outln!("  presence: {}", fleet.presence_query());
         for signal in &config.pack.signals {
-            println!("  {}: {}", signal.name, rewritten(&signal.query));
+            outln!("  {}: {}", signal.name, rewritten(&signal.query));
         }
     }
 }

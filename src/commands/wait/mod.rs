@@ -227,7 +227,7 @@ pub fn run(
         live,
     ));
     match &outcome {
-        Outcome::Go => println!("{}", question.go()),
+        Outcome::Go => outln!("{}", question.go()),
         Outcome::TimedOut(decision) => eprintln!(
             "{} after {}",
             match (&question.subject, decision) {
