@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use crate::engine::decide::{shared_errors, Decision, SignalReport};
 use crate::engine::evaluate::Status;
-use crate::engine::pack::{NoDataPolicy, ALL_PHASES};
+use crate::engine::pack::ALL_PHASES;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::text::{fmt_labels, fmt_number, fmt_with_baseline};
 
@@ -400,14 +400,6 @@ pub(super) fn resolved_at(mut alert: Alert, at: DateTime<Utc>) -> Alert {
     alert
 }
 
-fn unhealthy(r: &SignalReport) -> bool {
-    match r.status {
-        Status::Ok => false,
-        Status::NoData => r.no_data != NoDataPolicy::Ok,
-        Status::Warn | Status::Fail | Status::Error => true,
-    }
-}
-
 /// Everything firing in `snapshot`, phases first, then signals, then a shared cause.
 pub(super) fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
     // Sorted by error, so that one cause's signals stand together in the alert.
@@ -442,7 +434,11 @@ pub(super) fn firing_alerts(snapshot: &Snapshot) -> Vec<Alert> {
                 vec![v.phase.clone()],
                 None,
                 Severity::Critical,
-                v.signals.iter().filter(|s| unhealthy(s)).cloned().collect(),
+                v.signals
+                    .iter()
+                    .filter(|s| s.status.troubled(s.no_data))
+                    .cloned()
+                    .collect(),
             )
         });
     let signals = snapshot.signals.iter().filter_map(|s| {
@@ -492,6 +488,7 @@ pub(crate) mod tests {
     use std::time::Duration;
 
     use crate::engine::decide::Verdict;
+    use crate::engine::pack::NoDataPolicy;
 
     pub(crate) fn report(name: &str, status: Status) -> SignalReport {
         SignalReport {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::baseline::{Baselines, SeriesBaseline};
 use super::grid::{self, Grid};
-use super::pack::Signal;
+use super::pack::{NoDataPolicy, Signal};
 use super::series::{Labels, Window};
 
 /// Most offending series listed per signal; the rest are counted.
@@ -40,6 +40,16 @@ impl Status {
             Status::NoData => "no_data",
             Status::Fail => "fail",
             Status::Error => "error",
+        }
+    }
+
+    /// Counted against the gate, for a signal whose missing data means `no_data`: anything but
+    /// ok, except no data where no data is fine. What alerts, reports and a wave's blockers name.
+    pub fn troubled(self, no_data: NoDataPolicy) -> bool {
+        match self {
+            Status::Ok => false,
+            Status::NoData => no_data != NoDataPolicy::Ok,
+            Status::Warn | Status::Fail | Status::Error => true,
         }
     }
 }

@@ -54,11 +54,7 @@ impl Judged {
 
     /// Counted against the gate: anything but ok, except no data where no data is fine.
     pub fn troubled(&self) -> bool {
-        match self.status {
-            Status::Ok => false,
-            Status::NoData => self.no_data != NoDataPolicy::Ok,
-            _ => true,
-        }
+        self.status.troubled(self.no_data)
     }
 }
 

@@ -80,7 +80,7 @@ pub struct Blocker {
     pub decision: Decision,
     /// Its phases that are not go.
     pub phases: Vec<String>,
-    /// The signals that hold those phases back (not ok), without repeats.
+    /// The signals that hold those phases back (troubled), without repeats.
     pub signals: Vec<String>,
 }
 
@@ -102,7 +102,7 @@ fn blocker(c: &ClusterSnapshot) -> Option<Blocker> {
     }
     let mut signals: Vec<String> = Vec::new();
     for s in not_go.iter().flat_map(|v| &v.signals) {
-        if s.status != crate::engine::evaluate::Status::Ok && !signals.contains(&s.name) {
+        if s.status.troubled(s.no_data) && !signals.contains(&s.name) {
             signals.push(s.name.clone());
         }
     }

@@ -1,5 +1,8 @@
 use super::*;
+use crate::engine::decide::SignalReport;
+use crate::engine::evaluate::Status;
 use crate::engine::fleet::FleetSnapshot;
+use crate::engine::pack::NoDataPolicy;
 use crate::engine::snapshot::Snapshot;
 
 const T0: i64 = 1_800_000_000;
@@ -98,6 +101,48 @@ fn a_wave_waits_for_every_earlier_cluster_and_names_the_blocking_ones() {
     assert_eq!(blocking, ["stg1", "dev"], "the wave just before first");
     assert_eq!(prod.blocking[0].decision, Unknown);
     assert!(prod.reasons[0].contains("cluster stg1 (wave staging) is unknown for nodes"));
+}
+
+/// A signal of a verdict, in `status`, whose missing data means `no_data`.
+fn report(name: &str, status: Status, no_data: NoDataPolicy) -> SignalReport {
+    SignalReport {
+        name: name.into(),
+        status,
+        value: None,
+        baseline: None,
+        warn: None,
+        fail: None,
+        for_: Duration::ZERO,
+        weight: 1.0,
+        critical: false,
+        no_data,
+        phases: vec!["istio".into()],
+        offenders: vec![],
+        offending_series: 0,
+        error: None,
+        description: None,
+        runbook: None,
+        query: name.into(),
+    }
+}
+
+#[test]
+fn a_blocker_names_the_signals_that_count_against_it_and_no_other() {
+    let mut dev = cluster("dev", "canary", 0, &[NoGo, Go]);
+    dev.snapshot.phases[0].signals = vec![
+        report("mesh_5xx", Status::Fail, NoDataPolicy::Fail),
+        // No deprecated API calls: no series, and that is fine.
+        report("deprecated_api_requests", Status::NoData, NoDataPolicy::Ok),
+        report("node_join", Status::NoData, NoDataPolicy::Fail),
+        report("apiserver_p99", Status::Ok, NoDataPolicy::Fail),
+        report("pods_pending", Status::Warn, NoDataPolicy::Ok),
+    ];
+    let f = FleetSnapshot::new(at(0), vec![dev], &waves(), &mut GoSince::default(), 0);
+    let staging = f.wave("staging").unwrap();
+    assert_eq!(
+        staging.blocking[0].signals,
+        ["mesh_5xx", "node_join", "pods_pending"]
+    );
 }
 
 #[test]
