@@ -5,10 +5,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use common::browser;
-use common::data::{now, rfc3339};
+use common::data::{default_pack_config, now, rfc3339};
 use common::process::gate_cli as run;
 use common::prometheus::{urlencode, TestPrometheus};
 use serde_json::Value;
@@ -41,28 +40,7 @@ fn setup() -> Setup {
     ));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gate.yaml");
-    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/*.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"prometheus: {{url: "{}"}}
-evaluation: {{interval: 30s}}
-signal_files: ["{}"]
-baseline: {{end: "{}", window: 1h}}
-phases:
-  - {{name: precheck, min_score: 100, stable_for: 0s}}
-  - {{name: karpenter, min_score: 90, stable_for: 10m}}
-  - {{name: istio, min_score: 90, stable_for: 15m}}
-  - {{name: addons, min_score: 90, stable_for: 10m}}
-  - {{name: control-plane, min_score: 90, stable_for: 15m}}
-  - {{name: nodes, min_score: 90, stable_for: 10m}}
-"#,
-            prom.url(),
-            queries.display(),
-            rfc3339(start)
-        ),
-    )
-    .unwrap();
+    std::fs::write(&config, default_pack_config(prom.url(), start)).unwrap();
     let phases = upgrade_gate::config::load(Some(&config))
         .unwrap()
         .pack

@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::browser;
-use common::data::{now, rfc3339};
+use common::data::{default_pack_config, now, rfc3339};
 use common::process::gate_cli as run;
 use common::prometheus::TestPrometheus;
 use upgrade_gate::simulate::fleet::Fleet;
@@ -43,33 +41,13 @@ fn setup() -> Setup {
     let prom = TestPrometheus::start(&fleet.openmetrics(window, start - 3600, t, STEP));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("fleet.yaml");
-    let queries = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/*.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"prometheus: {{url: "{}"}}
-evaluation: {{interval: 30s}}
-signal_files: ["{}"]
-baseline: {{end: "{}", window: 1h}}
-phases:
-  - {{name: precheck, min_score: 100, stable_for: 0s}}
-  - {{name: karpenter, min_score: 90, stable_for: 10m}}
-  - {{name: istio, min_score: 90, stable_for: 15m}}
-  - {{name: addons, min_score: 90, stable_for: 10m}}
-  - {{name: control-plane, min_score: 90, stable_for: 15m}}
-  - {{name: nodes, min_score: 90, stable_for: 10m}}
-fleet:
+    let fleet = r#"fleet:
   waves:
-    - {{name: canary, clusters: [c1, c2]}}
-    - {{name: prod, clusters: [c3], soak: 10m}}
-    - {{name: late, clusters: [c4]}}
-"#,
-            prom.url(),
-            queries.display(),
-            rfc3339(start)
-        ),
-    )
-    .unwrap();
+    - {name: canary, clusters: [c1, c2]}
+    - {name: prod, clusters: [c3], soak: 10m}
+    - {name: late, clusters: [c4]}
+"#;
+    std::fs::write(&config, default_pack_config(prom.url(), start) + fleet).unwrap();
     Setup {
         _prom: prom,
         config: config.display().to_string(),

@@ -120,3 +120,26 @@ pub fn fleet_mesh_5xx(t: i64, clusters: &[&str], failing: &str, since: i64) -> O
     }
     data
 }
+
+/// A configuration reading `url` with the default pack (`queries/*.yaml`), its six phases and a
+/// one-hour baseline ending at `baseline_end`, as the report tests judge an upgrade; a fleet
+/// section may follow.
+pub fn default_pack_config(url: &str, baseline_end: i64) -> String {
+    let queries = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/*.yaml");
+    format!(
+        r#"prometheus: {{url: "{url}"}}
+evaluation: {{interval: 30s}}
+signal_files: ["{}"]
+baseline: {{end: "{}", window: 1h}}
+phases:
+  - {{name: precheck, min_score: 100, stable_for: 0s}}
+  - {{name: karpenter, min_score: 90, stable_for: 10m}}
+  - {{name: istio, min_score: 90, stable_for: 15m}}
+  - {{name: addons, min_score: 90, stable_for: 10m}}
+  - {{name: control-plane, min_score: 90, stable_for: 15m}}
+  - {{name: nodes, min_score: 90, stable_for: 10m}}
+"#,
+        queries.display(),
+        rfc3339(baseline_end)
+    )
+}
