@@ -99,7 +99,8 @@ pub struct TestFleet {
 
 impl TestFleet {
     /// Starts the central Prometheus (and the backend), then every cluster (in parallel), and
-    /// waits until its store has `up{cluster=NAME}` for each. `clusters` are (name, scenario).
+    /// waits until its store has `up{cluster=NAME}` for each, since before the current second.
+    /// `clusters` are (name, scenario).
     pub fn start(clusters: &[(&str, Scenario)], options: FleetOptions) -> TestFleet {
         let lookback = format!(
             "--query.lookback-delta={}s",
@@ -162,6 +163,9 @@ impl TestFleet {
         };
         let names: Vec<&str> = fleet.clusters.iter().map(|c| c.name.as_str()).collect();
         fleet.wait_reporting(&names);
+        // A gate judges the whole second at or before now: had the first samples come in the
+        // current second, its first evaluation would find no cluster at all.
+        fleet.wait_ingested(unix_now().ceil());
         fleet
     }
 
