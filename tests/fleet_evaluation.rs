@@ -166,16 +166,13 @@ async fn an_answer_too_large_for_the_fleet_is_asked_again_by_halves() {
     );
 }
 
-/// Once split, a signal is asked in parts from then on, and each part keeps its window and its
-/// moving baseline as a whole signal does: later evaluations fetch new steps only, and a relative
-/// signal too large for the fleet is judged per part rather than failing for every cluster.
-#[tokio::test]
-async fn a_split_signal_keeps_each_parts_window_and_baseline() {
-    let t = now();
-    let clusters = [("c1", 0.1), ("c2", 5.0), ("c3", 0.2), ("c4", 0.1)];
-    let prom = TestPrometheus::start(&store(t, &clusters, &["a", "b"]).render());
-    let (url, counting) = counting::start(prom.url()).await;
-    let signals = r#"
+/// The clusters of the split tests and their errors: two series each (services `a` and `b`).
+const SPLIT_CLUSTERS: [(&str, f64); 4] = [("c1", 0.1), ("c2", 5.0), ("c3", 0.2), ("c4", 0.1)];
+const SPLIT_WAVES: &str = "[{name: all, clusters: [c1, c2, c3, c4]}]";
+/// Two series per cluster, limit three: the fleet's eight and a half's four are too many.
+const SPLIT_LIMIT: usize = 3;
+/// A signal and a relative one, both too large for one query over the fleet.
+const SPLIT_SIGNALS: &str = r#"
   - name: mesh_5xx
     query: mesh_5xx
     fail: "> 1"
@@ -185,14 +182,21 @@ async fn a_split_signal_keeps_each_parts_window_and_baseline() {
     fail: "> baseline * 2"
     baseline: {offset: 1h, window: 10m}
     phases: [istio]"#;
-    // Two series per cluster, limit three: the fleet's eight and a half's four are too many.
-    let waves = "[{name: all, clusters: [c1, c2, c3, c4]}]";
-    let (_dir, config) = config_with(&url, 3, signals, waves);
+
+/// Once split, a signal is asked in parts from then on, and each part keeps its window and its
+/// moving baseline as a whole signal does: later evaluations fetch new steps only, and a relative
+/// signal too large for the fleet is judged per part rather than failing for every cluster.
+#[tokio::test]
+async fn a_split_signal_keeps_each_parts_window_and_baseline() {
+    let t = now();
+    let prom = TestPrometheus::start(&store(t, &SPLIT_CLUSTERS, &["a", "b"]).render());
+    let (url, counting) = counting::start(prom.url()).await;
+    let (_dir, config) = config_with(&url, SPLIT_LIMIT, SPLIT_SIGNALS, SPLIT_WAVES);
     let mut evaluator = FleetEvaluator::new(&config).unwrap();
 
     for at in [t, t + 30, t + 60] {
         let f = evaluator.evaluate(&config, at).await;
-        for (cluster, _) in clusters {
+        for (cluster, _) in SPLIT_CLUSTERS {
             let relative = &f.cluster(cluster).unwrap().snapshot.signals[1];
             assert_eq!(
                 relative.status,
@@ -214,6 +218,45 @@ async fn a_split_signal_keeps_each_parts_window_and_baseline() {
             assert!(call.range.1 - call.range.0 <= 30.0, "{call:?}");
         }
     }
+}
+
+/// A past window (what `report` judges) splits a signal too large for one query as `serve` does:
+/// every step of every cluster is judged as it is when the whole answer fits, none unknown.
+#[tokio::test]
+async fn a_past_window_splits_a_signal_too_large_as_serve_does() {
+    let t = now();
+    let prom = TestPrometheus::start(&store(t, &SPLIT_CLUSTERS, &["a", "b"]).render());
+    let (url, counting) = counting::start(prom.url()).await;
+    let steps = async |max_series| {
+        let (_dir, config) = config_with(&url, max_series, SPLIT_SIGNALS, SPLIT_WAVES);
+        let evaluator = FleetEvaluator::new(&config).unwrap();
+        let mut verdicts = Vec::new();
+        evaluator
+            .each_step(&config, &config.pack.phases, t - 300, t, |cluster, _, v| {
+                verdicts.push((cluster.to_string(), v))
+            })
+            .await
+            .unwrap();
+        (verdicts, counting.take_calls())
+    };
+
+    let (whole, _) = steps(1000).await;
+    let (split, calls) = steps(SPLIT_LIMIT).await;
+    assert_eq!(split.len(), 4 * 11, "four clusters, eleven steps");
+    assert_eq!(split, whole);
+    let last = |cluster: &str| {
+        let (_, verdict) = split.iter().rfind(|(c, _)| c == cluster).unwrap();
+        verdict.decision
+    };
+    assert_eq!(last("c1"), Decision::Go);
+    assert_eq!(last("c2"), Decision::NoGo);
+    // Presence, then per signal the fleet, its halves and its quarters; and the relative
+    // signal's baseline with each of its parts.
+    assert_eq!(calls.len(), 1 + 2 * (1 + 2 + 4) + (1 + 2 + 4), "{calls:#?}");
+    let one_cluster = calls
+        .iter()
+        .filter(|c| c.query.contains(r#"cluster=~"c2""#));
+    assert_eq!(one_cluster.count(), 3, "{calls:#?}");
 }
 
 #[tokio::test]

@@ -286,34 +286,25 @@ impl Store {
         let mut unlisted = 0;
         let signals = original.pack.signals.iter().map(|signal| {
             let whole_signal = |s: &Signal| s.name == signal.name && !newly_split.contains(&s.name);
-            match self.config.pack.signals.iter().position(whole_signal) {
+            let (dealt, extra) = match self.config.pack.signals.iter().position(whole_signal) {
                 Some(i) => {
-                    let (answers, extra) = deal_out(whole_answers[i], fleet, &self.clusters);
-                    unlisted += extra;
-                    Dealt {
-                        answers,
-                        baselines: BaselinesOf::Store(&whole.baselines[i]),
-                    }
+                    Dealt::whole(whole_answers[i], &whole.baselines[i], fleet, &self.clusters)
                 }
-                None => {
-                    let mut answers = PerCluster::new();
-                    let mut of_cluster = HashMap::new();
-                    for part in self.parts.iter().filter(|p| p.signal == signal.name) {
-                        let refreshed = part.refreshed.as_ref().expect("refreshed before dealt");
-                        let answer = part.windows.answers(&part.config.pack, refreshed)[0];
-                        let (dealt, extra) = deal_out(answer, fleet, &part.clusters);
-                        answers.extend(dealt);
-                        unlisted += extra;
-                        for cluster in &part.clusters {
-                            of_cluster.insert(cluster.as_str(), &refreshed.baselines[0]);
-                        }
-                    }
-                    Dealt {
-                        answers,
-                        baselines: BaselinesOf::Clusters(of_cluster),
-                    }
-                }
-            }
+                None => Dealt::parts(
+                    self.parts
+                        .iter()
+                        .filter(|p| p.signal == signal.name)
+                        .map(|part| {
+                            let refreshed =
+                                part.refreshed.as_ref().expect("refreshed before dealt");
+                            let answer = part.windows.answers(&part.config.pack, refreshed)[0];
+                            (part.clusters.as_slice(), answer, &refreshed.baselines[0])
+                        }),
+                    fleet,
+                ),
+            };
+            unlisted += extra;
+            dealt
         });
         let signals = signals.collect();
         (signals, unlisted)
@@ -403,6 +394,47 @@ type PerCluster = HashMap<String, Result<Grid, String>>;
 struct Dealt<'a> {
     answers: PerCluster,
     baselines: BaselinesOf<'a>,
+}
+
+impl<'a> Dealt<'a> {
+    /// From the store's answer for all of `clusters`; also the series that named none.
+    fn whole(
+        answer: Result<&Grid, &SourceError>,
+        baselines: &'a Baselines,
+        fleet: &FleetConfig,
+        clusters: &[String],
+    ) -> (Dealt<'a>, usize) {
+        let (answers, unlisted) = deal_out(answer, fleet, clusters);
+        let baselines = BaselinesOf::Store(baselines);
+        (Dealt { answers, baselines }, unlisted)
+    }
+
+    /// From the answers of the parts it was split into, each (its clusters, its answer, its
+    /// baselines); also the series that named none of a part's clusters.
+    fn parts(
+        parts: impl Iterator<
+            Item = (
+                &'a [String],
+                Result<&'a Grid, &'a SourceError>,
+                &'a Baselines,
+            ),
+        >,
+        fleet: &FleetConfig,
+    ) -> (Dealt<'a>, usize) {
+        let mut answers = PerCluster::new();
+        let mut of_cluster = HashMap::new();
+        let mut unlisted = 0;
+        for (clusters, answer, baselines) in parts {
+            let (dealt, extra) = deal_out(answer, fleet, clusters);
+            answers.extend(dealt);
+            unlisted += extra;
+            for cluster in clusters {
+                of_cluster.insert(cluster.as_str(), baselines);
+            }
+        }
+        let baselines = BaselinesOf::Clusters(of_cluster);
+        (Dealt { answers, baselines }, unlisted)
+    }
 }
 
 /// One signal's baselines for each cluster: the store's, or each cluster's part's.

@@ -9,6 +9,7 @@
 //! steps it has not seen ([`Incremental`]), with the baselines it may keep ([`baselines`]). It sits between the source and the engine: it knows
 //! neither the HTTP server nor the command line.
 
+use std::borrow::Borrow;
 use std::time::Instant;
 
 use crate::config::Config;
@@ -171,10 +172,10 @@ pub async fn fetch_steps<'a>(
 /// judged signal (each on its own window, all ending at the same step), `steps` steps of `step`
 /// seconds back from that end and the end itself, `visit(i, verdict)` called phase after phase,
 /// oldest step first.
-pub fn judge_steps<E: std::fmt::Display>(
+pub fn judge_steps<E: std::fmt::Display, B: Borrow<Baselines>>(
     judged: &[(&Signal, Window)],
     answers: &[Result<&Grid, E>],
-    baselines: &[Baselines],
+    baselines: &[B],
     phases: &[Phase],
     (step, steps): (i64, usize),
     visit: &mut impl FnMut(usize, Verdict),
@@ -183,7 +184,7 @@ pub fn judge_steps<E: std::fmt::Display>(
         .iter()
         .zip(answers)
         .zip(baselines)
-        .map(|(((s, w), a), b)| judge_against(s, a.as_ref().copied(), b, *w))
+        .map(|(((s, w), a), b)| judge_against(s, a.as_ref().copied(), b.borrow(), *w))
         .collect();
     for (i, phase) in phases.iter().enumerate() {
         let members: Vec<Member> = judged

@@ -1,21 +1,24 @@
 //! A fleet's past window, step by step, as `report` reads it: per store one range query per
 //! signal over the whole window (rewritten for the store's clusters) and one presence query,
 //! dealt out per cluster and each cluster judged with the pack as written, exactly as
-//! [`crate::evaluation::each_step`] judges one cluster.
-
-use std::collections::HashMap;
+//! [`crate::evaluation::each_step`] judges one cluster. A signal too large for one query is
+//! asked in halves of the cluster list, as `serve` asks it.
 
 use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 
+use super::Dealt;
 use super::FleetEvaluator;
+use super::Part;
 use super::Store;
 use crate::config::Config;
+use crate::engine::baseline::Baselines;
 use crate::engine::decide::{Decision, Verdict};
-use crate::engine::fleet::split::deal;
 use crate::engine::grid::{value, Grid};
-use crate::engine::pack::Phase;
+use crate::engine::pack::{Phase, Signal};
 use crate::engine::series::Window;
 use crate::evaluation::{fetch_steps, judge_steps, judged_in, FetchedSteps, StepsError};
+use crate::prometheus::error::SourceError;
 
 impl FleetEvaluator {
     /// Judges every step of `phases` from `from` to `to` for every cluster of the fleet:
@@ -55,22 +58,33 @@ impl FleetEvaluator {
             let FetchedSteps {
                 answers, baselines, ..
             } = answers?;
-            let dealt: Vec<Result<HashMap<String, Grid>, String>> = answers
+            let parts = store
+                .split_steps(config, &judged, &answers, phases, (from, to))
+                .await?;
+            let dealt: Vec<Dealt> = answers
                 .iter()
-                .map(|a| match a {
-                    Ok(grid) => Ok(deal(grid, &fleet.label, &store.clusters).by_cluster),
-                    Err(e) => Err(format!("{}: {e}", store.name)),
+                .zip(&baselines)
+                .enumerate()
+                .map(|(i, (answer, baselines))| {
+                    let mut parts = parts.iter().filter(|p| p.signal == i).peekable();
+                    let (dealt, _) = match parts.peek() {
+                        None => Dealt::whole(answer.as_ref(), baselines, fleet, &store.clusters),
+                        Some(_) => Dealt::parts(
+                            parts.map(|p| (p.clusters.as_slice(), p.answer.as_ref(), &p.baselines)),
+                            fleet,
+                        ),
+                    };
+                    dealt
                 })
                 .collect();
             for cluster in &store.clusters {
                 let seen = present(&presence, &fleet.label, cluster, steps);
                 let answers: Vec<Result<&Grid, &str>> = dealt
                     .iter()
-                    .map(|d| match d {
-                        Ok(by_cluster) => Ok(&by_cluster[cluster]),
-                        Err(e) => Err(e.as_str()),
-                    })
+                    .map(|d| d.answers[cluster].as_ref().map_err(String::as_str))
                     .collect();
+                let baselines: Vec<&Baselines> =
+                    dealt.iter().map(|d| d.baselines.of(cluster)).collect();
                 judge_steps(
                     &judged,
                     &answers,
@@ -122,7 +136,70 @@ fn present(
     Ok(seen)
 }
 
+/// A judged signal's answer over the window for some of a store's clusters, asked because the
+/// answer for all of them was too large.
+struct PartSteps {
+    /// The signal's index among those judged.
+    signal: usize,
+    clusters: Vec<String>,
+    answer: Result<Grid, SourceError>,
+    baselines: Baselines,
+}
+
 impl Store {
+    /// Every judged signal whose answer was too large for one query over the store's clusters,
+    /// asked again for halves of them (and halves of those, down to one cluster) as `serve`
+    /// splits it, so that a report judges each cluster as `serve` did rather than none; at most
+    /// `concurrency` parts at a time.
+    async fn split_steps(
+        &self,
+        config: &Config,
+        judged: &[(&Signal, Window)],
+        answers: &[Result<Grid, SourceError>],
+        phases: &[Phase],
+        (from, to): (i64, i64),
+    ) -> Result<Vec<PartSteps>, StepsError> {
+        let fleet = config.fleet.as_ref().expect("a fleet store has a fleet");
+        let too_large = |answer: &Result<Grid, SourceError>, clusters: &[String]| {
+            clusters.len() > 1 && answer.as_ref().is_err_and(SourceError::is_too_large)
+        };
+        let halves = |i: usize, clusters: &[String]| {
+            Part::halves(config, fleet, judged[i].0, clusters).map(|part| (i, part))
+        };
+        let mut pending: Vec<(usize, Part)> = (0..answers.len())
+            .filter(|&i| too_large(&answers[i], &self.clusters))
+            .flat_map(|i| halves(i, &self.clusters))
+            .collect();
+        let mut done = Vec::new();
+        while !pending.is_empty() {
+            let fetched: Vec<_> = stream::iter(std::mem::take(&mut pending))
+                .map(async |(i, part)| {
+                    let fetched = fetch_steps(&part.config, &self.source, phases, from, to)
+                        .await
+                        .map(|f| (f.answers, f.baselines));
+                    (i, part, fetched)
+                })
+                .buffer_unordered(config.evaluation.concurrency)
+                .collect()
+                .await;
+            for (i, part, fetched) in fetched {
+                let (mut answers, mut baselines) = fetched?;
+                let answer = answers.pop().expect("a part asks for its one signal");
+                if too_large(&answer, &part.clusters) {
+                    pending.extend(halves(i, &part.clusters));
+                } else {
+                    done.push(PartSteps {
+                        signal: i,
+                        clusters: part.clusters,
+                        answer,
+                        baselines: baselines.pop().expect("one baseline per signal"),
+                    });
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// The store's answers over the window (its rewritten queries) and its presence series.
     async fn window_steps(
         &self,
