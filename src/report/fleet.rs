@@ -26,20 +26,16 @@ use crate::engine::snapshot::Snapshot;
 use crate::engine::threshold::Direction;
 use crate::evaluation::fleet::FleetEvaluator;
 
+mod runs;
+
+pub use runs::{Brief, Runs};
+
 /// Whose report: one cluster, one wave, or every cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     Fleet,
     Cluster(String),
     Wave(String),
-}
-
-/// What is kept of every cluster's step for the heat map and the waves: a few bytes a step.
-#[derive(Debug, Clone, Copy)]
-struct Brief {
-    decision: Decision,
-    soaking: bool,
-    stable_since: Option<i64>,
 }
 
 /// The fleet's `scope` over `phases` from `from` to `to`, judged through
@@ -79,7 +75,7 @@ pub struct FleetSteps<'a> {
     phases: Vec<Phase>,
     scope: Scope,
     combined: Vec<BTreeMap<i64, Step>>,
-    briefs: BTreeMap<String, Vec<BTreeMap<i64, Brief>>>,
+    briefs: BTreeMap<String, Vec<Runs>>,
 }
 
 impl<'a> FleetSteps<'a> {
@@ -130,11 +126,17 @@ impl<'a> FleetSteps<'a> {
             soaking: step.soaking,
             stable_since: step.stable_since,
         };
-        let phases = self.phases.len();
-        self.briefs
-            .entry(cluster.to_string())
-            .or_insert_with(|| vec![BTreeMap::new(); phases])[i]
-            .insert(step.at, brief);
+        self.runs_of(cluster)[i].push(step.at, brief);
+    }
+
+    /// What the heat map and the waves read of every step of `cluster` for `phases[i]`, as kept.
+    pub fn briefs(&mut self, cluster: &str, i: usize, runs: &Runs) {
+        self.runs_of(cluster)[i] = runs.clone();
+    }
+
+    fn runs_of(&mut self, cluster: &str) -> &mut Vec<Runs> {
+        let none = vec![Runs::new(self.config.evaluation.step_secs()); self.phases.len()];
+        self.briefs.entry(cluster.to_string()).or_insert(none)
     }
 
     /// A step for `phases[i]` of a cluster in scope, or of several already combined.
@@ -188,7 +190,7 @@ impl<'a> FleetSteps<'a> {
         if matches!(self.scope, Scope::Cluster(_)) {
             return report;
         }
-        let none = vec![BTreeMap::new(); self.phases.len()];
+        let none = vec![Runs::new(span.step_secs); self.phases.len()];
         let rows = order
             .iter()
             .filter(|c| self.shown(c))
@@ -229,7 +231,7 @@ fn state(brief: Option<&Brief>) -> State {
     }
 }
 
-fn cell(span: Span, steps: &BTreeMap<i64, Brief>) -> Cell {
+fn cell(span: Span, steps: &Runs) -> Cell {
     let mut cell = Cell {
         worst: State::Go,
         last: State::Unknown,
@@ -238,7 +240,7 @@ fn cell(span: Span, steps: &BTreeMap<i64, Brief>) -> Cell {
         unknown: 0,
     };
     for at in span.steps() {
-        let s = state(steps.get(&at));
+        let s = state(steps.get(at));
         match s {
             State::Go => {}
             State::Unknown => cell.unknown += 1,
@@ -290,7 +292,7 @@ impl FleetSteps<'_> {
                         .iter()
                         .enumerate()
                         .map(|(i, phase)| {
-                            let brief = briefs.get(c.as_str()).and_then(|p| p[i].get(&at));
+                            let brief = briefs.get(c.as_str()).and_then(|p| p[i].get(at));
                             brief_verdict(phase, evaluated_at, brief)
                         })
                         .collect();

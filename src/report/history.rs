@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use super::fleet::{merge, FleetSteps, Scope};
+use super::fleet::{merge, Brief, FleetSteps, Runs, Scope};
 use super::model::{PhaseSteps, Report, Span, Step};
 use super::ReportError;
 use crate::config::Config;
@@ -82,19 +82,20 @@ impl History {
 
 /// What the live page of a fleet needs of its evaluations over the window: per phase the fleet's
 /// combined steps (folded as each snapshot comes, so they weigh what one cluster's do), and per
-/// cluster and phase each step's decision without its signals (a few dozen bytes), for the heat
+/// cluster and phase its decisions without their signals, as runs of equal steps, for the heat
 /// map and the waves.
 #[derive(Debug, Default)]
 pub struct FleetHistory {
     combined: BTreeMap<String, VecDeque<Step>>,
-    briefs: BTreeMap<String, BTreeMap<String, VecDeque<Step>>>,
+    briefs: BTreeMap<String, BTreeMap<String, Runs>>,
     latest: Option<i64>,
 }
 
 impl FleetHistory {
     /// Keeps the snapshot's steps and forgets those older than `keep_secs` before it, and
     /// clusters no longer in the fleet.
-    pub fn record(&mut self, fleet: &FleetSnapshot, pack: &Pack, keep_secs: i64) {
+    pub fn record(&mut self, fleet: &FleetSnapshot, config: &Config, keep_secs: i64) {
+        let (pack, step_secs) = (&config.pack, config.evaluation.step_secs());
         let at = fleet.evaluated_at.timestamp();
         if self.latest.is_some_and(|l| at <= l) {
             return;
@@ -107,11 +108,14 @@ impl FleetHistory {
             let briefs = self.briefs.entry(c.cluster.clone()).or_default();
             for v in c.phases() {
                 let step = Step::of(v);
-                let brief = Step {
-                    signals: Vec::new(),
-                    ..step.clone()
+                let brief = Brief {
+                    decision: step.decision,
+                    soaking: step.soaking,
+                    stable_since: step.stable_since,
                 };
-                briefs.entry(v.phase.clone()).or_default().push_back(brief);
+                let runs = briefs.entry(v.phase.clone());
+                runs.or_insert_with(|| Runs::new(step_secs))
+                    .push(step.at, brief);
                 match combined.get_mut(v.phase.as_str()) {
                     Some(into) => merge(pack, into, step),
                     None => {
@@ -134,7 +138,10 @@ impl FleetHistory {
         };
         self.combined.retain(|_, steps| old(steps));
         for phases in self.briefs.values_mut() {
-            phases.retain(|_, steps| old(steps));
+            phases.retain(|_, runs| {
+                runs.forget_before(at - keep_secs);
+                !runs.is_empty()
+            });
         }
     }
 
@@ -155,8 +162,8 @@ impl FleetHistory {
         let mut steps = FleetSteps::new(config, config.pack.phases.clone(), Scope::Fleet)?;
         for (i, phase) in config.pack.phases.iter().enumerate() {
             for (cluster, phases) in &self.briefs {
-                for step in phases.get(&phase.name).into_iter().flatten() {
-                    steps.brief(cluster, i, step);
+                if let Some(runs) = phases.get(&phase.name) {
+                    steps.briefs(cluster, i, runs);
                 }
             }
             for step in self.combined.get(&phase.name).into_iter().flatten() {
@@ -267,7 +274,7 @@ mod tests {
             let clusters = vec![cluster("a", false), cluster("b", i == 1)];
             let evaluated_at = chrono::DateTime::from_timestamp(at, 0).unwrap();
             let fleet = FleetSnapshot::new(evaluated_at, clusters, &waves, &mut go_since, 0);
-            h.record(&fleet, &config.pack, 3600);
+            h.record(&fleet, &config, 3600);
         }
         assert_eq!(h.earliest(), Some(1_800_000_000));
         assert_eq!(h.latest(), Some(1_800_000_060));

@@ -182,8 +182,8 @@ async fn keep(
                         fresh = true;
                     }
                     if let Some(snapshot) = &b.fleet_snapshot {
-                        let pack = &config.borrow().pack;
-                        fleet.lock().expect("not poisoned").record(snapshot, pack, keep);
+                        let config = config.borrow();
+                        fleet.lock().expect("not poisoned").record(snapshot, &config, keep);
                         fresh = true;
                     }
                 }
