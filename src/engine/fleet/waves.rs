@@ -150,30 +150,44 @@ pub fn states(at: DateTime<Utc>, waves: &[Wave], clusters: &[ClusterSnapshot]) -
                     )
                 })
                 .collect();
-            let soak_left = match i.checked_sub(1).map(|p| &waves[p]) {
+            // Soaking: the wave before is go, not yet for the soak. When it is not go, its
+            // blocking clusters decide (unknown only when unknowns alone hold it back).
+            let (soak_left, soaking) = match i.checked_sub(1).map(|p| &waves[p]) {
                 Some(before) => {
+                    // A cluster not go now has the whole soak ahead of it, once it is go again.
+                    let go = of_wave(clusters, before).all(|c| c.go_since.is_some());
                     let left = of_wave(clusters, before)
-                        .filter_map(|c| c.go_since)
-                        .map(|since| {
-                            let gone = (at - since).to_std().unwrap_or_default();
-                            wave.soak.saturating_sub(gone)
+                        .map(|c| match c.go_since {
+                            Some(since) => {
+                                let gone = (at - since).to_std().unwrap_or_default();
+                                wave.soak.saturating_sub(gone)
+                            }
+                            None => wave.soak,
                         })
                         .max()
                         .unwrap_or_default();
                     if !left.is_zero() {
-                        reasons.push(format!(
-                            "wave {} must stay go for {} before {} starts: {} left",
-                            before.name,
-                            humantime::format_duration(wave.soak),
-                            wave.name,
-                            humantime::format_duration(left),
-                        ));
+                        let soak = humantime::format_duration(wave.soak);
+                        reasons.push(if go {
+                            format!(
+                                "wave {} must stay go for {soak} before {} starts: {} left",
+                                before.name,
+                                wave.name,
+                                humantime::format_duration(left),
+                            )
+                        } else {
+                            format!(
+                                "wave {} must stay go for {soak} before {} starts: it is not go \
+                                 now, and the soak starts again once it is",
+                                before.name, wave.name,
+                            )
+                        });
                     }
-                    left
+                    (left, go && !left.is_zero())
                 }
-                None => Duration::ZERO,
+                None => (Duration::ZERO, false),
             };
-            let decision = if !soak_left.is_zero() {
+            let decision = if soaking {
                 Decision::NoGo
             } else {
                 worst(blocking.iter().map(|b| b.decision))

@@ -181,10 +181,20 @@ fn the_soak_counts_from_when_the_wave_before_became_go_and_restarts_on_a_break()
     let prod = f.wave("prod").unwrap();
     assert_eq!((prod.decision, prod.soak_left), (Go, Duration::ZERO));
     assert!(prod.reasons.is_empty());
-    // A break restarts it.
+    // A break restarts it: while it lasts, the whole soak is ahead.
     let mut broken = all_go(7000);
     broken[2] = cluster("stg2", "staging", 7000, &[Go, NoGo]);
-    FleetSnapshot::new(at(7000), broken, &waves(), since, 0);
+    let f = FleetSnapshot::new(at(7000), broken, &waves(), since, 0);
+    let prod = f.wave("prod").unwrap();
+    assert_eq!(
+        (prod.decision, prod.soak_left),
+        (NoGo, Duration::from_secs(7200))
+    );
+    assert_eq!(
+        prod.reasons[1],
+        "wave staging must stay go for 2h before prod starts: it is not go now, and the soak \
+         starts again once it is"
+    );
     let f = FleetSnapshot::new(at(7100), all_go(7100), &waves(), since, 0);
     let prod = f.wave("prod").unwrap();
     assert_eq!(prod.decision, NoGo);
