@@ -121,12 +121,7 @@ impl<'a> FleetSteps<'a> {
 
     /// Only what the heat map and the waves read of one step of `cluster` for `phases[i]`.
     pub fn brief(&mut self, cluster: &str, i: usize, step: &Step) {
-        let brief = Brief {
-            decision: step.decision,
-            soaking: step.soaking,
-            stable_since: step.stable_since,
-        };
-        self.runs_of(cluster)[i].push(step.at, brief);
+        self.runs_of(cluster)[i].push(step.at, Brief::of(step));
     }
 
     /// What the heat map and the waves read of every step of `cluster` for `phases[i]`, as kept.
@@ -135,8 +130,8 @@ impl<'a> FleetSteps<'a> {
     }
 
     fn runs_of(&mut self, cluster: &str) -> &mut Vec<Runs> {
-        let none = vec![Runs::new(self.config.evaluation.step_secs()); self.phases.len()];
-        self.briefs.entry(cluster.to_string()).or_insert(none)
+        let none = || vec![Runs::new(self.config.evaluation.step_secs()); self.phases.len()];
+        self.briefs.entry(cluster.to_string()).or_insert_with(none)
     }
 
     /// A step for `phases[i]` of a cluster in scope, or of several already combined.

@@ -108,14 +108,9 @@ impl FleetHistory {
             let briefs = self.briefs.entry(c.cluster.clone()).or_default();
             for v in c.phases() {
                 let step = Step::of(v);
-                let brief = Brief {
-                    decision: step.decision,
-                    soaking: step.soaking,
-                    stable_since: step.stable_since,
-                };
                 let runs = briefs.entry(v.phase.clone());
                 runs.or_insert_with(|| Runs::new(step_secs))
-                    .push(step.at, brief);
+                    .push(step.at, Brief::of(&step));
                 match combined.get_mut(v.phase.as_str()) {
                     Some(into) => merge(pack, into, step),
                     None => {

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 
 use crate::engine::decide::Decision;
+use crate::report::model::Step;
 
 /// What the heat map and the waves read of one step: a few bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +17,14 @@ pub struct Brief {
 }
 
 impl Brief {
+    pub fn of(step: &Step) -> Brief {
+        Brief {
+            decision: step.decision,
+            soaking: step.soaking,
+            stable_since: step.stable_since,
+        }
+    }
+
     /// Whether `next`, the step after this one, belongs to the same run. A go step's healthy run
     /// start may move with the evaluated window ("at least since"), but a phase go at both steps
     /// has been healthy since the earlier start, which the run keeps: it is what a wave's soak
